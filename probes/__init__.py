@@ -1,0 +1,3 @@
+"""Everything that measures one model: activations, ABX, retrieval, similarity."""
+
+__all__: list[str] = []

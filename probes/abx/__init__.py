@@ -1,0 +1,3 @@
+"""ABX discrimination engine: items, cells, kernels, score (ZeroSpeech semantics, DESIGN.md)."""
+
+__all__: list[str] = []

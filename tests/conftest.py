@@ -1,0 +1,23 @@
+"""Shared fixtures: one small embedded corpus and one tiny trained run per test session.
+
+Building them is the expensive part of the suite, so every test that needs data reuses these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# Small enough to build in about a minute on 2 cores, large enough for recall and ABX to mean something.
+SMALL_CORPUS_IMAGES = 60
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A corpus built by `training.corpus.build_corpus` (seed 0), shared by the whole session."""
+    from training.corpus import build_corpus
+
+    out = tmp_path_factory.mktemp("corpus")
+    build_corpus(out, images=SMALL_CORPUS_IMAGES, seed=0, progress=False)
+    return out
