@@ -15,16 +15,16 @@ PYTEST_ARGS ?=
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	@if [ ! -x "$(ENV_CACHE)/bin/python" ]; then \
+	@# A venv's scripts hard-code its path, so it is built in place; .complete marks a finished build.
+	@if [ ! -f "$(ENV_CACHE)/.complete" ]; then \
 	  echo "creating environment $(ENV_CACHE) (first time only: a few minutes)"; \
-	  rm -rf "$(ENV_CACHE).partial" && \
-	  $(PYTHON) -m venv "$(ENV_CACHE).partial" && \
-	  "$(ENV_CACHE).partial/bin/pip" install -q --upgrade pip && \
-	  "$(ENV_CACHE).partial/bin/pip" install -q -e '.[test]' && \
-	  mv "$(ENV_CACHE).partial" "$(ENV_CACHE)" || exit 1; \
+	  rm -rf "$(ENV_CACHE)" && \
+	  $(PYTHON) -m venv "$(ENV_CACHE)" && \
+	  "$(ENV_CACHE)/bin/pip" install -q --upgrade pip && \
+	  "$(ENV_CACHE)/bin/pip" install -q -e '.[test]' && \
+	  touch "$(ENV_CACHE)/.complete" || exit 1; \
 	fi
 	@rm -rf $(VENV) && ln -s "$(ENV_CACHE)" $(VENV)
-	@# venv scripts hard-code their own path, so the cached venv is used through its real path.
 	@"$(ENV_CACHE)/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null
 	@touch $(VENV)/.installed
 
