@@ -1,6 +1,26 @@
 """Everything that makes checkpoints: corpus, model, losses, schedules, trainer."""
 
+from training.corpus import DEFAULT_IMAGES, DEFAULT_REGION_DIM, build_corpus
+from training.data import (
+    CaptionDataset,
+    RegionFeatures,
+    collate_captions,
+    load_split,
+    read_alignment,
+    read_wav,
+)
 from training.data.items import read_items, write_items
 
 __all__: list[str] = []
 __all__ += ["read_items", "write_items"]
+__all__ += [
+    "DEFAULT_IMAGES",
+    "DEFAULT_REGION_DIM",
+    "build_corpus",
+    "CaptionDataset",
+    "RegionFeatures",
+    "collate_captions",
+    "load_split",
+    "read_alignment",
+    "read_wav",
+]

@@ -1,0 +1,72 @@
+"""Waveforms: read any soundfile-readable file as 16 kHz mono float32, write 16-bit PCM wav.
+
+Resampling is polyphase (scipy.signal.resample_poly): exact rational ratios, no randomness and no
+thread-count dependence, so the corpus generator can use it too and stay byte-reproducible.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import wave
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+from scipy.signal import resample_poly
+
+__all__ = ["WavError", "read_wav", "resample", "wav_bytes", "resampled_position"]
+
+
+class WavError(ValueError):
+    """An empty or unreadable audio file; the message names the file."""
+
+
+def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Resample float [T] (or [T, C]) from `source_rate` to `target_rate` Hz.
+
+    Output length is ceil(T * target / source); a sample at position p in the input sits at
+    p * target / source in the output (see `resampled_position`).
+    """
+    if source_rate == target_rate:
+        return samples
+    g = math.gcd(source_rate, target_rate)
+    return resample_poly(samples, target_rate // g, source_rate // g, axis=0)
+
+
+def resampled_position(position: int, source_rate: int, target_rate: int) -> int:
+    """The sample index that `position` (at source_rate) becomes at target_rate, rounded half up."""
+    return (2 * position * target_rate + source_rate) // (2 * source_rate)
+
+
+def read_wav(path: str | os.PathLike, sample_rate: int = 16000) -> torch.Tensor:
+    """Read an audio file as float32 [T] in [-1, 1]: channels averaged, resampled to `sample_rate`.
+
+    Raises FileNotFoundError for a missing file and WavError (a ValueError) for an empty or
+    unreadable one, naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such audio file")
+    try:
+        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        raise WavError(f"{path}: unreadable audio file ({error})") from None
+    if samples.shape[0] == 0:
+        raise WavError(f"{path}: empty audio file (no samples)")
+    mono = samples.mean(axis=1)
+    mono = resample(mono, int(rate), sample_rate).astype(np.float32, copy=False)
+    return torch.from_numpy(np.ascontiguousarray(mono))
+
+
+def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit PCM mono wav file bytes of int16 `samples` [T] (no timestamps: reproducible)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+    return buffer.getvalue()

@@ -1,0 +1,98 @@
+"""Spoken captions with their images' region features, as a torch Dataset, and its batch collation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from training.data.audio import read_wav
+from training.data.regions import RegionFeatures
+from training.data.spokencoco import load_split, split_path
+
+__all__ = ["CaptionDataset", "collate_captions"]
+
+
+class CaptionDataset(Dataset):
+    """Every caption of one split; item i -> dict(wav float32 [T] at 16 kHz, image_index int,
+    image_key str, uttid, speaker, text, feats float32 [36, D], boxes float32 [36, 4]).
+
+    `regions` defaults to the corpus's own `regions/` folder. For retrieval, `image_keys` lists the
+    split's images (image_index indexes it), `caption_image_index` is a long [N captions] tensor and
+    `image_regions()` returns (feats [N images, 36, D], boxes [N images, 36, 4]).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str,
+        regions: RegionFeatures | None = None,
+        sample_rate: int = 16000,
+    ) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.split_file = split_path(root, split)
+        self.entries = load_split(root, split)
+        self.regions = RegionFeatures.from_corpus(root) if regions is None else regions
+        self.sample_rate = sample_rate
+        self.image_keys = [entry["key"] for entry in self.entries]
+        missing = [key for key in self.image_keys if key not in self.regions]
+        if missing:
+            raise KeyError(f"{self.split_file}: no region features for image(s) {missing[:5]}")
+        self.captions = [
+            (image_index, k)
+            for image_index, entry in enumerate(self.entries)
+            for k in range(len(entry["captions"]))
+        ]
+        self.caption_image_index = torch.tensor([i for i, _ in self.captions], dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def __getitem__(self, index: int) -> dict:
+        image_index, k = self.captions[index]
+        entry = self.entries[image_index]
+        caption = entry["captions"][k]
+        try:
+            wav = read_wav(caption["wav"], self.sample_rate)
+        except (OSError, ValueError) as error:
+            where = f"{self.split_file}: entry {entry['entry']}, caption {k}"
+            raise type(error)(f"{where}: {error}") from error
+        feats, boxes = self.regions[entry["key"]]
+        return {
+            "wav": wav,
+            "image_index": image_index,
+            "image_key": entry["key"],
+            "uttid": caption["uttid"],
+            "speaker": caption["speaker"],
+            "text": caption["text"],
+            "feats": feats,
+            "boxes": boxes,
+        }
+
+    def image_regions(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Region features of every image of the split: feats [N, 36, D], boxes [N, 36, 4]."""
+        pairs = [self.regions[key] for key in self.image_keys]
+        return torch.stack([f for f, _ in pairs]), torch.stack([b for _, b in pairs])
+
+
+def collate_captions(items: list[dict]) -> dict:
+    """Batch items of CaptionDataset: wav [B, Tmax] (zero-padded), wav_lengths long [B],
+    feats [B, 36, D], boxes [B, 36, 4], image_index long [B], plus the lists image_key, uttid,
+    speaker and text."""
+    lengths = torch.tensor([item["wav"].shape[0] for item in items], dtype=torch.long)
+    wav = torch.zeros(len(items), int(lengths.max()), dtype=torch.float32)
+    for row, item in enumerate(items):
+        wav[row, : item["wav"].shape[0]] = item["wav"]
+    batch = {
+        "wav": wav,
+        "wav_lengths": lengths,
+        "feats": torch.stack([item["feats"] for item in items]),
+        "boxes": torch.stack([item["boxes"] for item in items]),
+        "image_index": torch.tensor([item["image_index"] for item in items], dtype=torch.long),
+    }
+    for name in ("image_key", "uttid", "speaker", "text"):
+        batch[name] = [item[name] for item in items]
+    return batch
