@@ -1,5 +1,7 @@
 """Everything that makes checkpoints: corpus, model, losses, schedules, trainer."""
 
+from training.checkpoints import CheckpointError, checkpoint_id, load_model
+from training.config import PRESETS, ModelConfig, TrainConfig, preset
 from training.corpus import DEFAULT_IMAGES, DEFAULT_REGION_DIM, build_corpus
 from training.data import (
     CaptionDataset,
@@ -10,6 +12,7 @@ from training.data import (
     read_wav,
 )
 from training.data.items import read_items, write_items
+from training.model import SSLVGS
 
 __all__: list[str] = []
 __all__ += ["read_items", "write_items"]
@@ -23,4 +26,14 @@ __all__ += [
     "load_split",
     "read_alignment",
     "read_wav",
+]
+__all__ += [
+    "SSLVGS",
+    "ModelConfig",
+    "TrainConfig",
+    "PRESETS",
+    "preset",
+    "load_model",
+    "checkpoint_id",
+    "CheckpointError",
 ]

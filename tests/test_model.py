@@ -1,0 +1,197 @@
+"""The VGS+ model: the API the probes use, the objectives against slow references, gradient routing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from training.config import ModelConfig, preset
+from training.losses import contrastive_loss_sum, masked_margin_softmax, objective
+from training.model import SSLVGS
+from training.wav2vec2 import span_mask
+
+REGION_DIM = 16
+
+
+def tiny_model(**overrides) -> SSLVGS:
+    torch.manual_seed(0)
+    cfg, _ = preset("tiny", region_dim=REGION_DIM, **overrides)
+    return SSLVGS(cfg).eval()
+
+
+def batch(lengths: list[int], seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    wav = torch.zeros(len(lengths), max(lengths))
+    for i, n in enumerate(lengths):
+        wav[i, :n] = torch.randn(n, generator=g)
+    b = len(lengths)
+    return dict(
+        wav=wav,
+        wav_lengths=torch.tensor(lengths),
+        feats=torch.randn(b, 36, REGION_DIM, generator=g),
+        boxes=torch.rand(b, 36, 4, generator=g),
+        image_index=torch.arange(b) // 2,
+    )
+
+
+def test_hidden_states_are_one_per_layer_plus_input_at_50_hz():
+    model = tiny_model()
+    b = batch([32000, 24000])
+    states, frame_lengths = model.hidden_states(b["wav"], b["wav_lengths"])
+    assert len(states) == model.num_layers + 1 == 13
+    assert model.frame_rate == 50.0 and model.sample_rate == 16000
+    # 2 s at 20 ms frames, less the last partial window: 99 frames, as wav2vec 2.0's CNN gives.
+    assert frame_lengths.tolist() == [99, 74]
+    for s in states:
+        assert s.shape == (2, 99, model.dim)
+        assert torch.isfinite(s).all()
+
+
+def test_a_captions_states_do_not_depend_on_its_batch():
+    model = tiny_model()
+    b = batch([32000, 20000])
+    together, lengths = model.hidden_states(b["wav"], b["wav_lengths"])
+    alone, _ = model.hidden_states(b["wav"][1:, :20000], b["wav_lengths"][1:])
+    n = int(lengths[1])
+    for layer, (x, y) in enumerate(zip(together, alone, strict=True)):
+        torch.testing.assert_close(x[1, :n], y[0, :n], atol=1e-5, rtol=1e-5, msg=f"layer {layer}")
+    emb_together = model.encode_audio(b["wav"], b["wav_lengths"])
+    emb_alone = model.encode_audio(b["wav"][1:, :20000], b["wav_lengths"][1:])
+    torch.testing.assert_close(emb_together[1], emb_alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_waveform_scale_does_not_matter():
+    """The model z-normalises its input, so probes may pass raw int16-scale or float audio."""
+    model = tiny_model()
+    b = batch([16000])
+    x, _ = model.hidden_states(b["wav"], b["wav_lengths"])
+    y, _ = model.hidden_states(b["wav"] * 1000.0, b["wav_lengths"])
+    torch.testing.assert_close(x[-1], y[-1], atol=1e-4, rtol=1e-4)
+
+
+def test_embeddings_share_one_space():
+    model = tiny_model()
+    b = batch([16000, 12000, 8000])
+    audio = model.encode_audio(b["wav"], b["wav_lengths"])
+    image = model.encode_image(b["feats"], b["boxes"])
+    assert audio.shape == image.shape == (3, model.cfg.embed_dim)
+
+
+def reference_margin_softmax(image, audio, image_index, margin):
+    """One caption at a time, as the loss is described: margin on the true pair, same-image pairs dropped."""
+    scores = image @ audio.T
+    n = len(scores)
+    total = 0.0
+    for direction in (scores, scores.T):
+        for i in range(n):
+            true_pair = direction[i, i] - margin
+            others = [direction[i, j] for j in range(n) if image_index[i] != image_index[j]]
+            logits = [true_pair, *others]
+            total += -torch.log_softmax(torch.stack(logits), 0)[0] / n
+    return total
+
+
+def test_masked_margin_softmax_matches_the_slow_reference():
+    g = torch.Generator().manual_seed(1)
+    image, audio = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
+    image_index = torch.tensor([0, 0, 1, 2, 2, 2])
+    fast = masked_margin_softmax(image, audio, image_index, margin=1.0)
+    torch.testing.assert_close(fast, reference_margin_softmax(image, audio, image_index, 1.0))
+
+
+def test_contrastive_loss_matches_the_slow_reference():
+    g = torch.Generator().manual_seed(2)
+    pred, targets = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+    negatives = torch.tensor([[1, 2], [0, 2], [3, 4], [2, 4], [2, 2]])
+    fast = contrastive_loss_sum(pred, targets, negatives, temperature=0.1)
+    slow = 0.0
+    for i in range(5):
+        cands = [targets[i]] + [targets[j] for j in negatives[i]]
+        logits = torch.stack([torch.cosine_similarity(pred[i], c, 0) / 0.1 for c in cands])
+        slow += -torch.log_softmax(logits, 0)[0]
+    torch.testing.assert_close(fast, slow)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 400), st.floats(0.0, 1.0), st.integers(1, 20), st.integers(0, 2**32 - 1))
+def test_span_mask_masks_whole_spans_about_mask_prob(length, prob, span, seed):
+    mask = span_mask(length, prob, span, np.random.default_rng(seed))
+    assert mask.shape == (length,) and mask.dtype == bool
+    if length <= span:
+        assert not mask.any()
+        return
+    # Every masked run is at least one span long (spans may overlap into longer runs).
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0])))[::2]
+    assert (runs >= span).all()
+    assert mask.sum() <= max(2, prob * length / span + 1) * span
+
+
+@pytest.mark.parametrize("alpha_zero_branch", ["av", "aud"])
+def test_a_zero_weighted_loss_sends_no_gradient(alpha_zero_branch):
+    model = tiny_model().train()
+    b = batch([16000, 16000, 12000, 12000])
+    av_grad, aud_grad = alpha_zero_branch != "av", alpha_zero_branch != "aud"
+    out = model(b["wav"], b["wav_lengths"], b["feats"], b["boxes"], [1, 2, 3, 4], av_grad, aud_grad)
+    loss_av, loss_aud = objective(model, out, b["image_index"])
+    # Both losses are still computed (they are logged), but only the weighted one is differentiable.
+    assert torch.isfinite(loss_av) and torch.isfinite(loss_aud)
+    assert loss_av.requires_grad == av_grad and loss_aud.requires_grad == aud_grad
+    (loss_av if av_grad else loss_aud).backward()
+    silent = (
+        ["image_branch", "audio_branch"]
+        if not av_grad
+        else ["ssl_decoder", "quantizer", "final_proj"]
+    )
+    for name, p in model.named_parameters():
+        if name.split(".")[0] in silent:
+            assert p.grad is None, name
+    assert model.shared_layers[0].attention.q_proj.weight.grad is not None
+
+
+def test_training_randomness_is_keyed_by_sample_seed():
+    model = tiny_model().train()
+    b = batch([16000, 12000])
+    args = (b["wav"], b["wav_lengths"], b["feats"], b["boxes"])
+    first = model(*args, [7, 8]).contrastive_sum
+    assert torch.equal(first, model(*args, [7, 8]).contrastive_sum)
+    assert not torch.equal(first, model(*args, [7, 9]).contrastive_sum)
+
+
+def test_config_rejects_inconsistent_shapes():
+    with pytest.raises(ValueError, match="layer_use"):
+        ModelConfig(layer_use=13)
+    with pytest.raises(ValueError, match="front_end"):
+        ModelConfig(front_end="mfcc")
+    with pytest.raises(ValueError, match="unknown config field"):
+        preset("tiny", no_such_field=1)
+
+
+def test_paper_preset_builds_and_trains_one_step_on_cpu():
+    torch.manual_seed(0)
+    cfg, _ = preset("paper")
+    model = SSLVGS(cfg).train()
+    params = sum(p.numel() for p in model.parameters())
+    speech = sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if n.split(".")[0] not in ("audio_branch", "image_branch")
+    )
+    print(
+        f"paper preset: {params / 1e6:.1f} M parameters ({speech / 1e6:.1f} M in the speech encoder)"
+    )
+    # wav2vec 2.0 base has 95 M parameters; ours adds the CLS token and the two VGS branches.
+    assert 94e6 < speech < 97e6
+    assert model.num_layers == 12 and model.dim == 768 and model.frame_rate == 50.0
+    wav = torch.randn(2, 32000)
+    b = dict(
+        feats=torch.randn(2, 36, 2048), boxes=torch.rand(2, 36, 4), image_index=torch.arange(2)
+    )
+    out = model(wav, torch.tensor([32000, 32000]), b["feats"], b["boxes"], [0, 1])
+    loss_av, loss_aud = objective(model, out, b["image_index"])
+    (0.5 * loss_av + 0.5 * loss_aud).backward()
+    assert out.audio_embedding.shape == (2, 768)
+    assert model.shared_layers[0].attention.q_proj.weight.grad is not None
+    assert model.ssl_decoder[-1].feed_forward.output_dense.weight.grad is not None

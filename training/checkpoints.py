@@ -1,0 +1,177 @@
+"""Checkpoint files: atomic writes, a checksum verified on every load, clear errors naming the file.
+
+A checkpoint file is
+
+    b"SSLVGS-CKPT-1\\n" + sha256(payload) as 64 hex digits + b"\\n" + payload
+
+where payload is a `torch.save` archive of a dict with the model's config and weights and, for
+resuming, the optimizer, LR schedule, RNG states and trainer counters. It is written to a temporary
+file in the same directory, fsynced and renamed, so a process killed mid-write leaves only a temporary
+file that is never taken for a checkpoint; a truncated or altered file fails its checksum.
+`checkpoint_id` (the checksum) is the cache key that probes and analysis use for a checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.config import ModelConfig, config_from_dict
+
+__all__ = [
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "checkpoint_id",
+    "list_checkpoints",
+    "last_checkpoint",
+    "load_model",
+    "load_weights",
+]
+
+MAGIC = b"SSLVGS-CKPT-1\n"
+_HEADER_LEN = len(MAGIC) + 65
+_NAME = re.compile(r"^epoch_(\d{4,})\.pt$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, truncated, corrupt or of another model; the message names the file."""
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write `payload` atomically (temp file in the same directory, fsync, rename, fsync directory)."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    body = buffer.getvalue()
+    digest = hashlib.sha256(body).hexdigest().encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + digest + b"\n")
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def _read_header(path: Path, head: bytes) -> str:
+    if (
+        len(head) < _HEADER_LEN
+        or not head.startswith(MAGIC)
+        or head[_HEADER_LEN - 1 : _HEADER_LEN] != b"\n"
+    ):
+        raise CheckpointError(f"{path}: not an sslvgs checkpoint (bad or truncated header)")
+    return head[len(MAGIC) : _HEADER_LEN - 1].decode("ascii")
+
+
+def checkpoint_id(path: str | Path) -> str:
+    """A stable hex checksum of a checkpoint's contents (sha256, 64 hex digits); reads only the header.
+
+    `path` may be a run directory (its last checkpoint).
+    """
+    path = _resolve(path)
+    with open(path, "rb") as f:
+        return _read_header(path, f.read(_HEADER_LEN))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and verify a checkpoint file; CheckpointError if truncated, corrupt or not a checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    data = path.read_bytes()
+    expected = _read_header(path, data[:_HEADER_LEN])
+    body = data[_HEADER_LEN:]
+    if hashlib.sha256(body).hexdigest() != expected:
+        raise CheckpointError(
+            f"{path}: checksum mismatch ({len(body)} payload bytes): the file is truncated or corrupt"
+        )
+    try:
+        return torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+    except (
+        Exception
+    ) as err:  # a checksum-valid file that torch cannot read was written by something else
+        raise CheckpointError(f"{path}: unreadable checkpoint payload: {err}") from err
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of the run's complete checkpoint files, by epoch; temporary files are ignored."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def last_checkpoint(run_dir: str | Path) -> Path | None:
+    """The run's checkpoint with the highest epoch, or None."""
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def _resolve(path: str | Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        last = last_checkpoint(path)
+        if last is None:
+            raise FileNotFoundError(f"{path}: run directory has no checkpoints/epoch_NNNN.pt")
+        return last
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint or run directory")
+    return path
+
+
+def load_weights(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path
+) -> None:
+    """Load a state dict strictly; CheckpointError naming `source` if the shapes or names differ."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append(f"{len(wrong)} tensors of another shape (e.g. {wrong[0]})")
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise CheckpointError(f"{source}: checkpoint does not fit this model: " + "; ".join(parts))
+    model.load_state_dict(state)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """The SSLVGS model of a checkpoint file, or of a run directory's last checkpoint, in eval mode."""
+    from training.model import SSLVGS
+
+    path = _resolve(path)
+    payload = load_checkpoint(path, map_location=device)
+    cfg = config_from_dict(ModelConfig, payload["model_config"])
+    model = SSLVGS(cfg)
+    load_weights(model, payload["model"], path)
+    model.checkpoint_path = path
+    model.epoch = payload.get("epoch")
+    return model.to(device).eval()

@@ -1,0 +1,98 @@
+"""The two objectives: wav2vec 2.0's masked contrastive loss (loss_aud) and the masked margin softmax
+retrieval loss (loss_av).
+
+Losses that sum over frames return sums, not means: under DDP every rank adds its partial sums to the
+global ones (training/distributed.py) before dividing, so the loss is that of the global batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from training.model import SSLVGS, TrainOutputs
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+__all__ = ["contrastive_loss_sum", "masked_margin_softmax", "score_matrix", "objective"]
+
+
+def contrastive_loss_sum(
+    predictions: Tensor, targets: Tensor, negative_index: Tensor, temperature: float
+) -> Tensor:
+    """Sum over masked frames of -log p(true quantized target | context), cosine logits / temperature.
+
+    predictions [M, D]: the transformer's projected outputs at masked frames; targets [M, D]: quantized
+    unmasked features at the same frames; negative_index [M, K]: for each frame, K rows of `targets`
+    from other masked frames of the same utterance (distractors). A distractor equal to the target is
+    not a negative (logit -inf), as in fairseq.
+    """
+    negatives = targets[negative_index]  # [M, K, D]
+    candidates = torch.cat([targets[:, None, :], negatives], dim=1)  # [M, 1+K, D]
+    logits = F.cosine_similarity(predictions[:, None, :].float(), candidates.float(), dim=-1)
+    logits = logits / temperature
+    same_as_target = (negatives == targets[:, None, :]).all(-1)
+    logits[:, 1:] = logits[:, 1:].masked_fill(same_as_target, float("-inf"))
+    target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, target, reduction="sum")
+
+
+def score_matrix(image: Tensor, audio: Tensor, kind: str = "dot") -> Tensor:
+    """[B_img, B_aud] retrieval scores: plain dot product (the paper's code) or cosine (its text)."""
+    if kind == "cosine":
+        image, audio = F.normalize(image, dim=-1), F.normalize(audio, dim=-1)
+    return image.float() @ audio.float().T
+
+
+def masked_margin_softmax(
+    image: Tensor, audio: Tensor, image_index: Tensor, margin: float = 1.0, kind: str = "dot"
+) -> Tensor:
+    """Masked margin softmax loss (Ilharco et al. 2019), image->speech plus speech->image.
+
+    image [B, E], audio [B, E]: row i of each comes from caption i and its image; image_index [B]
+    identifies images, so that another caption of the same image in the batch is neither a positive nor
+    a negative (masked out). The margin is subtracted from the true pairs' scores.
+    """
+    scores = score_matrix(image, audio, kind)
+    n = len(scores)
+    eye = torch.eye(n, dtype=torch.bool, device=scores.device)
+    same_image = (image_index[:, None] == image_index[None, :]) & ~eye
+    scores = (scores - margin * eye).masked_fill(same_image, float("-inf"))
+    target = torch.arange(n, device=scores.device)
+    image_to_speech = F.cross_entropy(scores, target)
+    speech_to_image = F.cross_entropy(scores.T, target)
+    return image_to_speech + speech_to_image
+
+
+def objective(
+    model: SSLVGS,
+    out: TrainOutputs,
+    image_index: Tensor,
+    global_sum: Callable[[Tensor], Tensor] = _identity,
+    gather: Callable[[Tensor], Tensor] = _identity,
+) -> tuple[Tensor, Tensor]:
+    """(loss_av, loss_aud) of the global batch from one process's `TrainOutputs`.
+
+    loss_aud = contrastive / masked frames + diversity_weight * diversity + penalty_weight * mean
+    squared feature; loss_av = masked margin softmax over all captions of the global batch.
+    `global_sum` and `gather` are differentiable collectives under DDP (identity in one process): every
+    process then computes the same global losses, and DDP's gradient averaging undoes the factor
+    world_size that their backward passes introduce.
+    """
+    cfg = model.cfg
+    masked = global_sum(out.masked_count.detach())
+    contrastive = global_sum(out.contrastive_sum) / masked.clamp(min=1.0)
+    diversity = model.quantizer.diversity_loss(global_sum(out.prob_sum), global_sum(out.quantized_count))
+    penalty = global_sum(out.feature_square_sum) / global_sum(out.feature_count.detach())
+    loss_aud = contrastive + cfg.diversity_weight * diversity + cfg.feature_penalty_weight * penalty
+    loss_av = masked_margin_softmax(
+        gather(out.image_embedding), gather(out.audio_embedding), gather(image_index), cfg.margin, cfg.score
+    )
+    return loss_av, loss_aud

@@ -1,0 +1,267 @@
+"""wav2vec 2.0 building blocks: front ends, positional convolution, post-LN layers, masking, quantizer.
+
+Module and parameter names mirror torchaudio's `wav2vec2` components (feature extractor conv layers,
+`feature_projection`, `pos_conv_embed`, `attention.{q,k,v,out}_proj`, `feed_forward.*_dense`,
+`layer_norm` / `final_layer_norm`), so torchaudio state dicts import by renaming prefixes only
+(training/interop.py). Every module that sees padded batches keeps padding from leaking into valid
+frames, so a sample's output does not depend on what it was batched with (needed for DDP equality).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "ConvFeatureEncoder",
+    "LogMelFeatureEncoder",
+    "FeatureProjection",
+    "ConvPositionalEmbedding",
+    "SelfAttention",
+    "FeedForward",
+    "EncoderLayer",
+    "GumbelVectorQuantizer",
+    "span_mask",
+    "gumbel",
+    "padding_mask",
+]
+
+
+def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """[B, max_len] bool, True on valid frames."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over channels of a [B, C, T] tensor (torchaudio's `LayerNorm` with transpose)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.transpose(-2, -1)).transpose(-2, -1)
+
+
+class ConvLayerBlock(nn.Module):
+    """Conv1d -> optional norm -> GELU, tracking valid lengths."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, bias: bool, norm: nn.Module | None):
+        super().__init__()
+        self.kernel_size, self.stride = kernel, stride
+        self.conv = nn.Conv1d(cin, cout, kernel, stride=stride, bias=bias)
+        self.layer_norm = norm
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.conv(x)
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        lengths = torch.clamp(torch.div(lengths - self.kernel_size, self.stride, rounding_mode="floor") + 1, min=0)
+        return F.gelu(x), lengths
+
+
+class ConvFeatureEncoder(nn.Module):
+    """wav2vec 2.0's raw-waveform CNN: [B, T] samples -> [B, F, C] frames (20 ms with the default layers)."""
+
+    def __init__(self, layers: tuple[tuple[int, int, int], ...], bias: bool, norm: str):
+        super().__init__()
+        blocks, cin = [], 1
+        for i, (cout, kernel, stride) in enumerate(layers):
+            if norm == "group_norm":
+                block_norm = nn.GroupNorm(cout, cout) if i == 0 else None
+            else:
+                block_norm = ChannelLayerNorm(cout)
+            blocks.append(ConvLayerBlock(cin, cout, kernel, stride, bias, block_norm))
+            cin = cout
+        self.conv_layers = nn.ModuleList(blocks)
+        self.out_channels = cin
+
+    def forward(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """wav [B, T] -> (features [B, F, C], frame lengths [B])."""
+        x = wav.unsqueeze(1)
+        for layer in self.conv_layers:
+            x, lengths = layer(x, lengths)
+        return x.transpose(1, 2), lengths
+
+
+class LogMelFeatureEncoder(nn.Module):
+    """Log-mel spectrogram (10 ms hop) -> conv -> strided conv: [B, T] -> [B, F, C] at 20 ms frames.
+
+    The spectrogram is not centred and frames past a sample's length are zeroed before every conv, so
+    valid frames never see padding: the output of a sample is the same in any batch.
+    """
+
+    def __init__(self, n_mels: int, channels: int, sample_rate: int = 16000):
+        super().__init__()
+        import torchaudio
+
+        self.n_fft, self.hop = 400, 160  # 25 ms windows, 10 ms hop
+        self.melspec = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate, n_fft=self.n_fft, hop_length=self.hop, n_mels=n_mels, center=False
+        )
+        self.conv_in = nn.Conv1d(n_mels, channels, 3, padding=1)
+        self.norm_in = ChannelLayerNorm(channels)
+        self.conv_stride = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
+        self.out_channels = channels
+
+    def forward(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """wav [B, T] -> (features [B, F, C], frame lengths [B])."""
+        with torch.autocast(wav.device.type, enabled=False):  # the FFT wants fp32
+            spec = torch.log(self.melspec(wav.float()) + 1e-6)  # [B, n_mels, F10]
+        lengths = torch.clamp(torch.div(lengths - self.n_fft, self.hop, rounding_mode="floor") + 1, min=0)
+        x = spec * padding_mask(lengths, spec.shape[-1])[:, None, :]
+        x = F.gelu(self.norm_in(self.conv_in(x)))
+        x = x * padding_mask(lengths, x.shape[-1])[:, None, :]
+        x = F.gelu(self.conv_stride(x))
+        lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
+        x = x * padding_mask(lengths, x.shape[-1])[:, None, :]
+        return x.transpose(1, 2), lengths
+
+
+class FeatureProjection(nn.Module):
+    """LayerNorm -> Linear -> Dropout from the feature encoder's channels to the transformer width."""
+
+    def __init__(self, in_features: int, out_features: int, dropout: float):
+        super().__init__()
+        self.layer_norm = nn.LayerNorm(in_features)
+        self.projection = nn.Linear(in_features, out_features)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.projection(self.layer_norm(x)))
+
+
+class ConvPositionalEmbedding(nn.Module):
+    """Grouped, weight-normalised conv over time; its GELU output is added to the input frames."""
+
+    def __init__(self, dim: int, kernel_size: int, groups: int):
+        super().__init__()
+        conv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=groups)
+        self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
+        self.num_remove = 1 if kernel_size % 2 == 0 else 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [B, L, D] -> [B, L, D]."""
+        y = self.conv(x.transpose(1, 2))
+        if self.num_remove:
+            y = y[..., : -self.num_remove]
+        return F.gelu(y).transpose(1, 2)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention through `F.scaled_dot_product_attention` (flash/efficient on GPU)."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.embed_dim, self.num_heads, self.dropout = dim, num_heads, dropout
+        self.head_dim = dim // num_heads
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.q_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
+        """x [B, L, D]; key_mask [B, L] bool (True = attend) -> [B, L, D]."""
+        b, length, _ = x.shape
+        shape = (b, length, self.num_heads, self.head_dim)
+        q = self.q_proj(x).view(shape).transpose(1, 2)
+        k = self.k_proj(x).view(shape).transpose(1, 2)
+        v = self.v_proj(x).view(shape).transpose(1, 2)
+        attn_mask = None if key_mask is None else key_mask[:, None, None, :]
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out_proj(y.transpose(1, 2).reshape(b, length, -1))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, hidden: int, activation_dropout: float, dropout: float):
+        super().__init__()
+        self.intermediate_dense = nn.Linear(dim, hidden)
+        self.intermediate_dropout = nn.Dropout(activation_dropout)
+        self.output_dense = nn.Linear(hidden, dim)
+        self.output_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.intermediate_dropout(F.gelu(self.intermediate_dense(x)))
+        return self.output_dropout(self.output_dense(x))
+
+
+class EncoderLayer(nn.Module):
+    """Post-LN transformer layer (wav2vec 2.0 base): x = LN(x + attn(x)); x = LN'(x + ffn(x))."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0):
+        super().__init__()
+        self.attention = SelfAttention(dim, heads, attention_dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.layer_norm = nn.LayerNorm(dim)
+        self.feed_forward = FeedForward(dim, ffn, activation_dropout, dropout)
+        self.final_layer_norm = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
+        """x [B, L, D] -> [B, L, D]."""
+        x = self.layer_norm(x + self.dropout(self.attention(x, key_mask)))
+        return self.final_layer_norm(x + self.feed_forward(x))
+
+
+def span_mask(length: int, mask_prob: float, span: int, rng: np.random.Generator, min_masks: int = 2) -> np.ndarray:
+    """wav2vec 2.0 span masking of one utterance: [length] bool, True = masked.
+
+    As fairseq's `compute_mask_indices` ("static" lengths, overlaps allowed): about
+    mask_prob * length / span start frames drawn without replacement, each masking `span` frames.
+    """
+    mask = np.zeros(length, dtype=bool)
+    if length <= span:
+        return mask
+    num = max(min_masks, int(mask_prob * length / span + rng.random()))
+    num = min(num, length - span)
+    starts = rng.choice(length - span, num, replace=False)
+    mask[(starts[:, None] + np.arange(span)[None, :]).ravel()] = True
+    return mask
+
+
+class GumbelVectorQuantizer(nn.Module):
+    """Product quantizer with Gumbel-softmax choice (G groups x V entries), as in wav2vec 2.0.
+
+    `temperature` is set by the trainer from the update count (2 -> 0.5, x0.999995 per step).
+    """
+
+    def __init__(self, in_dim: int, groups: int, entries: int, codevector_dim: int):
+        super().__init__()
+        self.groups, self.entries = groups, entries
+        self.weight_proj = nn.Linear(in_dim, groups * entries)
+        nn.init.normal_(self.weight_proj.weight, mean=0.0, std=1.0)
+        nn.init.zeros_(self.weight_proj.bias)
+        self.codevectors = nn.Parameter(torch.empty(1, groups * entries, codevector_dim // groups).uniform_())
+        self.temperature = 2.0
+
+    def forward(self, x: Tensor, gumbel_noise: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """x [N, in_dim] -> (codevectors [N, codevector_dim], summed probs [G, V], N as a tensor).
+
+        gumbel_noise [N, G*V] (drawn by the caller, so that it can be keyed per sample); None = argmax
+        (evaluation). The diversity loss needs the mean soft assignment over all frames of the global
+        batch, so this returns sums and the count, reduced by the caller.
+        """
+        n = x.shape[0]
+        logits = self.weight_proj(x).float().view(n * self.groups, self.entries)
+        if gumbel_noise is None:
+            hard = F.one_hot(logits.argmax(-1), self.entries).to(logits.dtype)
+        else:
+            soft = ((logits + gumbel_noise.view(n * self.groups, self.entries)) / self.temperature).softmax(-1)
+            index = soft.argmax(-1)
+            hard = F.one_hot(index, self.entries).to(soft.dtype) - soft.detach() + soft  # straight-through
+        prob_sum = logits.softmax(-1).view(n, self.groups, self.entries).sum(0)
+        hard = hard.view(n, self.groups * self.entries, 1)
+        vectors = (hard * self.codevectors.float()).view(n, self.groups, self.entries, -1).sum(2)
+        return vectors.reshape(n, -1), prob_sum, torch.tensor(float(n), device=x.device)
+
+    def diversity_loss(self, prob_sum: Tensor, count: Tensor) -> Tensor:
+        """(G*V - perplexity) / (G*V): 0 when every entry is used equally often."""
+        avg = prob_sum / count.clamp(min=1.0)
+        perplexity = torch.exp(-(avg * torch.log(avg + 1e-7)).sum(-1)).sum()
+        num_vars = self.groups * self.entries
+        return (num_vars - perplexity) / num_vars
+
+
+def gumbel(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Standard Gumbel noise, float32."""
+    u = rng.random(shape, dtype=np.float32)
+    return -np.log(-np.log(u + 1e-10) + 1e-10)
