@@ -1,0 +1,269 @@
+"""`probes.extract`: layer activations of a model on a source, stored in zarr and cached.
+
+Memory stays bounded by one batch whatever the source's size: each batch is written to the store
+as soon as it is computed. Stores are keyed by (model checksum, source key, layers, dtype):
+
+- with `store=PATH`, that path (a store of another model there is an error, unless overwrite=True);
+- for a checkpoint or run directory, `RUN/probes/activations/` beside the run;
+- for an in-memory model, `$SSLVGS_CACHE/activations/` (default `~/.cache/sslvgs/activations/`).
+
+A complete store holding a superset of the requested layers is a cache hit (read, no compute).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from probes.models import LayeredModel, as_layered_model, resolve_layers
+from probes.sources import Source, Utterance, as_source
+from probes.store import StoreWriter, open_store, read_header
+
+__all__ = ["extract", "cache_dir", "plan_batches"]
+
+DTYPES = ("float32", "float16")
+
+
+def extract(
+    model: Any,
+    source: Any,
+    layers: int | Sequence[int] | str = "all",
+    store: str | Path | None = None,
+    *,
+    split: str | None = None,
+    wavs: str | Path | None = None,
+    dtype: str = "float32",
+    batch_size: int = 8,
+    max_batch_seconds: float = 160.0,
+    device: str | torch.device = "cpu",
+    resample: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> xr.Dataset:
+    """Activations of `layers` of `model` on every utterance of `source`, as a lazy Dataset.
+
+    Args:
+        model: checkpoint file or run directory, an SSLVGS model, or a torchaudio Wav2Vec2Model.
+        source: `(corpus_dir, split)`, a corpus dir with `split=`, an ABX set dir or item file
+            (wavs in `wavs/` beside it, or `wavs=`), a directory of wavs, or a list of wav files.
+        layers: "all" (0..N), a layer, or a list of layers; 0 = feature encoder, 1..N transformer.
+        store: where to write the zarr store; default: the cache (module docstring).
+        dtype: "float32" or "float16" (half the disk; ABX and CKA are insensitive to it).
+        batch_size, max_batch_seconds: at most this many utterances, and this many seconds of
+            padded audio, per forward pass (utterances of similar duration are batched together).
+        resample: resample audio at another rate to the model's; by default such audio is refused.
+        overwrite: replace a store at `store` that holds other activations.
+    Returns:
+        Dataset with `activations` (layer, frame, feature) and the coordinates listed in
+        `probes.store` (per-frame `utt`, `time`; per-utterance `utterance`, `speaker`, `text`, ...).
+    Raises:
+        ValueError: a layer out of range, audio at another sample rate, an empty source, a store
+            of another model.
+        FileNotFoundError: a missing checkpoint, corpus, item file or wav (named).
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
+    layered = as_layered_model(model)
+    wanted = resolve_layers(layers, layered.num_layers, layered.description)
+    src = as_source(source, split=split, wavs=wavs)
+    header = {
+        "model_id": layered.model_id,
+        "model": layered.description,
+        "source_key": src.key,
+        "source": src.origin,
+        "layers": wanted,
+        "dtype": dtype,
+        "frame_rate": layered.frame_rate,
+        "sample_rate": layered.sample_rate,
+        "batch_size": batch_size,
+        "max_batch_seconds": max_batch_seconds,
+        "resample": resample,
+    }
+    if store is None:
+        hit = _cached(layered, src, wanted, dtype)
+        if hit is not None:
+            return hit
+        path = cache_dir(layered) / _store_name(layered, src, wanted, dtype)
+    else:
+        path = Path(store)
+        hit = _superset_hit(path, header, wanted)
+        if hit is not None:
+            return hit
+    _fill(path, layered, src, header, device=device, overwrite=overwrite, progress=progress)
+    return open_store(path)
+
+
+def cache_dir(layered: LayeredModel) -> Path:
+    """Where stores of this model are cached: beside its run, or the user cache for in-memory models."""
+    if layered.checkpoint is not None:
+        checkpoint = layered.checkpoint.resolve()
+        run = checkpoint if checkpoint.is_dir() else checkpoint.parent
+        if run.name == "checkpoints":
+            run = run.parent
+        return run / "probes" / "activations"
+    root = os.environ.get("SSLVGS_CACHE") or Path.home() / ".cache" / "sslvgs"
+    return Path(root) / "activations"
+
+
+def plan_batches(
+    n_samples: Sequence[int], batch_size: int, max_batch_samples: int
+) -> list[list[int]]:
+    """Group utterances by duration into batches (deterministic, so a resumed run has the same ones).
+
+    Args:
+        n_samples: [U] length of each utterance in samples.
+        batch_size: utterances per batch at most.
+        max_batch_samples: padded samples (batch size x longest) per batch at most; a longer
+            utterance goes alone.
+    Returns:
+        batches of utterance indices, shortest utterances first.
+    """
+    order = sorted(range(len(n_samples)), key=lambda i: (n_samples[i], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        too_many = len(current) >= batch_size
+        too_long = (len(current) + 1) * n_samples[index] > max_batch_samples
+        if current and (too_many or too_long):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _layers_hash(layers: list[int], dtype: str) -> str:
+    return hashlib.sha256(json.dumps([layers, dtype]).encode()).hexdigest()[:6]
+
+
+def _model_source_hash(layered: LayeredModel, src: Source) -> str:
+    return hashlib.sha256(f"{layered.model_id}|{src.key}".encode()).hexdigest()[:10]
+
+
+def _store_name(layered: LayeredModel, src: Source, layers: list[int], dtype: str) -> str:
+    tag = layered.checkpoint.stem if layered.checkpoint is not None else "model"
+    return f"{tag}-{src.name}-{_model_source_hash(layered, src)}-{_layers_hash(layers, dtype)}.zarr"
+
+
+def _cached(layered: LayeredModel, src: Source, layers: list[int], dtype: str) -> xr.Dataset | None:
+    directory = cache_dir(layered)
+    if not directory.is_dir():
+        return None
+    pattern = f"*-{_model_source_hash(layered, src)}-*.zarr"
+    header = {"model_id": layered.model_id, "source_key": src.key, "dtype": dtype}
+    for path in sorted(directory.glob(pattern)):
+        hit = _superset_hit(path, header, layers)
+        if hit is not None:
+            return hit
+    return None
+
+
+def _superset_hit(path: Path, header: dict[str, Any], layers: list[int]) -> xr.Dataset | None:
+    """The complete store at `path` if it holds these activations for all `layers`."""
+    existing = read_header(path)
+    if existing is None or not existing.get("complete"):
+        return None
+    same = all(existing.get(key) == header[key] for key in ("model_id", "source_key", "dtype"))
+    if not same or not set(layers) <= set(existing["layers"]):
+        return None
+    dataset = open_store(path)
+    return dataset if existing["layers"] == layers else dataset.sel(layer=layers)
+
+
+def _fill(
+    path: Path,
+    layered: LayeredModel,
+    src: Source,
+    header: dict[str, Any],
+    *,
+    device: str | torch.device,
+    overwrite: bool,
+    progress: bool,
+) -> None:
+    n_samples = [
+        _checked_length(utt, layered.sample_rate, header["resample"]) for utt in src.utterances
+    ]
+    layered.module.to(device)
+    writer = StoreWriter.open(
+        path, header=header, utterances=src.utterances, dim=layered.dim, overwrite=overwrite
+    )
+    if writer.complete:
+        return
+    writer.trim()
+    stored = read_header(path)
+    plan = plan_batches(
+        n_samples,
+        int(stored["batch_size"]),
+        int(stored["max_batch_seconds"] * layered.sample_rate),
+    )
+    layers = header["layers"]
+    bar = tqdm(
+        total=len(plan),
+        initial=writer.batches_done,
+        unit="batch",
+        disable=not progress,
+        desc=f"extract {src.name}",
+    )
+    for batch in plan[writer.batches_done :]:
+        wav, lengths = _load_batch([src.utterances[i] for i in batch], layered.sample_rate)
+        with torch.inference_mode():
+            states, frame_lengths = layered.hidden_states(
+                wav.to(device), lengths.to(device), max(layers)
+            )
+        stacked = torch.stack([states[layer] for layer in layers])  # [L, B, F, D]
+        n_frames = frame_lengths.cpu().clamp(max=stacked.shape[2]).numpy()
+        frames = torch.cat([stacked[:, b, : n_frames[b]] for b in range(len(batch))], dim=1)
+        writer.append(
+            np.asarray(batch),
+            n_frames,
+            frames.float().cpu().numpy().astype(header["dtype"]),
+            layered.frame_rate,
+        )
+        bar.update(1)
+    bar.close()
+    writer.finish()
+
+
+def _checked_length(utt: Utterance, sample_rate: int, resample: bool) -> int:
+    """Length in samples at the model's rate; audio at another rate is refused unless resampled."""
+    try:
+        info = soundfile.info(str(utt.wav))
+    except RuntimeError as err:
+        raise ValueError(f"{utt.wav}: not a readable audio file ({err})") from err
+    if info.samplerate == sample_rate:
+        return int(info.frames)
+    if not resample:
+        raise ValueError(
+            f"{utt.wav} is sampled at {info.samplerate} Hz but the model takes {sample_rate} Hz audio; "
+            "pass resample=True to resample it"
+        )
+    return int(round(info.frames * sample_rate / info.samplerate))
+
+
+def _load_batch(utterances: list[Utterance], sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-padded waveforms [B, Tmax] (mono, at `sample_rate`) and their lengths [B]."""
+    import torchaudio.functional
+
+    waves = []
+    for utt in utterances:
+        data, rate = soundfile.read(str(utt.wav), dtype="float32", always_2d=True)
+        wave = torch.from_numpy(data.mean(axis=1))
+        if rate != sample_rate:
+            wave = torchaudio.functional.resample(wave, rate, sample_rate)
+        waves.append(wave)
+    lengths = torch.tensor([len(w) for w in waves])
+    batch = torch.zeros(len(waves), int(lengths.max()))
+    for row, wave in enumerate(waves):
+        batch[row, : len(wave)] = wave
+    return batch, lengths

@@ -1,0 +1,194 @@
+"""One view of every model we probe: layer-by-layer hidden states of a batch of waveforms.
+
+Probes accept an sslvgs checkpoint (file or run directory), a loaded `training.model.SSLVGS`, or a
+torchaudio `Wav2Vec2Model` (wav2vec 2.0, HuBERT, WavLM builders all return one). `as_layered_model`
+wraps each in a `LayeredModel` with the same numbering: layer 0 is the feature-encoder output as it
+enters the transformer, layers 1..N the transformer layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["LayeredModel", "as_layered_model", "state_checksum", "resolve_layers"]
+
+
+def state_checksum(module: torch.nn.Module) -> str:
+    """Hex sha256 of a module's state dict (names, dtypes, shapes and bytes), in a stable order.
+
+    Identifies an in-memory model for the activation cache when no checkpoint file names it.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
+
+
+@dataclass
+class LayeredModel:
+    """A model seen as a stack of layers.
+
+    Attributes:
+        module: the wrapped torch module (eval mode).
+        num_layers: N, the number of transformer layers; valid layers are 0..N.
+        dim: feature dimension D of every layer.
+        frame_rate: frames per second of every layer.
+        sample_rate: the audio rate the model takes.
+        model_id: checkpoint checksum (`training.checkpoint_id`) or state-dict checksum.
+        description: what the user passed, for messages and store attributes.
+        checkpoint: the checkpoint file or run directory, when the model came from one.
+    """
+
+    module: torch.nn.Module
+    num_layers: int
+    dim: int
+    frame_rate: float
+    sample_rate: int
+    model_id: str
+    description: str
+    checkpoint: Path | None = None
+
+    def hidden_states(
+        self, wav: torch.Tensor, wav_lengths: torch.Tensor, max_layer: int
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Hidden states of layers 0..max_layer.
+
+        Args:
+            wav: [B, T] float32 waveforms at `sample_rate`, zero padded.
+            wav_lengths: [B] valid samples per waveform.
+            max_layer: the deepest layer needed (later layers are not computed where avoidable).
+        Returns:
+            (list of max_layer + 1 tensors [B, F, D], frame_lengths [B] long)
+        """
+        if _is_torchaudio_wav2vec2(self.module):
+            return _torchaudio_hidden_states(self.module, wav, wav_lengths, max_layer)
+        states, frame_lengths = self.module.hidden_states(wav, wav_lengths)
+        return list(states[: max_layer + 1]), frame_lengths.long()
+
+
+def resolve_layers(layers: Any, num_layers: int, description: str) -> list[int]:
+    """`"all"`, an int or a sequence of ints -> a sorted list of distinct valid layers.
+
+    Raises:
+        ValueError: a layer outside 0..num_layers, naming the model.
+    """
+    if isinstance(layers, str):
+        if layers != "all":
+            raise ValueError(f'layers must be "all", an int or a list of ints, not {layers!r}')
+        return list(range(num_layers + 1))
+    requested = [layers] if isinstance(layers, int) else list(layers)
+    if not requested:
+        raise ValueError("layers is empty: name at least one layer")
+    for layer in requested:
+        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer <= num_layers:
+            raise ValueError(
+                f"layer {layer!r} is out of range: {description} has layers 0..{num_layers} "
+                "(0 = feature encoder, 1..N = transformer layers)"
+            )
+    return sorted(set(requested))
+
+
+def as_layered_model(model: Any, *, sample_rate: int | None = None) -> LayeredModel:
+    """Wrap a checkpoint path / run directory, an SSLVGS model or a torchaudio Wav2Vec2Model.
+
+    Args:
+        model: what the user passed.
+        sample_rate: override for torchaudio models, which do not record their rate (default 16 kHz).
+    Raises:
+        FileNotFoundError: a path that does not exist.
+        TypeError: an object of another kind.
+    """
+    if isinstance(model, LayeredModel):
+        return model
+    if isinstance(model, str | Path):
+        return _from_checkpoint(Path(model))
+    if _is_torchaudio_wav2vec2(model):
+        return _from_torchaudio(model, sample_rate or 16000)
+    if isinstance(model, torch.nn.Module) and hasattr(model, "hidden_states"):
+        return _from_sslvgs(
+            model, "state-" + state_checksum(model), f"an in-memory {type(model).__name__}"
+        )
+    raise TypeError(
+        "model must be a checkpoint file, a run directory, an sslvgs SSLVGS model or a torchaudio "
+        f"Wav2Vec2Model, not {type(model).__name__}"
+    )
+
+
+def _from_checkpoint(path: Path) -> LayeredModel:
+    from training import checkpoint_id, load_model
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint file or run directory")
+    return _from_sslvgs(load_model(path), checkpoint_id(path), str(path), path)
+
+
+def _from_sslvgs(
+    module: torch.nn.Module, model_id: str, description: str, checkpoint: Path | None = None
+) -> LayeredModel:
+    module.eval()
+    return LayeredModel(
+        module=module,
+        num_layers=int(module.num_layers),
+        dim=int(module.dim),
+        frame_rate=float(module.frame_rate),
+        sample_rate=int(module.sample_rate),
+        model_id=model_id,
+        description=description,
+        checkpoint=checkpoint,
+    )
+
+
+def _is_torchaudio_wav2vec2(model: Any) -> bool:
+    from torchaudio.models import Wav2Vec2Model
+
+    return isinstance(model, Wav2Vec2Model)
+
+
+def _from_torchaudio(model: torch.nn.Module, sample_rate: int) -> LayeredModel:
+    model.eval()
+    stride = 1
+    for block in model.feature_extractor.conv_layers:
+        stride *= int(block.stride)
+    return LayeredModel(
+        module=model,
+        num_layers=len(model.encoder.transformer.layers),
+        dim=int(model.encoder.transformer.pos_conv_embed.embed_dim),
+        frame_rate=sample_rate / stride,
+        sample_rate=sample_rate,
+        model_id="state-" + state_checksum(model),
+        description=f"an in-memory torchaudio {type(model).__name__}",
+    )
+
+
+def _torchaudio_hidden_states(
+    model: torch.nn.Module, wav: torch.Tensor, wav_lengths: torch.Tensor, max_layer: int
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    # The convolutional encoder runs one utterance at a time: wav2vec 2.0 base normalises its first
+    # layer over time (GroupNorm), so zero padding would change every frame of a shorter utterance.
+    # The transformer then runs batched, with torchaudio's own attention mask for padded frames.
+    features = [
+        model.feature_extractor(wav[row : row + 1, : int(length)], None)[0][0]
+        for row, length in enumerate(wav_lengths)
+    ]
+    frame_lengths = torch.tensor([len(f) for f in features], device=wav.device)
+    padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)
+    # Layer 0 is what enters the first transformer layer (projection + positional convolution); a
+    # pre-hook captures it, so torchaudio's own extract_features does the rest unchanged.
+    captured: list[torch.Tensor] = []
+
+    def capture(_module: torch.nn.Module, args: tuple) -> None:
+        captured.append(args[0])
+
+    handle = model.encoder.transformer.layers[0].register_forward_pre_hook(capture)
+    try:
+        layers = model.encoder.extract_features(padded, frame_lengths, num_layers=max(max_layer, 1))
+    finally:
+        handle.remove()
+    return (captured + list(layers))[: max_layer + 1], frame_lengths.long()
