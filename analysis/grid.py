@@ -1,0 +1,283 @@
+"""Layer-by-epoch grids of any probe over a run's checkpoints, cached beside the run.
+
+``grid(run, "abx", speaker="across")`` probes every checkpoint of `run` at every layer and returns an
+xarray DataArray with dims (epoch, layer). The cells are cached in RUN/analysis/grid-<probe>-<key>.nc,
+where <key> hashes the probe and its options; each epoch's row also records the identity of what it
+measured (`training.checkpoint_id` of the checkpoint, plus that of any reference checkpoint), so a
+retrained or replaced checkpoint is measured again, and a second call computes only the cells that are
+missing. The cache is written atomically after every checkpoint, so an interrupted grid resumes.
+
+With a dask.distributed ``client`` the checkpoints are probed in parallel, one task per checkpoint; the
+cache is only ever written by the calling process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from tqdm.auto import tqdm
+
+from analysis.atomic import write_atomic
+from analysis.grid_probes import ProbeSpec, make_spec, measure_checkpoint
+from analysis.runs import checkpoints, run_name
+
+__all__ = ["grid", "grids", "stack", "cache_path", "num_layers"]
+
+Epochs = str | int | Iterable[int]
+Layers = str | int | Iterable[int]
+
+
+def cache_path(run: Path | str, spec: ProbeSpec) -> Path:
+    """Where the cells of `spec` on `run` are cached."""
+    return Path(run) / "analysis" / f"grid-{spec.name}-{spec.key}.nc"
+
+
+def grid(
+    run: Path | str,
+    probe: str | Callable[..., float],
+    epochs: Epochs = "all",
+    layers: Layers = "all",
+    client: Any = None,
+    *,
+    progress: bool = True,
+    **probe_options: Any,
+) -> xr.DataArray:
+    """The (epoch, layer) grid of `probe` on the checkpoints of `run`.
+
+    probe: a name, "abx" (options: items = an item file or an ABX set name of the corpus, "captions" or
+    "read", with corpus = the corpus root; speaker, context and any probes.abx.score option), "phone"
+    (probes.phone_probe options), "cka" (reference = a checkpoint: CKA of each layer with the same
+    layer of the reference; source = the utterances), "cka_run" (other = a run dir: CKA with the other
+    run's checkpoint at the same epoch), "drift" (reference_epoch: CKA with the same run's checkpoint at
+    that epoch); or a callable ``f(model, layer, **probe_options) -> float``.
+    epochs: "all", "last", an epoch or epochs. layers: "all" (0 = the feature encoder's output, 1..N the
+    transformer layers), a layer or layers. client: a dask.distributed Client to fan out over checkpoints.
+    Returns float64 values with attrs ``probe``, ``options`` (JSON) and each scalar option.
+    """
+    spec = make_spec(probe, probe_options)
+    return grids(run, {spec.name: spec}, epochs, layers, client, progress=progress)[spec.name]
+
+
+def grids(
+    run: Path | str,
+    probes: Mapping[str, ProbeSpec | Mapping[str, Any]],
+    epochs: Epochs = "all",
+    layers: Layers = "all",
+    client: Any = None,
+    *,
+    progress: bool = True,
+) -> dict[str, xr.DataArray]:
+    """Several grids on one run at once, each checkpoint loaded once for all of them.
+
+    probes: name -> a ProbeSpec or a mapping ``{"probe": name_or_callable, **options}``. Returns name ->
+    the grid that ``grid(run, ...)`` would return.
+    """
+    run = Path(run)
+    specs = {
+        name: spec if isinstance(spec, ProbeSpec) else make_spec(spec["probe"], _options_of(spec))
+        for name, spec in probes.items()
+    }
+    paths = _select_epochs(checkpoints(run), epochs, run)
+    layer_list = _select_layers(layers, paths)
+    caches = {name: _load_cache(cache_path(run, spec)) for name, spec in specs.items()}
+    identities = {
+        name: {epoch: spec.identity(path, epoch) for epoch, path in paths.items()}
+        for name, spec in specs.items()
+    }
+    todo = _missing_work(specs, caches, identities, paths, layer_list)
+    for epoch, results in _run_work(todo, paths, specs, client, progress, run):
+        for name, values in results.items():
+            cells = todo[epoch][name]
+            caches[name] = _merge(caches[name], epoch, identities[name][epoch], cells, values)
+            caches[name] = _save_cache(cache_path(run, specs[name]), caches[name], specs[name])
+    return {
+        name: _grid_from_cache(caches[name], specs[name], identities[name], layer_list, run)
+        for name in specs
+    }
+
+
+def stack(runs: Mapping[str, xr.DataArray] | Sequence[xr.DataArray]) -> xr.DataArray:
+    """Grids of several runs as one DataArray (run, epoch, layer), NaN where a run lacks an epoch.
+
+    runs: run name -> grid, or a list of grids (named by their ``run`` attr).
+    """
+    if not isinstance(runs, Mapping):
+        runs = {grid.attrs.get("run", str(i)): grid for i, grid in enumerate(runs)}
+    if not runs:
+        raise ValueError("stack: no grids given")
+    arrays = [g.drop_vars("checkpoint", errors="ignore") for g in runs.values()]
+    stacked = xr.concat(arrays, dim="run", join="outer", combine_attrs="drop_conflicts")
+    stacked = stacked.assign_coords(run=list(runs))
+    stacked.attrs.pop("run", None)
+    return stacked
+
+
+def num_layers(checkpoint: Path | str) -> int:
+    """The number of transformer layers of the model in `checkpoint`."""
+    import training
+
+    return int(training.load_model(checkpoint).num_layers)
+
+
+def _options_of(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k != "probe"}
+
+
+def _select_epochs(available: dict[int, Path], epochs: Epochs, run: Path) -> dict[int, Path]:
+    if isinstance(epochs, str):
+        if epochs == "all":
+            return available
+        if epochs == "last":
+            last = max(available)
+            return {last: available[last]}
+        raise ValueError(f"epochs must be 'all', 'last' or epoch numbers, not {epochs!r}")
+    wanted = (
+        [int(epochs)] if isinstance(epochs, int | np.integer) else sorted(int(e) for e in epochs)
+    )
+    missing = [e for e in wanted if e not in available]
+    if missing:
+        raise FileNotFoundError(
+            f"{run}: no checkpoint for epoch(s) {missing} (has {list(available)})"
+        )
+    return {e: available[e] for e in wanted}
+
+
+def _select_layers(layers: Layers, paths: dict[int, Path]) -> list[int]:
+    if isinstance(layers, str):
+        if layers != "all":
+            raise ValueError(f"layers must be 'all' or layer numbers, not {layers!r}")
+        return list(range(num_layers(next(iter(paths.values()))) + 1))
+    if isinstance(layers, int | np.integer):
+        return [int(layers)]
+    return sorted(int(layer) for layer in layers)
+
+
+def _load_cache(path: Path) -> xr.Dataset | None:
+    if not path.is_file():
+        return None
+    with xr.open_dataset(path, engine="scipy") as opened:
+        return opened.load()
+
+
+def _missing_work(specs, caches, identities, paths, layers) -> dict[int, dict[str, list[int]]]:
+    """epoch -> probe name -> the layers whose cell is missing or was measured on something else."""
+    todo: dict[int, dict[str, list[int]]] = {}
+    for epoch in paths:
+        for name in specs:
+            missing = [
+                layer
+                for layer in layers
+                if not _is_done(caches[name], epoch, layer, identities[name][epoch])
+            ]
+            if missing:
+                todo.setdefault(epoch, {})[name] = missing
+    return todo
+
+
+def _is_done(cache: xr.Dataset | None, epoch: int, layer: int, identity: str) -> bool:
+    if cache is None or epoch not in cache.epoch or layer not in cache.layer:
+        return False
+    if str(cache.identity.sel(epoch=epoch).item()) != identity:
+        return False
+    return bool(cache.done.sel(epoch=epoch, layer=layer).item())
+
+
+def _run_work(todo, paths, specs, client, progress, run):
+    """Yield (epoch, {probe name: values}) as checkpoints finish, serially or on a dask client."""
+    if not todo:
+        return
+    bar = tqdm(total=len(todo), desc=f"grid {run_name(run)}", unit="ckpt", disable=not progress)
+    jobs = {
+        epoch: (paths[epoch], epoch, {name: (specs[name], cells) for name, cells in work.items()})
+        for epoch, work in todo.items()
+    }
+    try:
+        if client is None:
+            for epoch, job in jobs.items():
+                yield epoch, measure_checkpoint(*job)
+                bar.update()
+        else:
+            from distributed import as_completed
+
+            futures = {
+                client.submit(measure_checkpoint, *job, pure=False): e for e, job in jobs.items()
+            }
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+                bar.update()
+    finally:
+        bar.close()
+
+
+def _merge(cache, epoch: int, identity: str, layers: list[int], values) -> xr.Dataset:
+    """The cache with the cells (epoch, layers) set to `values`."""
+    new = xr.Dataset(
+        {
+            "value": (("epoch", "layer"), np.asarray(values, dtype=np.float64)[None, :]),
+            "done": (("epoch", "layer"), np.ones((1, len(layers)), dtype=np.int8)),
+        },
+        coords={"epoch": [epoch], "layer": layers, "identity": ("epoch", [identity])},
+    )
+    return _overlay(new, cache)
+
+
+def _overlay(top: xr.Dataset | None, bottom: xr.Dataset | None) -> xr.Dataset | None:
+    """Cells done in `top`, else those done in `bottom`. An epoch that the two measured on different
+    checkpoints keeps `top`'s cells only: `bottom`'s are stale."""
+    if top is None or bottom is None:
+        return bottom if top is None else top
+    top_ids = top.identity.to_series()
+    bottom_ids = bottom.identity.to_series()
+    shared = top_ids.index.intersection(bottom_ids.index)
+    stale = shared[top_ids[shared].astype(str) != bottom_ids[shared].astype(str)]
+    bottom = bottom.drop_sel(epoch=list(stale))
+    bottom_ids = bottom_ids.drop(stale)
+    epochs = np.union1d(top.epoch.values, bottom.epoch.values)
+    layers = np.union1d(top.layer.values, bottom.layer.values)
+    upper = top.reindex(epoch=epochs, layer=layers)
+    lower = bottom.reindex(epoch=epochs, layer=layers)
+    upper_done = upper.done.fillna(0).astype(bool)
+    lower_done = lower.done.fillna(0).astype(bool)
+    identity = top_ids.combine_first(bottom_ids).reindex(epochs).astype(str)
+    return xr.Dataset(
+        {
+            "value": xr.where(upper_done, upper.value, lower.value),
+            "done": (upper_done | lower_done).astype(np.int8),
+        },
+        coords={"identity": ("epoch", identity.to_numpy())},
+    )
+
+
+def _save_cache(path: Path, cache: xr.Dataset, spec: ProbeSpec) -> xr.Dataset:
+    # Another process may have added cells since we read the file: keep them where ours are missing.
+    cache = _overlay(cache, _load_cache(path))
+    cache.attrs = {"probe": spec.name, "options": spec.options_json, "key": spec.key}
+    write_atomic(path, lambda tmp: cache.to_netcdf(tmp, engine="scipy"))
+    return cache
+
+
+def _grid_from_cache(cache, spec: ProbeSpec, identities, layers, run: Path) -> xr.DataArray:
+    epochs = list(identities)
+    values = cache.value.reindex(epoch=epochs, layer=layers)
+    values = values.drop_vars("identity", errors="ignore").astype(np.float64)
+    values = values.assign_coords(checkpoint=("epoch", [identities[e] for e in epochs]))
+    values.name = spec.name
+    values.attrs = {"probe": spec.name, "options": spec.options_json, "run": run_name(run)}
+    values.attrs.update(spec.scalar_options())
+    return values
+
+
+def describe(grid_array: xr.DataArray) -> str:
+    """One line naming the probe and its options, for titles."""
+    options = json.loads(grid_array.attrs.get("options", "{}"))
+    shown = ", ".join(f"{k}={v}" for k, v in options.items() if not isinstance(v, dict | list))
+    return (
+        f"{grid_array.attrs.get('probe', grid_array.name)} ({shown})"
+        if shown
+        else str(grid_array.name)
+    )

@@ -1,0 +1,258 @@
+"""The probes a grid can run, behind one calling convention, and their cache keys.
+
+A probe is measured on one checkpoint for a list of layers at a time:
+``function(model, layers, *, checkpoint, epoch, **options) -> one float per layer``.
+Built-in probes wrap the `probes` package; a user callable ``f(model, layer, **options) -> float`` is
+wrapped to loop over layers. Each probe also says what a cell's value depends on besides its options
+(`identity`): the checkpoint's checksum, and that of any reference checkpoint it is compared with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ProbeSpec", "make_spec", "measure_checkpoint", "BUILTIN_PROBES"]
+
+LayerFunction = Callable[..., Sequence[float]]
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """A probe with its options: what to run, how to name and key it, what its cells depend on."""
+
+    name: str
+    function: LayerFunction
+    options: dict[str, Any] = field(default_factory=dict)
+    references: Callable[[Path, int, dict[str, Any]], list[Path]] | None = None
+
+    @property
+    def options_json(self) -> str:
+        """The options as canonical JSON (paths absolute, files by content hash)."""
+        return json.dumps(
+            {k: _canonical(v) for k, v in sorted(self.options.items())}, sort_keys=True
+        )
+
+    @property
+    def key(self) -> str:
+        """A short hash of the probe and its options: the cache file's name."""
+        text = f"{self.name}|{_function_identity(self.function)}|{self.options_json}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def identity(self, checkpoint: Path, epoch: int) -> str:
+        """What a cell at `epoch` was measured on: checkpoint checksums, the reference's included."""
+        import training
+
+        paths = [checkpoint] + (
+            self.references(checkpoint, epoch, self.options) if self.references else []
+        )
+        return "+".join(training.checkpoint_id(path) for path in paths)
+
+    def scalar_options(self) -> dict[str, str | int | float]:
+        """Options that fit a netCDF attribute as they are (strings, numbers)."""
+        out: dict[str, str | int | float] = {}
+        for key, value in self.options.items():
+            if isinstance(value, bool):
+                out[key] = int(value)
+            elif isinstance(value, str | int | float):
+                out[key] = value
+            elif isinstance(value, Path):
+                out[key] = str(value)
+        return out
+
+
+def make_spec(probe: str | Callable[..., float], options: Mapping[str, Any]) -> ProbeSpec:
+    """The ProbeSpec for a probe name (`BUILTIN_PROBES`) or a per-layer callable."""
+    options = dict(options)
+    if callable(probe):
+        name = getattr(probe, "__name__", type(probe).__name__).strip("<>")
+        return ProbeSpec(name=name, function=_per_layer(probe), options=options)
+    if probe not in BUILTIN_PROBES:
+        raise ValueError(f"unknown probe {probe!r}; known: {sorted(BUILTIN_PROBES)} or a callable")
+    function, references = BUILTIN_PROBES[probe]
+    return ProbeSpec(name=probe, function=function, options=options, references=references)
+
+
+def measure_checkpoint(
+    checkpoint: Path, epoch: int, work: Mapping[str, tuple[ProbeSpec, list[int]]]
+) -> dict[str, np.ndarray]:
+    """Load `checkpoint` once and run each probe of `work` (name -> (spec, layers)) on it."""
+    import torch
+
+    import training
+
+    model = training.load_model(checkpoint)
+    out = {}
+    with torch.inference_mode():
+        for name, (spec, layers) in work.items():
+            values = spec.function(
+                model, list(layers), checkpoint=Path(checkpoint), epoch=epoch, **spec.options
+            )
+            values = np.asarray(values, dtype=np.float64).reshape(-1)
+            if values.shape != (len(layers),):
+                raise ValueError(
+                    f"probe {name!r} returned {values.shape[0]} values for {len(layers)} layers"
+                )
+            out[name] = values
+    return out
+
+
+def _per_layer(function: Callable[..., float]) -> LayerFunction:
+    """Wrap ``f(model, layer, **options) -> float`` into the grid's convention."""
+    accepts = inspect.signature(function).parameters
+
+    def per_layer(model, layers, *, checkpoint, epoch, **options):
+        extra = {k: v for k, v in (("checkpoint", checkpoint), ("epoch", epoch)) if k in accepts}
+        return [float(function(model, layer, **extra, **options)) for layer in layers]
+
+    per_layer.wrapped = function  # type: ignore[attr-defined]
+    return per_layer
+
+
+def _function_identity(function: Callable[..., Any]) -> str:
+    """Module, name and a hash of the bytecode: editing a user's probe function invalidates its cache."""
+    function = getattr(function, "wrapped", function)
+    code = getattr(function, "__code__", None)
+    digest = (
+        hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:8] if code else ""
+    )
+    return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}:{digest}"
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON value standing for `value` in the cache key: files by content, arrays by bytes."""
+    if value is None or isinstance(value, bool | str) and not _is_existing_file(value):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, str | Path):
+        path = Path(value)
+        if path.is_file():
+            return {"file": str(path.resolve()), "sha256": _file_hash(path)}
+        return str(path.resolve()) if path.exists() else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return {"array": hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()[:16]}
+    if hasattr(value, "to_csv"):  # a pandas table, e.g. an item table from read_items
+        return {"table": hashlib.sha256(value.to_csv().encode()).hexdigest()[:16]}
+    raise ValueError(
+        f"probe option of type {type(value).__name__} cannot be part of a cache key; pass a path, "
+        "a number, a string, a list, an array or a table"
+    )
+
+
+def _is_existing_file(value: Any) -> bool:
+    return isinstance(value, str) and ("/" in value or "." in value) and Path(value).is_file()
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+# --- built-in probes ------------------------------------------------------------------------------
+
+
+def _abx(model, layers, *, checkpoint, epoch, items, corpus=None, **engine_options):
+    """ABX error of each layer on an item file (or the corpus's ABX set `items`)."""
+    import probes
+
+    item_file = _item_file(items, corpus)
+    return [float(probes.abx(model, layer, items=item_file, **engine_options)) for layer in layers]
+
+
+def _item_file(items: str | Path, corpus: str | Path | None) -> Path:
+    path = Path(items)
+    if path.is_file():
+        return path
+    if corpus is not None:
+        candidate = Path(corpus) / "abx" / str(items) / "items.item"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"ABX items {items!r}: not a file, and not a set of the corpus {corpus!r} (abx/<set>/items.item)"
+    )
+
+
+def _phone(model, layers, *, checkpoint, epoch, **options):
+    """Phone-probe accuracy of each layer."""
+    import probes
+
+    result = probes.phone_probe(model, layers, **options)
+    return [float(_pick_layer(result, layer)) for layer in layers]
+
+
+def _cka(model, layers, *, checkpoint, epoch, reference, **options):
+    """CKA of each layer with the same layer of a reference checkpoint."""
+    import probes
+    import training
+
+    other = training.load_model(_reference_checkpoint(reference))
+    result = probes.similarity(model, other, layers, **options)
+    return [float(_pick_layer(result, layer)) for layer in layers]
+
+
+def _cka_run(model, layers, *, checkpoint, epoch, other, **options):
+    """CKA of each layer with the same layer of another run's checkpoint at the same epoch."""
+    return _cka(
+        model,
+        layers,
+        checkpoint=checkpoint,
+        epoch=epoch,
+        reference=_epoch_of(other, epoch),
+        **options,
+    )
+
+
+def _pick_layer(result: Any, layer: int) -> float:
+    """One layer's value out of what a probes function returns (DataArray, mapping or sequence)."""
+    if hasattr(result, "sel") and "layer" in getattr(result, "dims", ()):
+        return float(result.sel(layer=layer))
+    if isinstance(result, Mapping):
+        return float(result[layer])
+    raise ValueError(f"cannot read layer {layer} from a {type(result).__name__}")
+
+
+def _reference_checkpoint(reference: str | Path) -> Path:
+    """A checkpoint file; a run directory stands for its last checkpoint."""
+    from analysis.runs import checkpoints
+
+    path = Path(reference)
+    if path.is_dir():
+        return list(checkpoints(path).values())[-1]
+    if not path.is_file():
+        raise FileNotFoundError(f"reference checkpoint {reference}: no such file or run directory")
+    return path
+
+
+def _epoch_of(run: str | Path, epoch: int) -> Path:
+    from analysis.runs import checkpoints
+
+    found = checkpoints(run)
+    if epoch not in found:
+        raise FileNotFoundError(f"{run}: no checkpoint for epoch {epoch} to compare with")
+    return found[epoch]
+
+
+BUILTIN_PROBES: dict[str, tuple[LayerFunction, Callable | None]] = {
+    "abx": (_abx, None),
+    "phone": (_phone, None),
+    "cka": (_cka, lambda checkpoint, epoch, options: [_reference_checkpoint(options["reference"])]),
+    "cka_run": (_cka_run, lambda checkpoint, epoch, options: [_epoch_of(options["other"], epoch)]),
+}
