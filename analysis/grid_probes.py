@@ -9,6 +9,7 @@ wrapped to loop over layers. Each probe also says what a cell's value depends on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -34,17 +35,21 @@ class ProbeSpec:
     options: dict[str, Any] = field(default_factory=dict)
     references: Callable[[Path, int, dict[str, Any]], list[Path]] | None = None
 
-    @property
+    inputs: dict[str, str] = field(default_factory=dict)  # input file -> content hash, for the key
+
+    @functools.cached_property
     def options_json(self) -> str:
-        """The options as canonical JSON (paths absolute, files by content hash)."""
+        """The options as canonical JSON (paths absolute, arrays and tables by content hash)."""
         return json.dumps(
             {k: _canonical(v) for k, v in sorted(self.options.items())}, sort_keys=True
         )
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """A short hash of the probe and its options: the cache file's name."""
-        text = f"{self.name}|{_function_identity(self.function)}|{self.options_json}"
+        """A short hash of the probe, its options and its input files' contents: the cache file's
+        name. Computed once, so files that change while the grid runs do not move the cache."""
+        inputs = json.dumps(self.inputs, sort_keys=True)
+        text = f"{self.name}|{_function_identity(self.function)}|{self.options_json}|{inputs}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def identity(self, checkpoint: Path, epoch: int) -> str:
@@ -78,7 +83,19 @@ def make_spec(probe: str | Callable[..., float], options: Mapping[str, Any]) -> 
     if probe not in BUILTIN_PROBES:
         raise ValueError(f"unknown probe {probe!r}; known: {sorted(BUILTIN_PROBES)} or a callable")
     function, references = BUILTIN_PROBES[probe]
-    return ProbeSpec(name=probe, function=function, options=options, references=references)
+    inputs = {}
+    if probe == "abx":
+        if "items" not in options:
+            raise ValueError(
+                "probe 'abx' needs items= (an item file, or an ABX set name with corpus=)"
+            )
+        # The item file decides the cells: its content (not its name) goes into the cache key.
+        items = _item_file(options.pop("items"), options.pop("corpus", None))
+        options["items"] = str(items.resolve())
+        inputs["items"] = _file_hash(items)
+    return ProbeSpec(
+        name=probe, function=function, options=options, references=references, inputs=inputs
+    )
 
 
 def measure_checkpoint(
@@ -128,18 +145,15 @@ def _function_identity(function: Callable[..., Any]) -> str:
 
 
 def _canonical(value: Any) -> Any:
-    """A JSON value standing for `value` in the cache key: files by content, arrays by bytes."""
-    if value is None or isinstance(value, bool | str) and not _is_existing_file(value):
+    """A JSON value standing for `value` in the cache key: arrays and tables by content."""
+    if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
         return float(value)
-    if isinstance(value, str | Path):
-        path = Path(value)
-        if path.is_file():
-            return {"file": str(path.resolve()), "sha256": _file_hash(path)}
-        return str(path.resolve()) if path.exists() else str(value)
+    if isinstance(value, Path):
+        return str(value.resolve())
     if isinstance(value, Mapping):
         return {str(k): _canonical(v) for k, v in sorted(value.items())}
     if isinstance(value, list | tuple):
@@ -154,10 +168,6 @@ def _canonical(value: Any) -> Any:
     )
 
 
-def _is_existing_file(value: Any) -> bool:
-    return isinstance(value, str) and ("/" in value or "." in value) and Path(value).is_file()
-
-
 def _file_hash(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -169,12 +179,11 @@ def _file_hash(path: Path) -> str:
 # --- built-in probes ------------------------------------------------------------------------------
 
 
-def _abx(model, layers, *, checkpoint, epoch, items, corpus=None, **engine_options):
-    """ABX error of each layer on an item file (or the corpus's ABX set `items`)."""
+def _abx(model, layers, *, checkpoint, epoch, items, **engine_options):
+    """ABX error of each layer on an item file."""
     import probes
 
-    item_file = _item_file(items, corpus)
-    return [float(probes.abx(model, layer, items=item_file, **engine_options)) for layer in layers]
+    return [float(probes.abx(model, layer, items=items, **engine_options)) for layer in layers]
 
 
 def _item_file(items: str | Path, corpus: str | Path | None) -> Path:
