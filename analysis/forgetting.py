@@ -10,6 +10,7 @@ higher for recall (see `higher_is_better`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,7 +20,13 @@ import xarray as xr
 
 from analysis.runs import read_metrics, switch_epoch
 
-__all__ = ["forgetting", "forgetting_table", "higher_is_better", "metric_series"]
+__all__ = [
+    "forgetting",
+    "forgetting_table",
+    "higher_is_better",
+    "is_tracked_metric",
+    "metric_series",
+]
 
 # Metric names that contain one of these are errors or losses (lower is better); anything else that the
 # trainer logs as a number (recall) is a score (higher is better).
@@ -39,6 +46,13 @@ def higher_is_better(metric: str) -> bool:
     """Whether larger values of `metric` are better: False for losses and ABX errors, True otherwise."""
     name = metric.lower()
     return not any(token in name for token in _LOWER_IS_BETTER)
+
+
+def is_tracked_metric(name: str) -> bool:
+    """Whether a metrics.jsonl column is one the forgetting table follows: each loss (``loss_av``,
+    ``loss_aud``; not the weighted ``loss``, whose meaning changes at the switch) and each recall
+    (``speech_to_image_r10``, ``recall_*``). Counters, timings and learning rates are not."""
+    return name.startswith("loss_") or "recall" in name or re.search(r"_r\d+$", name) is not None
 
 
 def forgetting(
@@ -89,11 +103,12 @@ def metric_series(
     plus, for each grid, its best (lowest) value over layers per epoch, named ``best_layer_<name>``.
     """
     table = metrics.set_index("epoch") if "epoch" in metrics.columns else metrics.copy()
-    skip = {"stage", "alpha", "step", "time", "seconds", "lr"}
     numeric = [
         c
         for c in table.columns
-        if c not in skip and pd.api.types.is_numeric_dtype(table[c]) and table[c].notna().any()
+        if is_tracked_metric(c)
+        and pd.api.types.is_numeric_dtype(table[c])
+        and table[c].notna().any()
     ]
     columns = {c: table[c].astype(float) for c in numeric}
     for name, grid in (grids or {}).items():
