@@ -191,27 +191,16 @@ def test_caption_dataset_on_the_embedded_corpus(small_corpus: Path) -> None:
 
 
 def test_corpus_regions_of_the_wrong_shape_name_the_file(tmp_path: Path) -> None:
-    write_npz(
-        tmp_path / "regions" / "good.npz",
-        feats=np.zeros((36, 8), np.float32),
-        boxes=np.zeros((36, 4), np.float32),
-    )
-    write_npz(
-        tmp_path / "regions" / "short.npz",
-        feats=np.zeros((35, 8), np.float32),
-        boxes=np.zeros((35, 4), np.float32),
-    )
-    write_npz(
-        tmp_path / "regions" / "wide.npz",
-        feats=np.zeros((36, 9), np.float32),
-        boxes=np.zeros((36, 4), np.float32),
-    )
-    write_npz(
-        tmp_path / "regions" / "boxes.npz",
-        feats=np.zeros((36, 8), np.float32),
-        boxes=np.full((36, 4), 2.0, np.float32),
-    )
-    write_npz(tmp_path / "regions" / "nofeats.npz", boxes=np.zeros((36, 4), np.float32))
+    arrays = {
+        "good": {"feats": np.zeros((36, 8)), "boxes": np.zeros((36, 4))},
+        "short": {"feats": np.zeros((35, 8)), "boxes": np.zeros((35, 4))},
+        "wide": {"feats": np.zeros((36, 9)), "boxes": np.zeros((36, 4))},
+        "boxes": {"feats": np.zeros((36, 8)), "boxes": np.full((36, 4), 2.0)},
+        "nofeats": {"boxes": np.zeros((36, 4))},
+    }
+    for key, members in arrays.items():
+        typed = {name: array.astype(np.float32) for name, array in members.items()}
+        write_npz(tmp_path / "regions" / f"{key}.npz", **typed)
     regions = RegionFeatures.from_corpus(tmp_path)
     assert len(regions) == 5 and regions["good"][0].shape == (36, 8) and regions.dim == 8
     for key, message in [

@@ -12,6 +12,7 @@ from training.data import (
     read_wav,
 )
 from training.data.items import read_items, write_items
+from training.espeak import Synthesizer, Voice, text_to_phones
 from training.model import SSLVGS
 
 __all__: list[str] = []
@@ -26,6 +27,9 @@ __all__ += [
     "load_split",
     "read_alignment",
     "read_wav",
+    "Synthesizer",
+    "Voice",
+    "text_to_phones",
 ]
 __all__ += [
     "SSLVGS",

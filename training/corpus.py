@@ -36,6 +36,7 @@ __all__ = [
     "PAPER_REGION_DIM",
     "SAMPLE_RATE",
     "build_corpus",
+    "plan_corpus",
     "split_sizes",
 ]
 
@@ -255,7 +256,13 @@ def build_corpus(
     return root
 
 
-def _manifest(settings, scenes, read, pools, abx_counts) -> dict:
+def _manifest(
+    settings: dict,
+    scenes: list[Scene],
+    read: list[Utterance],
+    pools: dict[str, dict[str, Voice]],
+    abx_counts: dict,
+) -> dict:
     counts = {"images": {}, "captions": {}, "speakers": {}}
     for split in ("train", "val", "test"):
         members = [s for s in scenes if s.split == split]

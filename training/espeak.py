@@ -37,6 +37,8 @@ __all__ = [
     "Synthesis",
     "Synthesizer",
     "available_variants",
+    "events_to_phones",
+    "strip_stress",
     "text_to_phones",
 ]
 
@@ -285,12 +287,11 @@ class Synthesizer:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        env = dict(os.environ, PYTHONPATH="")
+        # -P: the script's folder (training/) must not shadow modules the helper imports
         self._process = subprocess.Popen(
-            [sys.executable, "-I", "-u", os.path.abspath(__file__), "--serve"],
+            [sys.executable, "-P", "-u", os.path.abspath(__file__), "--serve"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
         )
 
     def __call__(self, text: str, voice: Voice) -> Synthesis:

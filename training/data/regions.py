@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,12 @@ class RegionFeatures(Mapping):
     (known once the first image is read, or given).
     """
 
-    def __init__(self, loaders: dict[str, object], read, dim: int | None = None) -> None:
+    def __init__(
+        self,
+        loaders: dict[str, object],
+        read: Callable[[object], tuple[np.ndarray, np.ndarray, str]],
+        dim: int | None = None,
+    ) -> None:
         self._loaders = loaders  # key -> whatever `read` needs to produce that image's arrays
         self._read = read
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
