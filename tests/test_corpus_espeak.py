@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from training.data.audio import resampled_position
 from training.espeak import (
     ESPEAK_SAMPLE_RATE,
     SILENCE,
@@ -13,6 +16,7 @@ from training.espeak import (
     Voice,
     available_variants,
     events_to_phones,
+    strip_stress,
     text_to_phones,
 )
 
@@ -85,3 +89,29 @@ def test_events_become_a_tiling_of_phones() -> None:
     assert starts.tolist() == [0, 100, 180, 300, 400, 500]
     starts, phones = events_to_phones([(50, "a"), (600, "")], length=600)
     assert phones == (SILENCE, "a") and starts.tolist() == [0, 50]  # leading gap is silence
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.integers(-5, 700), st.sampled_from(["", "a", "ˈb", "ˌc", "dː"])), max_size=30
+    ),
+    length=st.integers(1, 600),
+)
+def test_any_events_give_phones_that_tile_the_audio(events, length) -> None:
+    starts, phones = events_to_phones(events, length)
+    assert len(starts) == len(phones) >= 1
+    assert starts[0] == 0 and (np.diff(starts) > 0).all() and starts[-1] < length
+    assert all(not (a == b == SILENCE) for a, b in zip(phones, phones[1:], strict=False))
+    assert not any(mark in p for p in phones for mark in "ˈˌ")
+    # every phone that survives starts where an event with its name put it
+    named = {(min(max(s, 0), length), strip_stress(n) or SILENCE) for s, n in events}
+    assert all((int(s), p) in named for s, p in zip(starts, phones, strict=True) if s > 0)
+
+
+@given(st.integers(0, 10**7), st.sampled_from([(22050, 16000), (44100, 16000), (8000, 16000)]))
+def test_resampled_positions_round_to_the_nearest_sample(position, rates) -> None:
+    source, target = rates
+    moved = resampled_position(position, source, target)
+    assert abs(moved - position * target / source) <= 0.5
+    assert resampled_position(position + 1, source, target) >= moved

@@ -217,7 +217,9 @@ def events_to_phones(
             continue
         starts.append(sample)
         labels.append(label)
-    if not starts or starts[0] > 0:
+    if starts and starts[0] > 0 and labels[0] == SILENCE:
+        starts[0] = 0  # a pause that starts late: the gap before it is the same pause
+    elif not starts or starts[0] > 0:
         starts.insert(0, 0)
         labels.insert(0, SILENCE)
     return np.asarray(starts, dtype=np.int64), tuple(labels)
