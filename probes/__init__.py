@@ -5,13 +5,23 @@ __all__: list[str] = []
 # Probes on trained models (issue 4). Loaded on first use, so that `import probes` and the CLI stay
 # fast; no module is named like the function it exports, so `probes.recall` is always the function.
 _PROBE_FUNCTIONS = {
-    "extract": "probes.activations",
-    "open_store": "probes.store",
-    "recall": "probes.retrieval",
-    "recall_at_k": "probes.retrieval",
-    "retrieval_ranks": "probes.retrieval",
-    "cka": "probes.kernel_alignment",
-    "similarity": "probes.kernel_alignment",
+    **dict.fromkeys(["extract", "cache_dir", "plan_batches"], "probes.activations"),
+    **dict.fromkeys(
+        ["open_store", "StoreWriter", "StoreMismatchError", "IncompleteStoreError"], "probes.store"
+    ),
+    **dict.fromkeys(
+        ["LayeredModel", "as_layered_model", "resolve_layers", "state_checksum"], "probes.models"
+    ),
+    **dict.fromkeys(
+        ["Source", "Utterance", "CorpusSplit", "AbxSet", "WavList", "as_source"], "probes.sources"
+    ),
+    **dict.fromkeys(
+        ["activations_for", "layer_features", "corpus_of", "default_abx_set"], "probes.api"
+    ),
+    **dict.fromkeys(["recall", "recall_at_k", "retrieval_ranks", "DIRECTIONS"], "probes.retrieval"),
+    **dict.fromkeys(["cka", "similarity"], "probes.kernel_alignment"),
+    **dict.fromkeys(["phone_probe", "frame_labels"], "probes.phones"),
+    "embed_split": "probes.embeddings",
 }
 __all__ += list(_PROBE_FUNCTIONS)
 

@@ -1,11 +1,11 @@
 """`probes.extract`: layer activations of a model on a source, stored in zarr and cached.
 
 Memory stays bounded by one batch whatever the source's size: each batch is written to the store
-as soon as it is computed. Stores are keyed by (model checksum, source key, layers, dtype):
+as soon as it is computed. Stores are keyed by (checksum of the weights, source key, layers, dtype):
 
 - with `store=PATH`, that path (a store of another model there is an error, unless overwrite=True);
-- for a checkpoint or run directory, `RUN/probes/activations/` beside the run;
-- for an in-memory model, `$SSLVGS_CACHE/activations/` (default `~/.cache/sslvgs/activations/`).
+- for a checkpoint, a run directory or a model from `training.load_model`: `RUN/probes/activations/`;
+- for any other in-memory model: `$SSLVGS_CACHE/activations/` (default `~/.cache/sslvgs/activations/`).
 
 A complete store holding a superset of the requested layers is a cache hit (read, no compute).
 """
@@ -81,6 +81,7 @@ def extract(
         "model": layered.description,
         "source_key": src.key,
         "source": src.origin,
+        "items": str(src.items or ""),
         "layers": wanted,
         "dtype": dtype,
         "frame_rate": layered.frame_rate,
@@ -253,15 +254,9 @@ def _checked_length(utt: Utterance, sample_rate: int, resample: bool) -> int:
 
 def _load_batch(utterances: list[Utterance], sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero-padded waveforms [B, Tmax] (mono, at `sample_rate`) and their lengths [B]."""
-    import torchaudio.functional
+    from training.data import read_wav
 
-    waves = []
-    for utt in utterances:
-        data, rate = soundfile.read(str(utt.wav), dtype="float32", always_2d=True)
-        wave = torch.from_numpy(data.mean(axis=1))
-        if rate != sample_rate:
-            wave = torchaudio.functional.resample(wave, rate, sample_rate)
-        waves.append(wave)
+    waves = [read_wav(utt.wav, sample_rate) for utt in utterances]
     lengths = torch.tensor([len(w) for w in waves])
     batch = torch.zeros(len(waves), int(lengths.max()))
     for row, wave in enumerate(waves):

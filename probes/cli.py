@@ -9,3 +9,114 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the probe subcommands (extract, abx, recall)."""
+    _register_extract(subparsers)
+    _register_recall(subparsers)
+
+
+# --- extract and recall (probes on trained models) ------------------------------------------------
+
+
+def parse_layers(text: str) -> str | list[int]:
+    """`all`, `3`, `1,4,8` or `2-5` -> "all" or a list of layers."""
+    if text == "all":
+        return "all"
+    layers: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            layers.extend(range(int(low), int(high) + 1) if high else [int(low)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"layers must be all, 3, 1,4,8 or 2-5, not {text!r}"
+        ) from None
+    return layers
+
+
+def _register_extract(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "extract",
+        help="write a model's layer activations on a corpus split, ABX set or wavs to a zarr store",
+        description="Extract layer activations into a zarr store (ragged layout; resumable: run "
+        "the same command again after an interruption).",
+    )
+    parser.add_argument("model", help="checkpoint file or run directory")
+    parser.add_argument(
+        "source",
+        nargs="+",
+        help="corpus dir (with --split), ABX set dir or item file, wav dir or wavs",
+    )
+    parser.add_argument("--split", help="corpus split (train, val, test) when SOURCE is a corpus")
+    parser.add_argument("--wavs", help="wav directory of an item file (default: wavs/ beside it)")
+    parser.add_argument("--layers", type=parse_layers, default="all", help="all, 3, 1,4,8 or 2-5")
+    parser.add_argument("--out", required=True, help="store path (a directory, e.g. acts.zarr)")
+    parser.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--resample", action="store_true", help="resample audio at another rate")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a store of other activations"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_extract)
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from probes.activations import extract
+
+    source = args.source[0] if len(args.source) == 1 else args.source
+    dataset = extract(
+        args.model, source, args.layers, args.out, split=args.split, wavs=args.wavs,
+        dtype=args.dtype, batch_size=args.batch_size, device=args.device, resample=args.resample,
+        overwrite=args.overwrite, progress=not args.quiet,
+    )  # fmt: skip
+    sizes = dataset.sizes
+    print(
+        f"{args.out}: {sizes['utterance']} utterances, {sizes['frame']} frames, layers "
+        f"{dataset.layer.values.tolist()}, {sizes['feature']} features ({dataset.activations.dtype})"
+    )
+    return 0
+
+
+def _register_recall(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "recall",
+        help="speech<->image recall@k of a checkpoint on a corpus split",
+        description="Recall@k both ways (an image query hits if any of its captions is in the top k).",
+    )
+    parser.add_argument("model", help="checkpoint file or run directory")
+    parser.add_argument("corpus", nargs="?", help="corpus root (default: the run's)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("-k", type=int, nargs="+", default=[1, 5, 10])
+    parser.add_argument("--bootstrap", type=int, default=0, help="resamples for a 95%% interval")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_recall)
+
+
+def _recall(args: argparse.Namespace) -> int:
+    import json
+
+    from probes.retrieval import recall
+
+    result = recall(
+        args.model, args.split, args.k, args.corpus, batch_size=args.batch_size, device=args.device,
+        bootstrap=args.bootstrap, progress=not args.quiet,
+    )  # fmt: skip
+    rows = [
+        {"direction": str(d), "k": int(k), "recall": float(result.sel(direction=d, k=k)),
+         **({"low": float(result.low.sel(direction=d, k=k)),
+             "high": float(result.high.sel(direction=d, k=k))} if args.bootstrap else {})}
+        for d in result.direction.values
+        for k in result.k.values
+    ]  # fmt: skip
+    if args.json:
+        print(
+            json.dumps({**{k: str(v) for k, v in result.attrs.items()}, "recall": rows}, indent=1)
+        )
+        return 0
+    for row in rows:
+        interval = f"  [{100 * row['low']:.1f}, {100 * row['high']:.1f}]" if args.bootstrap else ""
+        print(f"{row['direction']:<16} R@{row['k']:<3} {100 * row['recall']:6.2f}%{interval}")
+    return 0

@@ -41,9 +41,9 @@ class LayeredModel:
         dim: feature dimension D of every layer.
         frame_rate: frames per second of every layer.
         sample_rate: the audio rate the model takes.
-        model_id: checkpoint checksum (`training.checkpoint_id`) or state-dict checksum.
+        model_id: checksum of the weights (`state_checksum`), the cache key.
         description: what the user passed, for messages and store attributes.
-        checkpoint: the checkpoint file or run directory, when the model came from one.
+        checkpoint: the checkpoint file the weights were loaded from, when known.
     """
 
     module: torch.nn.Module
@@ -112,9 +112,7 @@ def as_layered_model(model: Any, *, sample_rate: int | None = None) -> LayeredMo
     if _is_torchaudio_wav2vec2(model):
         return _from_torchaudio(model, sample_rate or 16000)
     if isinstance(model, torch.nn.Module) and hasattr(model, "hidden_states"):
-        return _from_sslvgs(
-            model, "state-" + state_checksum(model), f"an in-memory {type(model).__name__}"
-        )
+        return _from_sslvgs(model, f"an in-memory {type(model).__name__}")
     raise TypeError(
         "model must be a checkpoint file, a run directory, an sslvgs SSLVGS model or a torchaudio "
         f"Wav2Vec2Model, not {type(model).__name__}"
@@ -122,26 +120,28 @@ def as_layered_model(model: Any, *, sample_rate: int | None = None) -> LayeredMo
 
 
 def _from_checkpoint(path: Path) -> LayeredModel:
-    from training import checkpoint_id, load_model
+    from training import load_model
 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint file or run directory")
-    return _from_sslvgs(load_model(path), checkpoint_id(path), str(path), path)
+    return _from_sslvgs(load_model(path), str(path))
 
 
-def _from_sslvgs(
-    module: torch.nn.Module, model_id: str, description: str, checkpoint: Path | None = None
-) -> LayeredModel:
+def _from_sslvgs(module: torch.nn.Module, description: str) -> LayeredModel:
+    # The weights, not the file, identify the model: a checkpoint and the same checkpoint loaded
+    # in a notebook share cached activations, and weights changed after loading never hit them.
+    # `training.load_model` records the file, which places the cache beside the run.
     module.eval()
+    checkpoint = getattr(module, "checkpoint_path", None)
     return LayeredModel(
         module=module,
         num_layers=int(module.num_layers),
         dim=int(module.dim),
         frame_rate=float(module.frame_rate),
         sample_rate=int(module.sample_rate),
-        model_id=model_id,
+        model_id="state-" + state_checksum(module),
         description=description,
-        checkpoint=checkpoint,
+        checkpoint=Path(checkpoint) if checkpoint is not None else None,
     )
 
 

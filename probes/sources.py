@@ -158,7 +158,9 @@ def as_source(source: Any, *, split: str | None = None, wavs: str | Path | None 
         return AbxSet(path, wavs)
     if any(path.glob(SPLIT_FILE.format(split="*"))):
         if split is None:
-            raise ValueError(f"{path} is a corpus: name its split (split='train', 'val' or 'test')")
+            raise ValueError(
+                f"{path} is a corpus directory: name its split (split= or --split: train, val or test)"
+            )
         return CorpusSplit(path, split)
     found = sorted(path.glob("*.wav"))
     if not found:
