@@ -67,6 +67,7 @@ def test_an_interrupted_build_resumes_to_the_same_bytes(
     assert not (out / "manifest.json").exists()
     assert len(list(out.glob("wavs/*/*.wav"))) == 7
     monkeypatch.setattr(corpus_module, "_speak", real_speak)
+    (out / "wavs" / "train" / ".scene_00000_4.wav.x1y2.tmp").write_bytes(b"half a wav")  # a kill -9
     build_corpus(out, images=TINY, seed=3, progress=False)
     assert _tree(out) == _tree(tiny_corpus)
 

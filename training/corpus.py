@@ -224,6 +224,8 @@ def build_corpus(
     }
     scenes, read, pools = plan_corpus(images, captions_per_image, seed)
     _check_settings(root, settings)
+    for stale in root.rglob(".*.tmp"):  # half-written files of a build that was killed
+        stale.unlink()
     voices = {name: voice for pool in pools.values() for name, voice in pool.items()}
     encoder = RegionEncoder(region_dim, seed)
     utterances = [u for scene in scenes for u in scene.captions] + read
