@@ -34,3 +34,8 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     raise AttributeError(f"module 'probes' has no attribute {name!r}")
+
+# The ABX engine (issue 6): a callable subpackage; its kernels load on first use.
+from probes import abx  # noqa: E402
+
+__all__ += ["abx"]

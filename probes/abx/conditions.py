@@ -1,0 +1,90 @@
+"""ABX conditions: the ZeroSpeech speaker x context modes as instances of the general on/by/across form.
+
+A condition says which items are compared (``on``: A and B differ in it, X has A's value), which labels
+all three share (``by``), and which labels X must not share with A and B (``across``: X differs in every
+one of them). ``levels`` is the averaging order of the per-cell scores (see ``result.collapse``).
+
+The item column ``context`` is ``prev + "+" + next`` (libri-light's context id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Condition", "zerospeech_condition", "SPEAKER_MODES", "CONTEXT_MODES"]
+
+SPEAKER_MODES = ("within", "across")
+CONTEXT_MODES = ("within", "any", "across")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``on``/``by``/``across`` item columns and the averaging ``levels`` (each a column or a tuple).
+
+    Cells: A = items with on-value a, B = items with on-value b != a, both sharing the by- and
+    across-values; X = A's items (minus x = a) when ``across`` is empty, else items with on-value a, the
+    same by-values and different values in every across column.
+    """
+
+    on: str
+    by: tuple[str, ...] = ()
+    across: tuple[str, ...] = ()
+    levels: tuple[str | tuple[str, ...], ...] = ()
+    speaker: str | None = None
+    context: str | None = None
+
+    def __post_init__(self) -> None:
+        columns = [self.on, *self.by, *self.across]
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"on, by and across must name different columns, got {columns}")
+
+    @property
+    def is_symmetric(self) -> bool:
+        """Within-type cells: X is drawn from A's own items (pairs x = a excluded)."""
+        return not self.across
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.on, *self.by, *self.across)
+
+    @property
+    def name(self) -> str:
+        if self.speaker is not None:
+            return f"{self.speaker} speaker, {self.context} context"
+        parts = [f"on {self.on}"]
+        if self.by:
+            parts.append(f"by {', '.join(self.by)}")
+        if self.across:
+            parts.append(f"across {', '.join(self.across)}")
+        return ", ".join(parts)
+
+
+def zerospeech_condition(speaker: str = "within", context: str = "within") -> Condition:
+    """The condition for a speaker mode (within|across) and a context mode (within|any|across).
+
+    Averaging (DESIGN.md): within speaker, over contexts, then speakers, then phone pairs; across
+    speaker, over (context, X speaker) jointly, then speakers, then phone pairs. Context "across"
+    (X has A's phone in another context) averages over (context, X context) jointly in the same place.
+    """
+    if speaker not in SPEAKER_MODES:
+        raise ValueError(f"speaker must be one of {SPEAKER_MODES}, got {speaker!r}")
+    if context not in CONTEXT_MODES:
+        raise ValueError(f"context must be one of {CONTEXT_MODES}, got {context!r}")
+    by: list[str] = []
+    across: list[str] = []
+    if context == "within":
+        by.append("context")
+    elif context == "across":
+        across.append("context")
+    if speaker == "within":
+        by.append("speaker")
+    else:
+        across.append("speaker")
+    if context != "any":
+        first: tuple = ("context",)  # X's labels (*_x) are averaged together with the first level
+    elif speaker == "across":
+        first = (("speaker_x",),)  # libri-light: over X speaker, then speakers (not jointly)
+    else:
+        first = ()
+    levels = (*first, "speaker")
+    return Condition("phone", tuple(by), tuple(across), levels, speaker=speaker, context=context)

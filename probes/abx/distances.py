@@ -1,0 +1,88 @@
+"""Frame preparation (normalisation, zero frames, pooling) and frame-distance tiles as BLAS products.
+
+Distances between frames u, v (DESIGN.md):
+  angular (default)  arccos(clamp(u.v, -1, 1)) / pi on L2-normalised frames  (fastabx "angular" = "cosine")
+  cosine             1 - clamp(u.v, -1, 1) on L2-normalised frames
+  euclidean          |u - v| on the raw frames (compat: on normalised frames, as libri-light does)
+Zero frames: the default turns an all-zero frame into (1, ..., 1)/sqrt(D) (fastabx). compat="librilight"
+appends libri-light's border column (1e-12 for a non-zero frame, -2e12 for an all-zero one), which puts an
+all-zero frame at angular distance 1 from every non-zero frame and 0 from another all-zero one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from probes.abx.kernels import angular_from_dot, cosine_from_dot, euclidean_from_dot
+
+__all__ = ["DISTANCES", "POOLINGS", "prepare_frames", "frame_distance_tile"]
+
+DISTANCES = ("angular", "cosine", "euclidean")
+POOLINGS = (None, "mean")
+BORDER_NONZERO = 1e-12
+BORDER_ZERO = -2e12
+
+
+def _normalise(frames: np.ndarray, compat: bool) -> np.ndarray:
+    frames = frames.astype(np.float32, copy=True)
+    norms = np.sqrt((frames.astype(np.float64) ** 2).sum(axis=1))
+    zero = norms == 0
+    frames[~zero] /= norms[~zero, None].astype(np.float32)
+    if not compat:
+        frames[zero] = np.float32(1.0 / math.sqrt(frames.shape[1]))
+        return frames
+    border = np.where(zero, BORDER_ZERO, BORDER_NONZERO).astype(np.float32)[:, None]
+    frames[zero] = np.float32(1.0 / math.sqrt(frames.shape[1]))
+    return np.ascontiguousarray(np.concatenate([frames, border], axis=1))
+
+
+def prepare_frames(
+    frames: np.ndarray,
+    offsets: np.ndarray,
+    distance: str,
+    pooling: str | None,
+    compat: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ready for the dot products, and their item offsets (one frame per item when pooled).
+
+    frames: [F, D] item frames concatenated; offsets: [n + 1]. Pooling "mean" averages the raw frames
+    before normalising (fastabx); in compat mode it averages the normalised frames and does not
+    normalise again (libri-light).
+    """
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    normalise = distance != "euclidean" or compat
+    if pooling == "mean" and not compat:
+        frames = _mean_pool(frames.astype(np.float64), offsets).astype(np.float32)
+        offsets = np.arange(len(offsets), dtype=np.int64)
+    if normalise:
+        frames = _normalise(frames, compat)
+    else:
+        frames = np.ascontiguousarray(frames, dtype=np.float32)
+    if pooling == "mean" and compat:
+        frames = _mean_pool(frames.astype(np.float64), offsets).astype(np.float32)
+        offsets = np.arange(len(offsets), dtype=np.int64)
+    return frames, offsets
+
+
+def _mean_pool(frames: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    sums = np.add.reduceat(frames, offsets[:-1], axis=0)
+    return sums / np.diff(offsets)[:, None]
+
+
+def frame_distance_tile(rows: np.ndarray, cols: np.ndarray, distance: str) -> np.ndarray:
+    """[R, C] float32 distances between the frames ``rows`` [R, D] and ``cols`` [C, D] (one sgemm)."""
+    tile = np.dot(rows, cols.T)
+    if distance == "angular":
+        angular_from_dot(tile)
+    elif distance == "cosine":
+        cosine_from_dot(tile)
+    else:
+        sq_rows = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
+        sq_cols = np.einsum("ij,ij->i", cols, cols, dtype=np.float64)
+        euclidean_from_dot(tile, sq_rows, sq_cols, rows, cols)
+    return tile

@@ -1,0 +1,272 @@
+"""Numba kernels: frame distances from dot products, DTW over item pairs, per-x counting by sorting.
+
+The DTW rule is DESIGN.md's (libri-light's): rows are x's frames; steps down, right, diagonal; the
+total cost divided by the number of cells on the path traced back from (n-1, m-1), going diagonal if
+c_diag <= c_left and c_diag <= c_up, else left if c_left <= c_up, else up, then straight to (0, 0).
+The cost matrix of (y, x) is the transpose of that of (x, y); only the trace-back differs (a tie
+between left and up goes the other way), so one cost matrix gives both orientations exactly.
+
+Counting: for one x and one cell, ``sum over a, b of 2*[d(x,a) < d(x,b)] + [d(x,a) = d(x,b)]``
+equals ``sum over b of (lower(d(x,b)) + upper(d(x,b)))`` where lower/upper are the positions of
+d(x,b) in the sorted d(x, A) (binary searches), so each x costs (na + nb) log na, not na * nb.
+Counts are int64 and twice the score (ties count 1), so they stay exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+__all__ = [
+    "angular_from_dot",
+    "cosine_from_dot",
+    "euclidean_from_dot",
+    "dtw_pair",
+    "dtw_block",
+    "count_block",
+]
+
+INV_PI = 1.0 / math.pi
+# Abramowitz & Stegun 4.4.46: acos(x) = sqrt(1 - x) * P(x) on [0, 1], |error| <= 2e-8. Unlike libm's
+# acos it vectorises, and evaluated in double it stays within one float32 ulp of the true value.
+_ACOS = (
+    1.5707963050,
+    -0.2145988016,
+    0.0889789874,
+    -0.0501743046,
+    0.0308918810,
+    -0.0170881256,
+    0.0066700901,
+    -0.0012624911,
+)
+
+
+@nb.njit(inline="always", fastmath=False)
+def _acos_over_pi(v: float) -> float:
+    x = min(max(v, -1.0), 1.0)
+    a = abs(x)
+    p = _ACOS[7]
+    p = p * a + _ACOS[6]
+    p = p * a + _ACOS[5]
+    p = p * a + _ACOS[4]
+    p = p * a + _ACOS[3]
+    p = p * a + _ACOS[2]
+    p = p * a + _ACOS[1]
+    p = p * a + _ACOS[0]
+    r = math.sqrt(1.0 - a) * p
+    if x < 0.0:
+        r = math.pi - r
+    return r * INV_PI
+
+
+@nb.njit(parallel=True, cache=True)
+def angular_from_dot(tile: np.ndarray) -> None:
+    """In place: dot products [R, C] of unit frames -> arccos(clamp(dot, -1, 1)) / pi."""
+    rows, cols = tile.shape
+    for i in nb.prange(rows):
+        row = tile[i]
+        for j in range(cols):
+            row[j] = _acos_over_pi(np.float64(row[j]))
+
+
+@nb.njit(parallel=True, cache=True)
+def cosine_from_dot(tile: np.ndarray) -> None:
+    """In place: dot products [R, C] of unit frames -> 1 - clamp(dot, -1, 1)."""
+    rows, cols = tile.shape
+    for i in nb.prange(rows):
+        row = tile[i]
+        for j in range(cols):
+            row[j] = 1.0 - min(max(row[j], -1.0), 1.0)
+
+
+@nb.njit(parallel=True, cache=True)
+def euclidean_from_dot(
+    tile: np.ndarray,
+    sq_rows: np.ndarray,
+    sq_cols: np.ndarray,
+    rows_data: np.ndarray,
+    cols_data: np.ndarray,
+) -> None:
+    """In place: dot products -> sqrt(|u|^2 + |v|^2 - 2 u.v).
+
+    Where that difference is tiny next to the norms, the cancellation would leave rounding noise
+    instead of the true (near) zero, so those entries are recomputed directly as sqrt(sum (u - v)^2).
+    """
+    rows, cols = tile.shape
+    dim = rows_data.shape[1]
+    for i in nb.prange(rows):
+        row = tile[i]
+        for j in range(cols):
+            norms = np.float64(sq_rows[i]) + np.float64(sq_cols[j])
+            sq = norms - 2.0 * np.float64(row[j])
+            if sq < 1e-3 * norms:
+                acc = 0.0
+                for k in range(dim):
+                    diff = np.float64(rows_data[i, k]) - np.float64(cols_data[j, k])
+                    acc += diff * diff
+                sq = acc
+            row[j] = math.sqrt(max(sq, 0.0))
+
+
+@nb.njit(cache=True)
+def dtw_pair(
+    dist: np.ndarray, r0: int, n: int, c0: int, m: int, cost: np.ndarray
+) -> tuple[float, float]:
+    """DTW of the n x m block of ``dist`` at (r0, c0), as (d(x, y), d(y, x)) with x = the rows.
+
+    ``cost`` is a scratch buffer of at least n x m (float64).
+    """
+    cost[0, 0] = dist[r0, c0]
+    for i in range(1, n):
+        cost[i, 0] = dist[r0 + i, c0] + cost[i - 1, 0]
+    for j in range(1, m):
+        cost[0, j] = dist[r0, c0 + j] + cost[0, j - 1]
+    for i in range(1, n):
+        for j in range(1, m):
+            best = min(cost[i - 1, j], cost[i - 1, j - 1], cost[i, j - 1])
+            cost[i, j] = dist[r0 + i, c0 + j] + best
+    total = cost[n - 1, m - 1]
+    return total / _path_length(cost, n, m, True), total / _path_length(cost, n, m, False)
+
+
+@nb.njit(inline="always")
+def _path_length(cost, n, m, rows_first):
+    # rows_first: trace (x, y) with x on the rows; otherwise trace the transposed problem (y on the
+    # rows), whose "left" is our "up": a left/up tie then goes up instead of left.
+    i, j, length = n - 1, m - 1, 1
+    while i > 0 and j > 0:
+        c_diag = cost[i - 1, j - 1]
+        c_up = cost[i - 1, j]
+        c_left = cost[i, j - 1]
+        if c_diag <= c_left and c_diag <= c_up:
+            i -= 1
+            j -= 1
+        elif rows_first:
+            if c_left <= c_up:
+                j -= 1
+            else:
+                i -= 1
+        elif c_up <= c_left:
+            i -= 1
+        else:
+            j -= 1
+        length += 1
+    return length + i + j
+
+
+@nb.njit(parallel=True, cache=True)
+def dtw_block(
+    dist: np.ndarray,
+    row_off: np.ndarray,
+    col_off: np.ndarray,
+    row_group: np.ndarray,
+    col_group: np.ndarray,
+    allowed: np.ndarray,
+    symmetric: bool,
+    out_rc: np.ndarray,
+    out_cr: np.ndarray,
+    row_index0: int,
+    max_len: int,
+) -> None:
+    """DTW for every allowed pair of a tile, both orientations from one cost matrix.
+
+    dist: [row frames, col frames] frame distances; row_off / col_off: [n + 1] item frame offsets,
+    relative to the tile. Pair (i, j) is computed if allowed[row_group[i], col_group[j]] and, when
+    ``symmetric`` (rows and columns are the same items, row i being item row_index0 + i), j > row item.
+    Writes out_rc[row_index0 + i, j] = d(row i, col j) and out_cr[j, row_index0 + i] = d(col j, row i).
+    """
+    n_rows = row_off.shape[0] - 1
+    n_cols = col_off.shape[0] - 1
+    for i in nb.prange(n_rows):
+        cost = np.empty((max_len, max_len), np.float64)
+        r0, n = row_off[i], row_off[i + 1] - row_off[i]
+        gi = row_group[i]
+        first = row_index0 + i + 1 if symmetric else 0
+        for j in range(first, n_cols):
+            if not allowed[gi, col_group[j]]:
+                continue
+            c0, m = col_off[j], col_off[j + 1] - col_off[j]
+            d_rc, d_cr = dtw_pair(dist, r0, n, c0, m, cost)
+            out_rc[row_index0 + i, j] = d_rc
+            out_cr[j, row_index0 + i] = d_cr
+
+
+@nb.njit(inline="always")
+def _bounds(sorted_values, n, value):
+    # (number of entries < value, number of entries <= value) in sorted_values[:n]
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if sorted_values[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    lower = lo
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if sorted_values[mid] <= value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lower, lo
+
+
+@nb.njit(parallel=True, cache=True)
+def count_block(
+    dist: np.ndarray,
+    x_phone: np.ndarray,
+    x_group: np.ndarray,
+    run_start: np.ndarray,
+    run_phone: np.ndarray,
+    group_runs: np.ndarray,
+    col_groups: np.ndarray,
+    allowed: np.ndarray,
+    symmetric: bool,
+    x_index0: int,
+    max_run: int,
+) -> np.ndarray:
+    """Per x and per target run (one phone in one group), twice the number of correct triplets.
+
+    dist: [n_x, n_cols] distances d(x, column item), x on the rows. Runs partition the columns into
+    (group, phone) blocks: run r covers columns run_start[r]:run_start[r + 1] with phone run_phone[r];
+    group_runs[k]:group_runs[k + 1] are the runs of column group col_groups[k]. For x and an allowed
+    group holding x's phone (run A, excluding x itself, column x_index0 + x, when ``symmetric``), every
+    other run B of that group gets sum_b (lower + upper) of d(x, b) in sorted d(x, A).
+    Returns out[n_x, n_runs] (int64), -1 where the (x, run) pair forms no cell.
+    """
+    n_x = dist.shape[0]
+    n_runs = run_phone.shape[0]
+    out = np.full((n_x, n_runs), -1, np.int64)
+    for x in nb.prange(n_x):
+        da = np.empty(max_run, np.float64)
+        phone = x_phone[x]
+        for k in range(col_groups.shape[0]):
+            if not allowed[x_group[x], col_groups[k]]:
+                continue
+            run_a = -1
+            for r in range(group_runs[k], group_runs[k + 1]):
+                if run_phone[r] == phone:
+                    run_a = r
+            if run_a < 0:
+                continue
+            na = 0
+            for c in range(run_start[run_a], run_start[run_a + 1]):
+                if symmetric and c == x_index0 + x:
+                    continue
+                da[na] = dist[x, c]
+                na += 1
+            if na == 0:
+                continue
+            da[:na].sort()
+            for r in range(group_runs[k], group_runs[k + 1]):
+                if r == run_a:
+                    continue
+                total = 0
+                for c in range(run_start[r], run_start[r + 1]):
+                    lower, upper = _bounds(da, na, dist[x, c])
+                    total += lower + upper
+                out[x, r] = total
+    return out

@@ -1,0 +1,167 @@
+"""Ragged features: the frames of many files concatenated into one array, with offsets.
+
+This is the layout the ABX kernels read (one contiguous float32 block, no padding) and the layout of
+the activation stores (frames of all utterances along one ``frame`` axis).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Ragged", "FeatureFileError", "load_feature_file", "load_feature_dir"]
+
+FEATURE_SUFFIXES = (".npy", ".pt", ".txt")
+
+
+class FeatureFileError(ValueError):
+    """A feature file (or array) that cannot be scored; the message names it."""
+
+
+class Ragged(Mapping[str, np.ndarray]):
+    """Named variable-length sequences stored as one array.
+
+    ``data`` is ``[total_frames, D]``; sequence ``i`` (named ``names[i]``) is
+    ``data[offsets[i]:offsets[i + 1]]``. Behaves as a read-only mapping name -> ``[T_i, D]`` view.
+    """
+
+    def __init__(self, data: np.ndarray, offsets: Sequence[int] | np.ndarray, names: Sequence[str]):
+        data = np.asarray(data)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        if data.ndim != 2:
+            raise FeatureFileError(f"ragged data must be [frames, dim], got shape {data.shape}")
+        if offsets.ndim != 1 or len(offsets) != len(names) + 1:
+            raise FeatureFileError(
+                f"ragged offsets must have len(names) + 1 = {len(names) + 1} entries, got {offsets.shape}"
+            )
+        if offsets[0] != 0 or offsets[-1] != len(data) or np.any(np.diff(offsets) < 0):
+            raise FeatureFileError(
+                "ragged offsets must start at 0, end at len(data) and never decrease"
+            )
+        self.data = data
+        self.offsets = offsets
+        self.names = [str(n) for n in names]
+        self._index = {name: i for i, name in enumerate(self.names)}
+        if len(self._index) != len(self.names):
+            raise FeatureFileError("ragged names must be unique")
+
+    @classmethod
+    def from_lengths(cls, data: np.ndarray, lengths: Sequence[int], names: Sequence[str]) -> Ragged:
+        """Build from per-sequence lengths instead of offsets."""
+        return cls(data, np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]), names)
+
+    @classmethod
+    def from_mapping(
+        cls, features: Mapping[str, np.ndarray], names: Sequence[str] | None = None
+    ) -> Ragged:
+        """Concatenate ``features[name]`` (each ``[T, D]``) for ``names`` (default: all keys).
+
+        Raises FeatureFileError naming the entry on a wrong rank or a dimension mismatch.
+        """
+        if isinstance(features, Ragged) and names is None:
+            return features
+        names = list(features) if names is None else list(names)
+        arrays, dim = [], None
+        for name in names:
+            array = _as_numpy(features[name])
+            if array.ndim != 2:
+                raise FeatureFileError(
+                    f"features for {name!r} must be [frames, dim], got shape {array.shape}"
+                )
+            if dim is None:
+                dim = array.shape[1]
+            elif array.shape[1] != dim:
+                raise FeatureFileError(
+                    f"features for {name!r} have dimension {array.shape[1]}, others have {dim}"
+                )
+            arrays.append(array)
+        data = np.concatenate(arrays) if arrays else np.zeros((0, dim or 0), np.float32)
+        return cls.from_lengths(data, [len(a) for a in arrays], names)
+
+    @property
+    def dim(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        i = self._index[name]
+        return self.data[self.offsets[i] : self.offsets[i + 1]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def position(self, name: str) -> int:
+        """Index of ``name`` in ``names``."""
+        return self._index[name]
+
+    def __repr__(self) -> str:
+        return f"Ragged({len(self)} sequences, {len(self.data)} frames, dim {self.dim})"
+
+
+def _as_numpy(array) -> np.ndarray:
+    if hasattr(array, "detach"):  # a torch tensor, without importing torch
+        array = array.detach().cpu().numpy()
+    return np.asarray(array)
+
+
+def load_feature_file(path: str | os.PathLike) -> np.ndarray:
+    """Read one ``[frames, dim]`` array from ``.npy``, ``.pt`` (a tensor) or ZeroSpeech ``.txt``."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+        elif path.suffix == ".pt":
+            import torch
+
+            array = _as_numpy(torch.load(path, map_location="cpu", weights_only=True))
+        elif path.suffix == ".txt":
+            array = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        else:
+            raise FeatureFileError(
+                f"{path}: unsupported feature file type (use {', '.join(FEATURE_SUFFIXES)})"
+            )
+    except (ValueError, OSError, RuntimeError) as err:
+        if isinstance(err, (FeatureFileError, FileNotFoundError)):
+            raise
+        raise FeatureFileError(f"{path}: cannot read features: {err}") from err
+    if array.ndim != 2:
+        raise FeatureFileError(f"{path}: features must be [frames, dim], got shape {array.shape}")
+    return array
+
+
+def load_feature_dir(root: str | os.PathLike, names: Sequence[str]) -> Ragged:
+    """Load the features of ``names`` (item-file ``#file`` stems) from a directory, as one Ragged.
+
+    Each name is looked for as ``root/name.npy``, ``.pt`` or ``.txt`` (also in subdirectories).
+    Raises FileNotFoundError naming the first missing file, FeatureFileError for a bad file.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"feature directory {root} does not exist")
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix in FEATURE_SUFFIXES and path.is_file():
+            found.setdefault(path.stem, path)
+    arrays: dict[str, np.ndarray] = {}
+    for name in dict.fromkeys(names):
+        if name not in found:
+            raise FileNotFoundError(
+                f"no feature file for {name!r} in {root} (looked for {name}{{{','.join(FEATURE_SUFFIXES)}}})"
+            )
+        arrays[name] = load_feature_file(found[name])
+    try:
+        return Ragged.from_mapping(arrays)
+    except FeatureFileError as err:
+        raise FeatureFileError(f"{root}: {err}") from None

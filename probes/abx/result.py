@@ -1,0 +1,277 @@
+"""AbxResult: the per-cell table, its averaging at any level, and bootstrap intervals over speakers.
+
+Collapsing (fastabx's semantics): the cell table's label columns are the on-values (``phone``,
+``phone_b``), the by- and across-values, and X's across-values (``*_x``). Each level (a column or a tuple
+of columns) is averaged out in turn: rows are grouped by the remaining label columns (the ``*_x`` columns
+are never kept, so they are averaged with the first level) and their errors are averaged, unweighted;
+what is left (the phone pairs) is averaged last.
+
+Bootstrap: the speakers (or another label) are resampled with replacement. A resampled label drawn k
+times counts k times wherever it is averaged out (for A/B and for X), which is the same as duplicating
+its cells under new names; labels not drawn drop out, and means are taken over the entries that remain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from probes.abx.conditions import Condition
+
+__all__ = ["AbxResult", "Interval", "PairedDifference", "CollapsePlan"]
+
+COUNT_COLUMNS = ("n_a", "n_b", "n_x", "n_triplets", "correct2", "error")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A bootstrap percentile interval around ``estimate`` (all errors in [0, 1])."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    n_boot: int
+    unit: str
+    samples: np.ndarray = field(repr=False)
+
+    def __float__(self) -> float:
+        return float(self.estimate)
+
+
+class CollapsePlan:
+    """Precomputed groupings that collapse per-cell values level by level, optionally weighted."""
+
+    def __init__(self, cells: pd.DataFrame, labels: list[str], levels, unit: str | None = None):
+        self.levels = [tuple([lv]) if isinstance(lv, str) else tuple(lv) for lv in levels]
+        unknown = [c for lv in self.levels for c in lv if c not in labels]
+        if unknown:
+            raise ValueError(f"cannot collapse level(s) {unknown}: the cell labels are {labels}")
+        resampled = [c for c in labels if unit is not None and c in (unit, f"{unit}_x")]
+        self.unit_labels = (
+            np.unique(np.concatenate([cells[c].astype(str).to_numpy() for c in resampled]))
+            if resampled
+            else None
+        )
+        codes = {}
+        for c in labels:
+            if c in resampled:
+                codes[c] = np.searchsorted(self.unit_labels, cells[c].astype(str).to_numpy())
+            else:
+                codes[c] = pd.factorize(cells[c].astype(str))[0]
+        key = [c for c in labels if not c.endswith("_x") or c[:-2] not in labels]
+        self.steps: list[tuple[np.ndarray, int, list[np.ndarray]]] = []
+        current = list(labels)
+        for level in self.levels:
+            new_key = [c for c in key if c not in level and c in current]
+            removed = [c for c in current if c not in new_key]
+            ids, first, n = _group(codes, new_key, len(next(iter(codes.values()))))
+            self.steps.append((ids, n, [codes[c] for c in removed if c in resampled]))
+            codes = {c: codes[c][first] for c in new_key}
+            current = new_key
+        self.final = [codes[c] for c in current if c in resampled]
+        self.remaining = current
+
+    def evaluate(self, values: np.ndarray, multiplicity: np.ndarray | None = None) -> float:
+        """The collapsed mean of per-cell ``values``; ``multiplicity`` [n unit labels] weights them."""
+        v = np.asarray(values, np.float64)
+        present = np.ones(len(v), bool)
+        for ids, n, removed in self.steps:
+            w = present.astype(np.float64)
+            if multiplicity is not None:
+                for codes in removed:
+                    w = w * multiplicity[codes]
+            total = np.bincount(ids, w * np.where(present, v, 0.0), minlength=n)
+            weight = np.bincount(ids, w, minlength=n)
+            present = weight > 0
+            v = np.divide(total, weight, out=np.zeros(n), where=present)
+        w = present.astype(np.float64)
+        if multiplicity is not None:
+            for codes in self.final:
+                w = w * multiplicity[codes]
+        return float((w * v).sum() / w.sum()) if w.sum() > 0 else float("nan")
+
+
+def _group(
+    codes: dict[str, np.ndarray], key: list[str], n_rows: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    if not key:
+        return (
+            np.zeros(n_rows, np.int64),
+            np.zeros(1 if n_rows else 0, np.int64),
+            1 if n_rows else 0,
+        )
+    stacked = np.stack([codes[c] for c in key], axis=1)
+    uniq, first, ids = np.unique(stacked, axis=0, return_index=True, return_inverse=True)
+    return ids.reshape(-1), first, len(uniq)
+
+
+class AbxResult:
+    """ABX result: ``float(result)`` is the error in [0, 1]; ``cells`` has one row per cell.
+
+    cells columns: the labels (``phone``, ``phone_b``, by/across columns, ``*_x``), ``n_a``, ``n_b``,
+    ``n_x``, ``n_triplets`` and ``correct2`` (int64; twice the correct triplets, ties counting 1) and
+    ``error`` = 1 - correct2 / (2 n_triplets).
+    """
+
+    def __init__(self, cells: pd.DataFrame, condition: Condition, meta: dict | None = None):
+        self.cells = cells
+        self.condition = condition
+        self.meta = dict(meta or {})
+        self._plans: dict = {}
+
+    @property
+    def labels(self) -> list[str]:
+        return [c for c in self.cells.columns if c not in COUNT_COLUMNS]
+
+    def _plan(self, levels, unit=None) -> CollapsePlan:
+        levels = tuple(self.condition.levels if levels is None else levels)
+        key = (levels, unit)
+        if key not in self._plans:
+            self._plans[key] = CollapsePlan(self.cells, self.labels, levels, unit)
+        return self._plans[key]
+
+    def collapse(self, levels=None) -> float:
+        """The error averaged level by level (default: the condition's levels, DESIGN.md)."""
+        return self._plan(levels).evaluate(self.cells["error"].to_numpy())
+
+    @property
+    def error(self) -> float:
+        return self.collapse()
+
+    def __float__(self) -> float:
+        return self.error
+
+    def details(self, levels=None) -> pd.DataFrame:
+        """The table after averaging out ``levels`` (default: the condition's): one row per remaining key."""
+        levels = list(self.condition.levels if levels is None else levels)
+        labels = self.labels
+        table = self.cells
+        keep = [c for c in labels if not c.endswith("_x") or c[:-2] not in labels]
+        for level in levels:
+            level = (level,) if isinstance(level, str) else tuple(level)
+            keep = [c for c in keep if c not in level]
+            if not keep:
+                return pd.DataFrame(
+                    {"error": [table["error"].mean()], "n_triplets": [table["n_triplets"].sum()]}
+                )
+            table = table.groupby(keep, sort=True, observed=True).agg(
+                error=("error", "mean"), n_triplets=("n_triplets", "sum")
+            )
+            table = table.reset_index()
+        return table
+
+    def bootstrap(
+        self,
+        n_boot: int = 1000,
+        confidence: float = 0.95,
+        seed: int = 0,
+        unit: str = "speaker",
+        levels=None,
+    ) -> Interval:
+        """Percentile interval of the error when ``unit`` labels (speakers) are resampled with replacement."""
+        plan = self._plan(levels, unit)
+        if plan.unit_labels is None:
+            raise ValueError(f"cannot resample {unit!r}: the cell labels are {self.labels}")
+        errors = self.cells["error"].to_numpy()
+        samples = _bootstrap(
+            lambda m: plan.evaluate(errors, m), len(plan.unit_labels), n_boot, seed
+        )
+        return _interval(self.collapse(levels), samples, confidence, unit)
+
+    def summary(self) -> dict:
+        """Plain-JSON summary: score (the error), condition, counts and options."""
+        out = {
+            "score": self.error,
+            "speaker": self.condition.speaker,
+            "context": self.condition.context,
+            "on": self.condition.on,
+            "by": list(self.condition.by),
+            "across": list(self.condition.across),
+            "n_cells": int(len(self.cells)),
+            "n_triplets": int(self.cells["n_triplets"].sum()),
+        }
+        return out | {k: v for k, v in self.meta.items() if k not in out}
+
+    def __repr__(self) -> str:
+        return (
+            f"AbxResult(error={self.error:.6f}, {self.condition.name}, {len(self.cells)} cells, "
+            f"{int(self.cells['n_triplets'].sum())} triplets)"
+        )
+
+
+def _bootstrap(evaluate, n_labels: int, n_boot: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    samples = np.empty(n_boot)
+    for k in range(n_boot):
+        multiplicity = np.bincount(rng.integers(0, n_labels, n_labels), minlength=n_labels).astype(
+            np.float64
+        )
+        samples[k] = evaluate(multiplicity)
+    return samples
+
+
+def _interval(estimate: float, samples: np.ndarray, confidence: float, unit: str) -> Interval:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    finite = samples[np.isfinite(samples)]
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail]) if len(finite) else (np.nan, np.nan)
+    return Interval(
+        float(estimate), float(low), float(high), confidence, len(samples), unit, samples
+    )
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """error(a) - error(b) on the same cells, with a paired bootstrap interval over ``unit``."""
+
+    a: AbxResult
+    b: AbxResult
+    interval: Interval
+
+    @property
+    def difference(self) -> float:
+        return self.interval.estimate
+
+    def __float__(self) -> float:
+        return self.difference
+
+
+def paired_interval(
+    a: AbxResult,
+    b: AbxResult,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    unit: str = "speaker",
+) -> PairedDifference:
+    """Paired bootstrap of error(a) - error(b): the same resampled speakers weight both."""
+    labels = a.labels
+    if labels != b.labels or a.condition.levels != b.condition.levels:
+        raise ValueError("paired difference needs two results of the same condition")
+    merged = a.cells[labels + ["error"]].merge(
+        b.cells[labels + ["error"]],
+        on=labels,
+        how="inner",
+        suffixes=("_a", "_b"),
+        validate="one_to_one",
+    )
+    if len(merged) != len(a.cells) or len(merged) != len(b.cells):
+        raise ValueError(
+            f"paired difference needs the same cells: {len(a.cells)} and {len(b.cells)} cells, {len(merged)} shared"
+        )
+    plan = CollapsePlan(merged, labels, a.condition.levels, unit)
+    if plan.unit_labels is None:
+        raise ValueError(f"cannot resample {unit!r}: the cell labels are {labels}")
+    ea, eb = merged["error_a"].to_numpy(), merged["error_b"].to_numpy()
+
+    def difference(m):
+        return plan.evaluate(ea, m) - plan.evaluate(eb, m)
+
+    samples = _bootstrap(difference, len(plan.unit_labels), n_boot, seed)
+    return PairedDifference(
+        a, b, _interval(plan.evaluate(ea) - plan.evaluate(eb), samples, confidence, unit)
+    )

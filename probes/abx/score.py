@@ -1,0 +1,285 @@
+"""``score``: the ABX error of features on an item file, with every cell's counts.
+
+Pipeline: read items -> slice frames -> sort into groups and runs (cells.py) -> for each block of item
+pairs: frame distances as one sgemm per tile, DTW for each pair once (both orientations), per-x counting
+by sorting (kernels.py) -> per-cell int64 counts -> AbxResult (result.py) averages them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from probes.abx.cells import Block, Layout, build_layout, plan_blocks
+from probes.abx.conditions import Condition, zerospeech_condition
+from probes.abx.distances import frame_distance_tile, prepare_frames
+from probes.abx.kernels import count_block, dtw_block
+from probes.abx.ragged import FeatureFileError, Ragged
+from probes.abx.result import AbxResult
+from probes.abx.slicing import check_finite, slice_items
+from probes.abx.subsample import Subsampling, count_subsampled
+
+__all__ = ["score", "NoValidCellError", "prepare_items", "make_condition"]
+
+TILE_ELEMENTS = 1 << 22  # frame pairs per distance tile (16 MB of float32)
+
+
+class NoValidCellError(ValueError):
+    """The condition forms no cell on these items (e.g. no phone with two items in any group)."""
+
+
+def prepare_items(items: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
+    """An item table from a path (``training.data.read_items``) or a table, checked for its columns."""
+    if not isinstance(items, pd.DataFrame):
+        from training.data.items import read_items
+
+        items = read_items(items)
+    missing = [c for c in ("file", "onset", "offset") if c not in items]
+    if missing:
+        raise ValueError(
+            f"{items.attrs.get('path', 'item table')}: no column(s) {', '.join(missing)}"
+        )
+    return items
+
+
+def make_condition(
+    speaker: str = "within",
+    context: str = "within",
+    on: str | None = None,
+    by: list[str] | tuple[str, ...] | None = None,
+    across: list[str] | tuple[str, ...] | None = None,
+    levels: list | tuple | None = None,
+) -> Condition:
+    """A ZeroSpeech condition, or the general form when ``on`` is given (``levels`` default: by, across)."""
+    if on is None:
+        if by is not None or across is not None:
+            raise ValueError(
+                "by/across need on= (the general form); speaker/context name the ZeroSpeech ones"
+            )
+        condition = zerospeech_condition(speaker, context)
+        if levels is None:
+            return condition
+        return Condition(
+            condition.on, condition.by, condition.across, tuple(levels), speaker, context
+        )
+    by, across = tuple(by or ()), tuple(across or ())
+    return Condition(on, by, across, tuple(levels) if levels is not None else (*by, *across))
+
+
+def _features(features: Mapping[str, np.ndarray] | Ragged, names: list[str]) -> Ragged:
+    if isinstance(features, Ragged):
+        return features
+    present = [n for n in names if n in features]
+    return Ragged.from_mapping(features, present)
+
+
+def _item_frames(
+    data: np.ndarray, start: np.ndarray, length: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.concatenate([[0], np.cumsum(length)]).astype(np.int64)
+    index = np.repeat(start - offsets[:-1], length) + np.arange(offsets[-1])
+    return np.ascontiguousarray(data[index], dtype=np.float32), offsets
+
+
+def score(
+    features: Mapping[str, np.ndarray] | Ragged,
+    items: pd.DataFrame | str | os.PathLike,
+    *,
+    frequency: float = 50.0,
+    speaker: str = "within",
+    context: str = "within",
+    on: str | None = None,
+    by: list[str] | None = None,
+    across: list[str] | None = None,
+    levels: list | None = None,
+    distance: str = "angular",
+    pooling: str | None = None,
+    compat: str | None = None,
+    max_size_group: int | None = None,
+    max_x_across: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> AbxResult:
+    """ABX error of ``features`` on ``items`` (DESIGN.md, "ABX semantics").
+
+    features: {file stem: [T, D] array} or a Ragged; items: an item file path or ``read_items`` table.
+    speaker within|across, context within|any|across name the conditions; or give ``on`` (and ``by``,
+    ``across``, ``levels``) for the general form. distance angular|cosine|euclidean; pooling None (DTW
+    over frames) or "mean"; compat None or "librilight" (slicing and zero frames as libri-light);
+    max_size_group / max_x_across / seed: optional seeded subsampling, off by default.
+    Returns an AbxResult: ``float(result)`` is the error in [0, 1], ``result.cells`` the per-cell table.
+    """
+    items = prepare_items(items)
+    condition = make_condition(speaker, context, on, by, across, levels)
+    names = list(dict.fromkeys(items["file"].astype(str)))
+    ragged = _features(features, names)
+    check_finite(ragged, [n for n in names if n in ragged])
+    slices = slice_items(items, ragged, frequency, compat)
+    kept = items.iloc[slices.rows].reset_index(drop=True)
+    kept.attrs = dict(items.attrs)
+    layout = build_layout(kept, condition)
+    frames, offsets = _item_frames(
+        ragged.data, slices.start[layout.order], slices.length[layout.order]
+    )
+    if ragged.dim == 0:
+        raise FeatureFileError("features have dimension 0")
+    frames, offsets = prepare_frames(frames, offsets, distance, pooling, compat == "librilight")
+    sampling = Subsampling(max_size_group, max_x_across, seed)
+    records = _score_blocks(layout, frames, offsets, distance, sampling, progress)
+    if not len(records[0]):
+        raise NoValidCellError(
+            f"{items.attrs.get('path', 'item table')}: no valid cell for {condition.name} "
+            f"({layout.n_items} items; need a phone with 2 items in a group, or the same phone across groups)"
+        )
+    cells = _cell_table(layout, *records)
+    return AbxResult(
+        cells,
+        condition,
+        meta={
+            "distance": distance,
+            "pooling": pooling,
+            "compat": compat,
+            "frequency": frequency,
+            "max_size_group": max_size_group,
+            "max_x_across": max_x_across,
+            "seed": seed,
+            "n_items": layout.n_items,
+            "dropped_items": slices.dropped,
+            "items": str(items.attrs.get("path", "")) or None,
+        },
+    )
+
+
+def _score_blocks(layout, frames, offsets, distance, sampling, progress):
+    blocks = plan_blocks(layout)
+    max_len = int(np.diff(offsets).max())
+    parts: list[tuple[np.ndarray, ...]] = []
+    for block in tqdm(blocks, desc="ABX blocks", disable=not progress, leave=False):
+        d_rc, d_cr = _block_distances(layout, frames, offsets, block, distance, max_len)
+        if sampling.active:
+            parts.append(count_subsampled(layout, block, d_rc, d_cr, sampling))
+            continue
+        parts.append(_count(layout, block.r0, block.r1, block.c0, block.c1, d_rc))
+        if not block.symmetric:
+            parts.append(_count(layout, block.c0, block.c1, block.r0, block.r1, d_cr))
+    if not parts:
+        return tuple(np.zeros(0, np.int64) for _ in range(7))
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(7))
+
+
+def _block_distances(
+    layout: Layout,
+    frames: np.ndarray,
+    offsets: np.ndarray,
+    block: Block,
+    distance: str,
+    max_len: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    gs = layout.group_start
+    ri0, ri1, ci0, ci1 = gs[block.r0], gs[block.r1], gs[block.c0], gs[block.c1]
+    d_rc = np.empty((ri1 - ri0, ci1 - ci0), np.float64)
+    d_cr = d_rc if block.symmetric else np.empty((ci1 - ci0, ri1 - ri0), np.float64)
+    row_group = layout.group[ri0:ri1] - block.r0
+    col_group = layout.group[ci0:ci1] - block.c0
+    allowed = layout.allowed(np.arange(block.r0, block.r1), np.arange(block.c0, block.c1))
+    if not allowed.any():
+        return d_rc, d_cr
+    cols = frames[offsets[ci0] : offsets[ci1]]
+    col_off = offsets[ci0 : ci1 + 1] - offsets[ci0]
+    budget = max(TILE_ELEMENTS // max(len(cols), 1), max_len)
+    i0 = 0
+    while i0 < ri1 - ri0:
+        i1 = int(np.searchsorted(offsets, offsets[ri0 + i0] + budget, side="right")) - 1 - ri0
+        i1 = min(max(i1, i0 + 1), ri1 - ri0)
+        rows = frames[offsets[ri0 + i0] : offsets[ri0 + i1]]
+        tile = frame_distance_tile(rows, cols, distance)
+        row_off = offsets[ri0 + i0 : ri0 + i1 + 1] - offsets[ri0 + i0]
+        dtw_block(
+            tile,
+            row_off,
+            col_off,
+            row_group[i0:i1],
+            col_group,
+            allowed,
+            block.symmetric,
+            d_rc,
+            d_cr,
+            i0,
+            max_len,
+        )
+        i0 = i1
+    return d_rc, d_cr
+
+
+def _count(layout: Layout, r0: int, r1: int, c0: int, c1: int, dist: np.ndarray):
+    """Cells whose X runs are in groups [r0, r1) and A/B runs in groups [c0, c1): (x, a, b runs, counts)."""
+    gs, gr = layout.group_start, layout.group_runs
+    ri0, ci0 = gs[r0], gs[c0]
+    run0, run1 = gr[c0], gr[c1]
+    run_start = layout.run_start[run0 : run1 + 1] - ci0
+    allowed = layout.allowed(np.arange(r0, r1), np.arange(c0, c1))
+    symmetric = layout.condition.is_symmetric
+    out = count_block(
+        dist,
+        layout.phone[ri0 : gs[r1]],
+        layout.group[ri0 : gs[r1]] - r0,
+        run_start,
+        layout.run_phone[run0:run1],
+        gr[c0 : c1 + 1] - run0,
+        np.arange(c1 - c0, dtype=np.int64),
+        allowed,
+        symmetric,
+        0,
+        int(np.diff(run_start).max()),
+    )
+    x_runs = np.arange(gr[r0], gr[r1])
+    sums = np.add.reduceat(out, layout.run_start[x_runs] - ri0, axis=0)
+    valid = out[layout.run_start[x_runs] - ri0] >= 0
+    xi, bi = np.nonzero(valid)
+    x_run, b_run = x_runs[xi], run0 + bi
+    a_run = (
+        x_run if symmetric else _run_of(layout, layout.run_group[b_run], layout.run_phone[x_run])
+    )
+    size = np.diff(layout.run_start)
+    return x_run, a_run, b_run, sums[xi, bi], size[a_run], size[b_run], size[x_run]
+
+
+def _run_of(layout: Layout, group: np.ndarray, phone: np.ndarray) -> np.ndarray:
+    n_phones = len(layout.labels[layout.condition.on]) + 1
+    keys = layout.run_group * n_phones + layout.run_phone
+    return np.searchsorted(keys, group * n_phones + phone)
+
+
+def _cell_table(layout: Layout, x_run, a_run, b_run, correct2, n_a, n_b, n_x) -> pd.DataFrame:
+    """One row per cell; n_a, n_b, n_x are the (possibly subsampled) set sizes."""
+    cond = layout.condition
+    if cond.is_symmetric:
+        n_triplets = n_a * (n_a - 1) * n_b
+    else:
+        n_triplets = n_x * n_a * n_b
+    phone_labels = layout.labels[cond.on]
+    table = {
+        cond.on: phone_labels[layout.run_phone[a_run]],
+        f"{cond.on}_b": phone_labels[layout.run_phone[b_run]],
+    }
+    group = layout.run_group[a_run]
+    for column in (*cond.by, *cond.across):
+        table[column] = layout.labels[column][layout.group_codes[column][group]]
+    for column in cond.across:
+        table[f"{column}_x"] = layout.labels[column][
+            layout.group_codes[column][layout.run_group[x_run]]
+        ]
+    table |= {
+        "n_a": n_a.astype(np.int64),
+        "n_b": n_b.astype(np.int64),
+        "n_x": (n_a if cond.is_symmetric else n_x).astype(np.int64),
+        "n_triplets": n_triplets.astype(np.int64),
+        "correct2": np.asarray(correct2, np.int64),
+    }
+    cells = pd.DataFrame(table)
+    cells["error"] = 1.0 - cells["correct2"] / (2.0 * cells["n_triplets"])
+    return cells
