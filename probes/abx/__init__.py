@@ -30,8 +30,8 @@ __all__ = [
 ]
 
 _HOMES = {
-    "score": "probes.abx.score",
-    "NoValidCellError": "probes.abx.score",
+    "score": "probes.abx.engine",
+    "NoValidCellError": "probes.abx.engine",
     "paired_difference": "probes.abx.paired",
     "AbxResult": "probes.abx.result",
     "Interval": "probes.abx.result",

@@ -10,7 +10,7 @@ import pandas as pd
 
 from probes.abx.ragged import Ragged
 from probes.abx.result import AbxResult, PairedDifference, paired_interval
-from probes.abx.score import prepare_items, score
+from probes.abx.engine import prepare_items, score
 
 __all__ = ["paired_difference"]
 
