@@ -14,6 +14,8 @@ from training.data import (
 from training.data.items import read_items, write_items
 from training.espeak import Synthesizer, Voice, text_to_phones
 from training.model import SSLVGS
+from training.schedules import PAPER_SCHEDULES, ScheduleError, parse_schedule
+from training.trainer import RunConfigError, train
 
 __all__: list[str] = []
 __all__ += ["read_items", "write_items"]
@@ -40,4 +42,9 @@ __all__ += [
     "load_model",
     "checkpoint_id",
     "CheckpointError",
+    "train",
+    "RunConfigError",
+    "parse_schedule",
+    "ScheduleError",
+    "PAPER_SCHEDULES",
 ]

@@ -27,7 +27,9 @@ class ModelConfig:
     front_end: str = "conv"
     conv_layers: tuple[tuple[int, int, int], ...] = WAV2VEC2_CONV_LAYERS
     conv_bias: bool = False
-    conv_norm: str = "group_norm"  # wav2vec 2.0 base: "group_norm" (first layer); large: "layer_norm"
+    conv_norm: str = (
+        "group_norm"  # wav2vec 2.0 base: "group_norm" (first layer); large: "layer_norm"
+    )
     n_mels: int = 80
     logmel_channels: int = 512
     sample_rate: int = 16000
@@ -40,7 +42,9 @@ class ModelConfig:
     pos_conv_kernel: int = 128
     pos_conv_groups: int = 16
     use_cls: bool = True
-    layer_use: int = 8  # the VGS branch reads this layer's output; layers above it are the SSL decoder
+    layer_use: int = (
+        8  # the VGS branch reads this layer's output; layers above it are the SSL decoder
+    )
     dropout: float = 0.1
     attention_dropout: float = 0.1
     activation_dropout: float = 0.0
@@ -48,6 +52,9 @@ class ModelConfig:
 
     # wav2vec 2.0 objective (loss_aud).
     mask_prob: float = 0.65
+    mask_vgs_input: bool = (
+        True  # the paper's code: the VGS branch sees the masked input in training
+    )
     mask_length: int = 10
     num_negatives: int = 100
     logit_temperature: float = 0.1
@@ -55,7 +62,11 @@ class ModelConfig:
     codebook_entries: int = 320
     codevector_dim: int = 256
     final_dim: int = 256
-    quantizer_temperature: tuple[float, float, float] = (2.0, 0.5, 0.999995)  # start, end, decay/step
+    quantizer_temperature: tuple[float, float, float] = (
+        2.0,
+        0.5,
+        0.999995,
+    )  # start, end, decay/step
     diversity_weight: float = 0.1
     feature_penalty_weight: float = 10.0
 
@@ -85,13 +96,17 @@ class ModelConfig:
         if self.front_end not in ("conv", "logmel"):
             problems.append(f"front_end must be 'conv' or 'logmel', not {self.front_end!r}")
         if self.conv_norm not in ("group_norm", "layer_norm"):
-            problems.append(f"conv_norm must be 'group_norm' or 'layer_norm', not {self.conv_norm!r}")
+            problems.append(
+                f"conv_norm must be 'group_norm' or 'layer_norm', not {self.conv_norm!r}"
+            )
         if not 1 <= self.layer_use <= self.num_layers:
             problems.append(f"layer_use={self.layer_use} is not a layer of 1..{self.num_layers}")
         if self.dim % self.num_heads:
             problems.append(f"dim={self.dim} is not divisible by num_heads={self.num_heads}")
         if self.embed_dim % self.branch_heads:
-            problems.append(f"embed_dim={self.embed_dim} not divisible by branch_heads={self.branch_heads}")
+            problems.append(
+                f"embed_dim={self.embed_dim} not divisible by branch_heads={self.branch_heads}"
+            )
         if len(self.resdavenet_widths) != len(self.resdavenet_blocks):
             problems.append("resdavenet_widths and resdavenet_blocks differ in length")
         if self.codevector_dim % self.codebook_groups:
@@ -116,6 +131,7 @@ class TrainConfig:
     max_seconds: float = 8.0  # training crops; evaluation sees whole utterances
     seed: int = 0
     epochs_per_eval: int = 1
+    eval_split: str = "val"  # the split whose recall is logged each evaluated epoch
     eval_batch_size: int = 64
     precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 on CPU; or "fp32" / "bf16"
     compile: bool = False

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 def _identity(x: Tensor) -> Tensor:
     return x
 
+
 __all__ = ["contrastive_loss_sum", "masked_margin_softmax", "score_matrix", "objective"]
 
 
@@ -89,10 +90,16 @@ def objective(
     cfg = model.cfg
     masked = global_sum(out.masked_count.detach())
     contrastive = global_sum(out.contrastive_sum) / masked.clamp(min=1.0)
-    diversity = model.quantizer.diversity_loss(global_sum(out.prob_sum), global_sum(out.quantized_count))
+    diversity = model.quantizer.diversity_loss(
+        global_sum(out.prob_sum), global_sum(out.quantized_count)
+    )
     penalty = global_sum(out.feature_square_sum) / global_sum(out.feature_count.detach())
     loss_aud = contrastive + cfg.diversity_weight * diversity + cfg.feature_penalty_weight * penalty
     loss_av = masked_margin_softmax(
-        gather(out.image_embedding), gather(out.audio_embedding), gather(image_index), cfg.margin, cfg.score
+        gather(out.image_embedding),
+        gather(out.audio_embedding),
+        gather(image_index),
+        cfg.margin,
+        cfg.score,
     )
     return loss_av, loss_aud

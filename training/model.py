@@ -52,7 +52,9 @@ class ResidualBlock(nn.Module):
         self.norm2 = ChannelLayerNorm(cout)
         self.shortcut = None
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv1d(cin, cout, 1, stride=stride, bias=False), ChannelLayerNorm(cout))
+            self.shortcut = nn.Sequential(
+                nn.Conv1d(cin, cout, 1, stride=stride, bias=False), ChannelLayerNorm(cout)
+            )
         self.stride = stride
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -75,7 +77,9 @@ class AudioBranch(nn.Module):
         blocks, cin = [], widths[0]
         for width, count in zip(widths, cfg.resdavenet_blocks, strict=True):
             for i in range(count):
-                blocks.append(ResidualBlock(cin, width, cfg.resdavenet_kernel, stride=2 if i == 0 else 1))
+                blocks.append(
+                    ResidualBlock(cin, width, cfg.resdavenet_kernel, stride=2 if i == 0 else 1)
+                )
                 cin = width
         self.resdavenet = nn.ModuleList(blocks)
         self.cls_proj = nn.Linear(cfg.dim, e)
@@ -86,7 +90,10 @@ class AudioBranch(nn.Module):
 
     def forward(self, frames: Tensor, cls: Tensor, lengths: Tensor) -> Tensor:
         """frames [B, F, dim] (CLS dropped), cls [B, dim], lengths [B] -> audio embedding [B, E]."""
-        x = self.input_proj(frames).transpose(1, 2) * padding_mask(lengths, frames.shape[1])[:, None, :]
+        x = (
+            self.input_proj(frames).transpose(1, 2)
+            * padding_mask(lengths, frames.shape[1])[:, None, :]
+        )
         for block in self.resdavenet:
             x, lengths = block(x, lengths)
         x = torch.cat([self.cls_proj(cls)[:, None, :], x.transpose(1, 2)], dim=1)
@@ -146,23 +153,34 @@ class SSLVGS(nn.Module):
         if cfg.front_end == "conv":
             self.feature_encoder = ConvFeatureEncoder(cfg.conv_layers, cfg.conv_bias, cfg.conv_norm)
         else:
-            self.feature_encoder = LogMelFeatureEncoder(cfg.n_mels, cfg.logmel_channels, cfg.sample_rate)
+            self.feature_encoder = LogMelFeatureEncoder(
+                cfg.n_mels, cfg.logmel_channels, cfg.sample_rate
+            )
         channels = self.feature_encoder.out_channels
         self.feature_projection = FeatureProjection(channels, cfg.dim, cfg.projection_dropout)
         self.mask_emb = nn.Parameter(torch.empty(cfg.dim).uniform_())
         self.cls_token = nn.Parameter(torch.randn(1, 1, cfg.dim) * 0.02) if cfg.use_cls else None
-        self.pos_conv_embed = ConvPositionalEmbedding(cfg.dim, cfg.pos_conv_kernel, cfg.pos_conv_groups)
+        self.pos_conv_embed = ConvPositionalEmbedding(
+            cfg.dim, cfg.pos_conv_kernel, cfg.pos_conv_groups
+        )
         self.layer_norm = nn.LayerNorm(cfg.dim)
         self.dropout = nn.Dropout(cfg.dropout)
 
         def layer() -> EncoderLayer:
             return EncoderLayer(
-                cfg.dim, cfg.num_heads, cfg.ffn_dim, cfg.dropout, cfg.attention_dropout, cfg.activation_dropout
+                cfg.dim,
+                cfg.num_heads,
+                cfg.ffn_dim,
+                cfg.dropout,
+                cfg.attention_dropout,
+                cfg.activation_dropout,
             )
 
         self.shared_layers = nn.ModuleList(layer() for _ in range(cfg.layer_use))
         self.ssl_decoder = nn.ModuleList(layer() for _ in range(cfg.num_layers - cfg.layer_use))
-        self.quantizer = GumbelVectorQuantizer(channels, cfg.codebook_groups, cfg.codebook_entries, cfg.codevector_dim)
+        self.quantizer = GumbelVectorQuantizer(
+            channels, cfg.codebook_groups, cfg.codebook_entries, cfg.codevector_dim
+        )
         self.project_q = nn.Linear(cfg.codevector_dim, cfg.final_dim)
         self.final_proj = nn.Linear(cfg.dim, cfg.final_dim)
         self.audio_branch = AudioBranch(cfg)
@@ -215,7 +233,9 @@ class SSLVGS(nn.Module):
         return x[:, 1:] if self.cls_token is not None else x
 
     @torch.no_grad()
-    def hidden_states(self, wav: Tensor, wav_lengths: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
+    def hidden_states(
+        self, wav: Tensor, wav_lengths: Tensor | None = None
+    ) -> tuple[list[Tensor], Tensor]:
         """Unmasked per-layer frames: wav [B, T] -> (N+1 tensors [B, F, dim], frame lengths [B]).
 
         Entry 0 is the input of transformer layer 1 (projected front-end frames after the positional
@@ -284,14 +304,22 @@ class SSLVGS(nn.Module):
         for b, (rng, n) in enumerate(zip(rngs, lengths.tolist(), strict=True)):
             mask_np[b, :n] = span_mask(n, cfg.mask_prob, cfg.mask_length, rng)
         mask = torch.from_numpy(mask_np).to(x.device)
-        x = torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
 
-        x, key_mask = self._transformer_input(x, lengths)
+        unmasked = x
+        x, key_mask = self._transformer_input(
+            torch.where(mask[..., None], self.mask_emb.to(x.dtype), x), lengths
+        )
         with torch.set_grad_enabled(torch.is_grad_enabled() and (av_grad or aud_grad)):
             for layer in self.shared_layers:
                 x = layer(x, key_mask)
         with torch.set_grad_enabled(torch.is_grad_enabled() and av_grad):
-            audio_embedding = self._vgs_audio(x, lengths)
+            if cfg.mask_vgs_input:
+                audio_embedding = self._vgs_audio(x, lengths)
+            else:  # a second, unmasked pass through the shared layers for the VGS branch
+                y, _ = self._transformer_input(unmasked, lengths)
+                for layer in self.shared_layers:
+                    y = layer(y, key_mask)
+                audio_embedding = self._vgs_audio(y, lengths)
             image_embedding = self.image_branch(feats, boxes)
         with torch.set_grad_enabled(torch.is_grad_enabled() and aud_grad):
             for layer in self.ssl_decoder:
@@ -300,7 +328,9 @@ class SSLVGS(nn.Module):
             negative_index, noise = self._draw_distractors(rngs, mask_np, x.device)
             codevectors, prob_sum, quantized_count = self.quantizer(normed[mask], noise)
             targets = self.project_q(codevectors)
-            keep = negative_index[:, 0] >= 0  # frames of utterances with a single masked frame have no negatives
+            keep = (
+                negative_index[:, 0] >= 0
+            )  # frames of utterances with a single masked frame have no negatives
             contrastive_sum = contrastive_loss_sum(
                 predictions[keep], targets, negative_index[keep], cfg.logit_temperature
             )

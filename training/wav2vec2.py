@@ -44,7 +44,9 @@ class ChannelLayerNorm(nn.LayerNorm):
 class ConvLayerBlock(nn.Module):
     """Conv1d -> optional norm -> GELU, tracking valid lengths."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, bias: bool, norm: nn.Module | None):
+    def __init__(
+        self, cin: int, cout: int, kernel: int, stride: int, bias: bool, norm: nn.Module | None
+    ):
         super().__init__()
         self.kernel_size, self.stride = kernel, stride
         self.conv = nn.Conv1d(cin, cout, kernel, stride=stride, bias=bias)
@@ -54,7 +56,9 @@ class ConvLayerBlock(nn.Module):
         x = self.conv(x)
         if self.layer_norm is not None:
             x = self.layer_norm(x)
-        lengths = torch.clamp(torch.div(lengths - self.kernel_size, self.stride, rounding_mode="floor") + 1, min=0)
+        lengths = torch.clamp(
+            torch.div(lengths - self.kernel_size, self.stride, rounding_mode="floor") + 1, min=0
+        )
         return F.gelu(x), lengths
 
 
@@ -95,7 +99,11 @@ class LogMelFeatureEncoder(nn.Module):
 
         self.n_fft, self.hop = 400, 160  # 25 ms windows, 10 ms hop
         self.melspec = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=self.n_fft, hop_length=self.hop, n_mels=n_mels, center=False
+            sample_rate=sample_rate,
+            n_fft=self.n_fft,
+            hop_length=self.hop,
+            n_mels=n_mels,
+            center=False,
         )
         self.conv_in = nn.Conv1d(n_mels, channels, 3, padding=1)
         self.norm_in = ChannelLayerNorm(channels)
@@ -106,7 +114,9 @@ class LogMelFeatureEncoder(nn.Module):
         """wav [B, T] -> (features [B, F, C], frame lengths [B])."""
         with torch.autocast(wav.device.type, enabled=False):  # the FFT wants fp32
             spec = torch.log(self.melspec(wav.float()) + 1e-6)  # [B, n_mels, F10]
-        lengths = torch.clamp(torch.div(lengths - self.n_fft, self.hop, rounding_mode="floor") + 1, min=0)
+        lengths = torch.clamp(
+            torch.div(lengths - self.n_fft, self.hop, rounding_mode="floor") + 1, min=0
+        )
         x = spec * padding_mask(lengths, spec.shape[-1])[:, None, :]
         x = F.gelu(self.norm_in(self.conv_in(x)))
         x = x * padding_mask(lengths, x.shape[-1])[:, None, :]
@@ -188,7 +198,15 @@ class FeedForward(nn.Module):
 class EncoderLayer(nn.Module):
     """Post-LN transformer layer (wav2vec 2.0 base): x = LN(x + attn(x)); x = LN'(x + ffn(x))."""
 
-    def __init__(self, dim: int, heads: int, ffn: int, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        ffn: int,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+    ):
         super().__init__()
         self.attention = SelfAttention(dim, heads, attention_dropout)
         self.dropout = nn.Dropout(dropout)
@@ -202,7 +220,9 @@ class EncoderLayer(nn.Module):
         return self.final_layer_norm(x + self.feed_forward(x))
 
 
-def span_mask(length: int, mask_prob: float, span: int, rng: np.random.Generator, min_masks: int = 2) -> np.ndarray:
+def span_mask(
+    length: int, mask_prob: float, span: int, rng: np.random.Generator, min_masks: int = 2
+) -> np.ndarray:
     """wav2vec 2.0 span masking of one utterance: [length] bool, True = masked.
 
     As fairseq's `compute_mask_indices` ("static" lengths, overlaps allowed): about
@@ -230,7 +250,9 @@ class GumbelVectorQuantizer(nn.Module):
         self.weight_proj = nn.Linear(in_dim, groups * entries)
         nn.init.normal_(self.weight_proj.weight, mean=0.0, std=1.0)
         nn.init.zeros_(self.weight_proj.bias)
-        self.codevectors = nn.Parameter(torch.empty(1, groups * entries, codevector_dim // groups).uniform_())
+        self.codevectors = nn.Parameter(
+            torch.empty(1, groups * entries, codevector_dim // groups).uniform_()
+        )
         self.temperature = 2.0
 
     def forward(self, x: Tensor, gumbel_noise: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -245,9 +267,13 @@ class GumbelVectorQuantizer(nn.Module):
         if gumbel_noise is None:
             hard = F.one_hot(logits.argmax(-1), self.entries).to(logits.dtype)
         else:
-            soft = ((logits + gumbel_noise.view(n * self.groups, self.entries)) / self.temperature).softmax(-1)
+            soft = (
+                (logits + gumbel_noise.view(n * self.groups, self.entries)) / self.temperature
+            ).softmax(-1)
             index = soft.argmax(-1)
-            hard = F.one_hot(index, self.entries).to(soft.dtype) - soft.detach() + soft  # straight-through
+            hard = (
+                F.one_hot(index, self.entries).to(soft.dtype) - soft.detach() + soft
+            )  # straight-through
         prob_sum = logits.softmax(-1).view(n, self.groups, self.entries).sum(0)
         hard = hard.view(n, self.groups * self.entries, 1)
         vectors = (hard * self.codevectors.float()).view(n, self.groups, self.entries, -1).sum(2)
