@@ -1,6 +1,8 @@
 """Everything across checkpoints and runs: grids, forgetting, sharing, plots, reports.
 
 Names are imported on first use (PEP 562), so `sslvgs --help` does not pay for xarray and seaborn.
+No module is named like a function it exports (the grid function lives in `analysis.gridding`), so
+`analysis.grid` is always the function, whatever was imported before.
 """
 
 from __future__ import annotations
@@ -8,23 +10,40 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# public name -> the module that defines it
-_EXPORTS = {
-    "grid": "analysis.grid",
-    "grids": "analysis.grid",
-    "stack": "analysis.grid",
-    "forgetting": "analysis.forgetting",
-    "forgetting_table": "analysis.forgetting",
-    "drift": "analysis.sharing",
-    "similarity_between_runs": "analysis.sharing",
-    "recall_table": "analysis.tables",
-    "best_layer_table": "analysis.tables",
-    "to_markdown": "analysis.tables",
-    "write_table": "analysis.tables",
-    "checkpoints": "analysis.runs",
-    "read_metrics": "analysis.runs",
-    "switch_epoch": "analysis.runs",
+# module -> the public names it defines
+_MODULES = {
+    "analysis.gridding": ("grid", "grids", "stack", "cache_path", "num_layers"),
+    "analysis.grid_probes": ("ProbeSpec", "make_spec", "BUILTIN_PROBES"),
+    "analysis.forgetting_metrics": (
+        "forgetting",
+        "forgetting_table",
+        "higher_is_better",
+        "is_tracked_metric",
+        "metric_series",
+    ),
+    "analysis.sharing": ("drift", "similarity_between_runs", "switch_checkpoint"),
+    "analysis.tables": (
+        "recall_table",
+        "best_layer_table",
+        "best_layer",
+        "to_markdown",
+        "write_table",
+    ),
+    "analysis.runs": ("checkpoints", "read_metrics", "switch_epoch", "run_name"),
+    "analysis.study": (
+        "RunSpec",
+        "Study",
+        "collect",
+        "abx_conditions",
+        "probe_epochs",
+        "final_recall",
+    ),
+    "analysis.claims": ("claims_markdown",),
+    "analysis.report": ("write_report", "report_runs"),
+    "analysis.reproduction": ("reproduce", "Plan", "PLANS"),
+    "analysis.atomic": ("write_atomic", "write_bytes_atomic", "write_text_atomic"),
 }
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 _SUBMODULES = ("plots",)
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])

@@ -1,7 +1,8 @@
 """The probes a grid can run, behind one calling convention, and their cache keys.
 
 A probe is measured on one checkpoint for a list of layers at a time:
-``function(model, layers, *, checkpoint, epoch, **options) -> one float per layer``.
+``function(model, layers, *, checkpoint, epoch, scratch, **options) -> one float per layer``, where
+`scratch` is a folder that lives while the checkpoint is probed (for its activations).
 Built-in probes wrap the `probes` package; a user callable ``f(model, layer, **options) -> float`` is
 wrapped to loop over layers. Each probe also says what a cell's value depends on besides its options
 (`identity`): the checkpoint's checksum, and that of any reference checkpoint it is compared with.
@@ -14,6 +15,7 @@ import hashlib
 import inspect
 import json
 import numbers
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,10 +110,17 @@ def measure_checkpoint(
 
     model = training.load_model(checkpoint)
     out = {}
-    with torch.inference_mode():
+    # Activations extracted for this checkpoint live here while its probes run, then go: the grid
+    # keeps the numbers, and a run's activations at every epoch would fill the disk.
+    with torch.inference_mode(), tempfile.TemporaryDirectory(prefix="sslvgs-grid-") as scratch:
         for name, (spec, layers) in work.items():
             values = spec.function(
-                model, list(layers), checkpoint=Path(checkpoint), epoch=epoch, **spec.options
+                model,
+                list(layers),
+                checkpoint=Path(checkpoint),
+                epoch=epoch,
+                scratch=Path(scratch),
+                **spec.options,
             )
             values = np.asarray(values, dtype=np.float64).reshape(-1)
             if values.shape != (len(layers),):
@@ -126,7 +135,7 @@ def _per_layer(function: Callable[..., float]) -> LayerFunction:
     """Wrap ``f(model, layer, **options) -> float`` into the grid's convention."""
     accepts = inspect.signature(function).parameters
 
-    def per_layer(model, layers, *, checkpoint, epoch, **options):
+    def per_layer(model, layers, *, checkpoint, epoch, scratch, **options):
         extra = {k: v for k, v in (("checkpoint", checkpoint), ("epoch", epoch)) if k in accepts}
         return [float(function(model, layer, **extra, **options)) for layer in layers]
 
@@ -179,27 +188,43 @@ def _file_hash(path: Path) -> str:
 # --- built-in probes ------------------------------------------------------------------------------
 
 
-def _abx(model, layers, *, checkpoint, epoch, items, **engine_options):
-    """ABX error of each layer on an item file."""
-    import probes
-
-    return [float(probes.abx(model, layer, items=items, **engine_options)) for layer in layers]
-
-
 def _item_file(items: str | Path, corpus: str | Path | None) -> Path:
+    """An item file, an ABX set directory, or the name of a set of `corpus` -> the item file."""
     path = Path(items)
-    if path.is_file():
-        return path
+    candidates = [path, path / "items.item"]
     if corpus is not None:
-        candidate = Path(corpus) / "abx" / str(items) / "items.item"
+        candidates.append(Path(corpus) / "abx" / str(items) / "items.item")
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(
-        f"ABX items {items!r}: not a file, and not a set of the corpus {corpus!r} (abx/<set>/items.item)"
+        f"ABX items {str(items)!r}: not an item file, an ABX set directory, nor a set of the corpus "
+        f"{str(corpus)!r} (abx/<set>/items.item)"
     )
 
 
-def _phone(model, layers, *, checkpoint, epoch, **options):
+def _store(scratch: Path, model_id: str, source: str) -> Path:
+    """The scratch activation store of a model on a source: shared by the probes of one checkpoint."""
+    digest = hashlib.sha256(f"{model_id}|{source}".encode()).hexdigest()[:16]
+    return scratch / f"activations-{digest}.zarr"
+
+
+def _abx(model, layers, *, checkpoint, epoch, scratch, items, **engine_options):
+    """ABX error of each layer on an item file; one extraction of all layers serves every condition."""
+    import probes
+
+    result = probes.abx(
+        model,
+        list(layers),
+        items=items,
+        store=_store(scratch, str(checkpoint), str(items)),
+        progress=False,
+        **engine_options,
+    )
+    return [float(result.sel(layer=layer)) for layer in layers]
+
+
+def _phone(model, layers, *, checkpoint, epoch, scratch, **options):
     """Phone-probe accuracy of each layer."""
     import probes
 
@@ -207,26 +232,43 @@ def _phone(model, layers, *, checkpoint, epoch, **options):
     return [float(_pick_layer(result, layer)) for layer in layers]
 
 
-def _cka(model, layers, *, checkpoint, epoch, reference, **options):
-    """CKA of each layer with the same layer of a reference checkpoint."""
+def _cka(model, layers, *, checkpoint, epoch, scratch, reference, source=None, **options):
+    """Linear CKA of each layer with the same layer of a reference checkpoint, on the same audio
+    (default: the corpus's captions ABX set)."""
     import probes
     import training
 
-    other = training.load_model(_reference_checkpoint(reference))
-    result = probes.similarity(model, other, layers, **options)
-    return [float(_pick_layer(result, layer)) for layer in layers]
+    reference = _reference_checkpoint(reference)
+    source_name = str(source)
+    mine = probes.extract(
+        model, _cka_source(source, checkpoint), list(layers),
+        store=_store(scratch, str(checkpoint), source_name), progress=False,
+    )  # fmt: skip
+    theirs = probes.extract(
+        training.load_model(reference), _cka_source(source, checkpoint), list(layers),
+        store=_store(scratch, str(reference), source_name), progress=False,
+    )  # fmt: skip
+    result = probes.similarity(mine, theirs, list(layers), progress=False, **options)
+    return [float(result.sel(layer_a=layer, layer_b=layer)) for layer in layers]
 
 
-def _cka_run(model, layers, *, checkpoint, epoch, other, **options):
+def _cka_source(source: Any, checkpoint: Path) -> Any:
+    """The audio CKA compares on: `source`, or the captions ABX set of the run's corpus."""
+    if source is not None:
+        return source
+    config = Path(checkpoint).parent.parent / "config.json"
+    corpus = json.loads(config.read_text()).get("corpus") if config.is_file() else None
+    if not corpus:
+        raise ValueError(f"{checkpoint}: no corpus recorded in {config}; pass source=")
+    return Path(corpus) / "abx" / "captions" / "items.item"
+
+
+def _cka_run(model, layers, *, checkpoint, epoch, scratch, other, **options):
     """CKA of each layer with the same layer of another run's checkpoint at the same epoch."""
     return _cka(
-        model,
-        layers,
-        checkpoint=checkpoint,
-        epoch=epoch,
-        reference=_epoch_of(other, epoch),
-        **options,
-    )
+        model, layers, checkpoint=checkpoint, epoch=epoch, scratch=scratch,
+        reference=_epoch_of(other, epoch), **options,
+    )  # fmt: skip
 
 
 def _pick_layer(result: Any, layer: int) -> float:

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from analysis import plots
 from analysis.atomic import write_text_atomic
 from analysis.claims import claims_markdown
-from analysis.forgetting import forgetting_table
+from analysis.forgetting_metrics import forgetting_table
 from analysis.study import RunSpec, Study, collect
 from analysis.tables import best_layer_table, recall_table, to_markdown, write_table
 

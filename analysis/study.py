@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from analysis.atomic import write_text_atomic
-from analysis.grid import grids
+from analysis.gridding import grids
 from analysis.runs import checkpoints, read_metrics, switch_epoch
 
 __all__ = ["RunSpec", "Study", "collect", "abx_conditions", "probe_epochs", "final_recall"]
@@ -29,22 +29,31 @@ __all__ = ["RunSpec", "Study", "collect", "abx_conditions", "probe_epochs", "fin
 CONDITIONS = {
     "within speaker": {"speaker": "within", "context": "within"},
     "across speaker": {"speaker": "across", "context": "within"},
-    "any context": {"speaker": "within", "context": "any"},
+    "across context": {"speaker": "within", "context": "across"},
 }
 ABX_SETS = ("read", "captions")
 
 
 def abx_conditions(
-    corpus: Path | str, sets: Sequence[str] = ABX_SETS, conditions: Mapping[str, dict] = CONDITIONS
+    corpus: Path | str,
+    sets: Sequence[str] = ABX_SETS,
+    conditions: Mapping[str, dict] = CONDITIONS,
+    **engine_options: Any,
 ) -> dict[str, dict[str, Any]]:
-    """Grid probe specs "<set>, <condition>" -> {"probe": "abx", "items": file, ...} for a corpus."""
+    """Grid probe specs "<set>, <condition>" -> {"probe": "abx", "items": file, ...} for a corpus;
+    engine_options (e.g. max_size_group) go to every one."""
     specs = {}
     for name in sets:
         items = Path(corpus) / "abx" / name / "items.item"
         if not items.is_file():
             raise FileNotFoundError(f"{items}: the corpus has no ABX set {name!r}")
         for condition, options in conditions.items():
-            specs[f"{name}, {condition}"] = {"probe": "abx", "items": str(items), **options}
+            specs[f"{name}, {condition}"] = {
+                "probe": "abx",
+                "items": str(items),
+                **options,
+                **engine_options,
+            }
     return specs
 
 
@@ -118,14 +127,20 @@ def collect(
     *,
     every: int = 1,
     sets: Sequence[str] = ABX_SETS,
+    abx_options: Mapping[str, Any] | None = None,
     similarity_pairs: Sequence[tuple[str, str]] = (),
+    cka_frames: int | None = 4000,
     client: Any = None,
     progress: bool = True,
 ) -> Study:
     """Measure `runs` (ABX grids every `every` epochs at every layer, final test recall, CKA between
-    the `similarity_pairs` of base runs, drift of the variants) and gather them in a Study."""
+    the `similarity_pairs` of base runs, drift of the variants) and gather them in a Study.
+
+    abx_options: ABX engine options for every grid (e.g. subsampling); cka_frames: the number of
+    frames (a seeded subset) CKA is computed on, None for all.
+    """
     study = Study(runs={spec.name: spec for spec in runs})
-    specs = abx_conditions(corpus, sets)
+    specs = abx_conditions(corpus, sets, **(abx_options or {}))
     measured: dict[Path, dict[str, xr.DataArray]] = {}
 
     def measure(path: Path, keep: Sequence[int] = ()) -> dict[str, xr.DataArray]:
@@ -147,11 +162,12 @@ def collect(
             grid = _stitch(base.get(condition), own[condition], spec)
             study.abx.setdefault(condition, {})[spec.name] = grid
         study.recall[spec.name] = final_recall(spec.path, corpus, progress=progress)
-    _collect_sharing(study, similarity_pairs, every, client, progress)
+    cka = {"max_frames": cka_frames} if cka_frames else {}
+    _collect_sharing(study, similarity_pairs, every, client, progress, cka)
     return study
 
 
-def _collect_sharing(study: Study, pairs, every: int, client: Any, progress: bool) -> None:
+def _collect_sharing(study: Study, pairs, every: int, client: Any, progress: bool, cka) -> None:
     from analysis.sharing import drift, similarity_between_runs
 
     for a, b in pairs:
@@ -159,7 +175,7 @@ def _collect_sharing(study: Study, pairs, every: int, client: Any, progress: boo
         common = set(checkpoints(run_a)) & set(checkpoints(run_b))
         epochs = probe_epochs(sorted(common), every)
         result = similarity_between_runs(
-            run_a, run_b, epochs=epochs, client=client, progress=progress
+            run_a, run_b, epochs=epochs, client=client, progress=progress, **cka
         )
         study.similarity[f"{a} vs {b}"] = result
     for name, spec in study.runs.items():
@@ -173,6 +189,7 @@ def _collect_sharing(study: Study, pairs, every: int, client: Any, progress: boo
             epochs=probe_epochs(base_epochs, every),
             client=client,
             progress=progress,
+            **cka,
         )
         after = drift(
             spec.path,
@@ -180,6 +197,7 @@ def _collect_sharing(study: Study, pairs, every: int, client: Any, progress: boo
             epochs=probe_epochs(list(checkpoints(spec.path)), every),
             client=client,
             progress=progress,
+            **cka,
         )
         study.drift[name] = _stitch(before, after, spec)
 

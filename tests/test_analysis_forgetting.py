@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from analysis.forgetting import forgetting, forgetting_table, higher_is_better
+from analysis.forgetting_metrics import forgetting, forgetting_table, higher_is_better
 from analysis.runs import read_metrics, switch_epoch
 
 

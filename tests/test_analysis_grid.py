@@ -17,8 +17,8 @@ import pytest
 import torch
 import xarray as xr
 
-from analysis.grid import cache_path, grid, stack
 from analysis.grid_probes import make_spec
+from analysis.gridding import cache_path, grid, stack
 from training.checkpoints import save_checkpoint
 from training.config import config_to_dict, preset
 from training.model import SSLVGS
