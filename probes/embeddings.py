@@ -35,7 +35,8 @@ def embed_split(
         ValueError: a model without a VGS branch, or a split without captions (naming its file).
     """
     from probes.api import corpus_of
-    from training.data import CaptionDataset, collate_captions
+    from training.data import CaptionDataset, collate_captions, load_split
+    from training.data.spokencoco import split_path
 
     layered = as_layered_model(model)
     module = layered.module
@@ -44,9 +45,9 @@ def embed_split(
             f"{layered.description} has no speech-image branches: recall needs an SSLVGS"
         )
     root = corpus_of(layered, corpus)
+    if not load_split(root, split):
+        raise ValueError(f"{split_path(root, split)}: the split has no images and no captions")
     dataset = CaptionDataset(root, split)
-    if len(dataset) == 0:
-        raise ValueError(f"{dataset.split_file}: the split has no captions")
     module.to(device)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, collate_fn=collate_captions
