@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile
 import torch
 from tqdm.auto import tqdm
 
@@ -49,14 +50,18 @@ def embed_split(
         raise ValueError(f"{split_path(root, split)}: the split has no images and no captions")
     dataset = CaptionDataset(root, split)
     module.to(device)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, collate_fn=collate_captions
-    )
-    audio = []
+    # Captions of similar duration are batched together, so little of each batch is padding.
+    order = np.argsort([_n_samples(dataset, i) for i in range(len(dataset))], kind="stable")
+    audio: np.ndarray | None = None
     with torch.inference_mode():
-        for batch in tqdm(loader, desc=f"captions {split}", unit="batch", disable=not progress):
+        for start in tqdm(range(0, len(order), batch_size), desc=f"captions {split}", unit="batch",
+                          disable=not progress):  # fmt: skip
+            chosen = order[start : start + batch_size]
+            batch = collate_captions([dataset[int(i)] for i in chosen])
             emb = module.encode_audio(batch["wav"].to(device), batch["wav_lengths"].to(device))
-            audio.append(emb.float().cpu().numpy())
+            if audio is None:
+                audio = np.empty((len(dataset), emb.shape[1]), dtype=np.float32)
+            audio[chosen] = emb.float().cpu().numpy()
         images = []
         keys = dataset.image_keys
         for start in tqdm(range(0, len(keys), batch_size), desc=f"images {split}", unit="batch",
@@ -66,4 +71,9 @@ def embed_split(
             boxes = torch.stack([b for _, b in pairs]).to(device)
             images.append(module.encode_image(feats, boxes).float().cpu().numpy())
     owner = dataset.caption_image_index.numpy()
-    return np.concatenate(images), np.concatenate(audio), owner, layered.description, root
+    return np.concatenate(images), audio, owner, layered.description, root
+
+
+def _n_samples(dataset: Any, index: int) -> int:
+    image_index, k = dataset.captions[index]
+    return soundfile.info(str(dataset.entries[image_index]["captions"][k]["wav"])).frames
