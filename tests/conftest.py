@@ -21,3 +21,25 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
     build_corpus(out, images=SMALL_CORPUS_IMAGES, seed=0, progress=False)
     return out
+
+
+# A few epochs of the tiny preset: enough checkpoints for epoch-by-layer grids, about a minute.
+TINY_RUN_EPOCHS = 3
+
+
+@pytest.fixture(scope="session")
+def tiny_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short tiny VGS+ run on `small_corpus` (run dir with config.json, metrics.jsonl and one
+    checkpoint per epoch), shared by the whole session; validation recall on the test split."""
+    from training import train
+
+    run = tmp_path_factory.mktemp("tiny_run") / "run"
+    return train(
+        small_corpus,
+        run,
+        preset="tiny",
+        schedule="vgs+",
+        stage_epochs=TINY_RUN_EPOCHS,
+        eval_split="test",
+        progress=False,
+    )

@@ -10,6 +10,7 @@ __all__ = ["register"]
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the training subcommands (corpus, train)."""
     _register_corpus(subparsers)
+    _register_train(subparsers)
 
 
 def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
@@ -54,4 +55,91 @@ def _corpus(args: argparse.Namespace) -> int:
     counts = json.loads((root / "manifest.json").read_text())["counts"]
     captions = ", ".join(f"{split} {n}" for split, n in counts["captions"].items())
     print(f"corpus in {root.resolve()} (captions: {captions})")
+    return 0
+
+
+def _register_train(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train the VGS+ model under a schedule of the two objectives (resumable)",
+        description="Train on CORPUS into the run directory RUN (config.json, "
+        "checkpoints/epoch_NNNN.pt, metrics.jsonl). A schedule is a comma list of stages, each "
+        "w2v2 (alpha 0), vgs (alpha 1), vgs+ (alpha 0.5) or alpha=X, e.g. --schedule vgs,w2v2 "
+        "--stage-epochs 20,50; the paper's variants are named: w2v2, vgs, vgs+, w2v2-then-vgs+, "
+        "vgs-then-vgs+, w2v2-then-vgs, vgs-then-w2v2, vgs+-then-w2v2, vgs+-then-vgs. "
+        "Several GPUs: torchrun --nproc-per-node N -m analysis.cli train ...",
+    )
+    parser.add_argument("corpus", help="corpus folder (SpokenCOCO layout with region features)")
+    parser.add_argument("run", help="run directory (created; with --resume, continued)")
+    parser.add_argument("--preset", default="tiny", choices=("tiny", "paper"), help="model size")
+    parser.add_argument("--schedule", default=None, help="stages (default: the preset's, vgs+)")
+    parser.add_argument("--stage-epochs", default=None, help="epochs per stage, e.g. 20,50")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--batch-size", type=int, default=None, help="global batch size")
+    parser.add_argument("--init-from", default=None, help="start from this checkpoint's weights")
+    parser.add_argument("--epochs-per-eval", type=int, default=None, help="validate every N epochs")
+    parser.add_argument("--eval-split", default=None, help="split for validation recall (val)")
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    parser.add_argument("--seed", type=int, default=None, help="seed of init, data order, masks")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument(
+        "--precision", default=None, choices=("auto", "fp32", "bf16"), help="auto: bf16 on CUDA"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any ModelConfig/TrainConfig field (VALUE parsed as JSON, else text); repeatable",
+    )
+    parser.add_argument(
+        "--stop-after-epoch", type=int, default=None, help="return after this epoch (resumable)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import json
+
+    from training.trainer import train
+
+    overrides = {}
+    for item in args.set:
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE")
+        try:
+            overrides[field] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[field] = value
+    named = {
+        "epochs_per_eval": args.epochs_per_eval,
+        "eval_split": args.eval_split,
+        "lr": args.lr,
+        "seed": args.seed,
+        "precision": args.precision,
+        "compile": args.compile or None,
+    }
+    overrides.update({k: v for k, v in named.items() if v is not None})
+    run = train(
+        args.corpus,
+        args.run,
+        preset=args.preset,
+        schedule=args.schedule,
+        stage_epochs=args.stage_epochs,
+        resume=args.resume,
+        device=args.device,
+        batch_size=args.batch_size,
+        init_from=args.init_from,
+        progress=not args.no_progress,
+        stop_after_epoch=args.stop_after_epoch,
+        **overrides,
+    )
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    if lines:
+        last = json.loads(lines[-1])
+        shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in last.items()}
+        print(f"run {run}: last epoch {json.dumps(shown)}")
     return 0

@@ -132,6 +132,7 @@ class TrainConfig:
     seed: int = 0
     epochs_per_eval: int = 1
     eval_split: str = "val"  # the split whose recall is logged each evaluated epoch
+    train_subset: int = 0  # train on the first N captions only (0: all); for smoke tests
     eval_batch_size: int = 64
     precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 on CPU; or "fp32" / "bf16"
     compile: bool = False

@@ -117,6 +117,10 @@ class ImageBranch(nn.Module):
             for _ in range(cfg.image_layers)
         )
         self.head = nn.Sequential(nn.Linear(e, 2 * e), nn.GELU(), nn.Linear(2 * e, e))
+        # Start with small image embeddings: dot-product scores near 0, so the retrieval softmax
+        # starts unsaturated (at chance) instead of confidently wrong.
+        nn.init.normal_(self.head[-1].weight, std=0.02)
+        nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, feats: Tensor, boxes: Tensor) -> Tensor:
         """feats [B, R, D], boxes [B, R, 4] (x1, y1, x2, y2 in [0, 1]) -> image embedding [B, E]."""

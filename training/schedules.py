@@ -104,8 +104,8 @@ def parse_schedule(
 ) -> list[Stage]:
     """Stages of a schedule string (or a paper preset name) with their epochs.
 
-    Epochs come from `stage_epochs`, else from the paper preset, else from `default_epochs` if it
-    has one count per stage (a preset's default); otherwise it is an error to leave them out.
+    Epochs come from `stage_epochs`, else from `default_epochs` if it has one count per stage (the
+    model preset's default), else from the paper schedule; otherwise it is an error to leave them out.
     """
     text = schedule.strip().lower()
     if not text:
@@ -119,10 +119,10 @@ def parse_schedule(
     alphas = [_alpha(e, schedule) for e in entries]
     if stage_epochs is not None:
         epochs = parse_epochs(stage_epochs)
-    elif preset_epochs is not None:
-        epochs = preset_epochs
     elif default_epochs is not None and len(default_epochs) == len(entries):
         epochs = tuple(default_epochs)
+    elif preset_epochs is not None:
+        epochs = preset_epochs
     else:
         raise ScheduleError(
             f"schedule {schedule!r} has {len(entries)} stages: give their epochs (--stage-epochs)"

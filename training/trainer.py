@@ -254,6 +254,10 @@ def train(
         start_epoch, init = 0, None
 
     val_set = CaptionDataset(corpus, train_cfg.eval_split, regions=train_set.regions)
+    if train_cfg.train_subset:
+        train_set = torch.utils.data.Subset(
+            train_set, range(min(train_cfg.train_subset, len(train_set)))
+        )
     torch.manual_seed(train_cfg.seed)
     model = SSLVGS(model_cfg).to(device)
     step, first_epoch, state = 0, start_epoch + 1, None
