@@ -156,3 +156,20 @@ def test_cli_extract_and_recall(random_run, small_corpus, tmp_path, capsys):
     assert "layer 13 is out of range" in capsys.readouterr().err
     assert main(["extract", str(random_run), str(small_corpus), "--out", str(out)]) == 2
     assert "name its split" in capsys.readouterr().err
+
+
+def test_frame_labels_follow_the_alignment(random_run, small_corpus, tmp_path):
+    from probes.phones import frame_labels
+    from training.data import read_alignment
+
+    frames = probes.extract(random_run, (small_corpus, "val"), [1], progress=False)
+    labels = frame_labels(frames, small_corpus / "alignments" / "val")
+    row = 3
+    uttid, start = str(frames.utterance.values[row]), int(frames.offset.values[row])
+    alignment = read_alignment(small_corpus / "alignments" / "val" / f"{uttid}.txt")
+    for frame in range(start, start + int(frames.n_frames.values[row])):
+        centre = float(frames.time.values[frame])
+        inside = [phone for onset, offset, phone in alignment if onset <= centre < offset]
+        assert [labels[frame]] == (inside or ["SIL"])
+    with pytest.raises(FileNotFoundError, match=r"scene_\w+\.txt: no phone alignment"):
+        frame_labels(frames, tmp_path)
