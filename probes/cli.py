@@ -10,7 +10,15 @@ __all__ = ["register"]
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the probe subcommands (extract, abx, recall)."""
     _register_extract(subparsers)
+    _register_abx(subparsers)
     _register_recall(subparsers)
+
+
+def _register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    # The ABX engine's own options (issue 6); a model-level variant can add options to this parser.
+    from probes.abx.command import register_abx
+
+    return register_abx(subparsers)
 
 
 # --- extract and recall (probes on trained models) ------------------------------------------------

@@ -27,7 +27,7 @@ BORDER_ZERO = -2e12
 
 def _normalise(frames: np.ndarray, compat: bool) -> np.ndarray:
     frames = frames.astype(np.float32, copy=True)
-    norms = np.sqrt((frames.astype(np.float64) ** 2).sum(axis=1))
+    norms = np.sqrt(np.einsum("ij,ij->i", frames, frames, dtype=np.float64))
     zero = norms == 0
     frames[~zero] /= norms[~zero, None].astype(np.float32)
     if not compat:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+import numba
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from probes.abx.cells import Block, Layout, build_layout, plan_blocks
@@ -21,11 +23,12 @@ from probes.abx.kernels import count_block, dtw_block
 from probes.abx.ragged import FeatureFileError, Ragged
 from probes.abx.result import AbxResult
 from probes.abx.slicing import check_finite, slice_items
-from probes.abx.subsample import Subsampling, count_subsampled
+from probes.abx.subsample import Subsampling, count_subsampled, x_thresholds
 
 __all__ = ["score", "NoValidCellError", "prepare_items", "make_condition"]
 
 TILE_ELEMENTS = 1 << 22  # frame pairs per distance tile (16 MB of float32)
+SMALL_BLOCK = 1 << 20  # frame pairs below which a block runs single-threaded
 
 
 class NoValidCellError(ValueError):
@@ -157,18 +160,68 @@ def score(
 def _score_blocks(layout, frames, offsets, distance, sampling, progress):
     blocks = plan_blocks(layout)
     max_len = int(np.diff(offsets).max())
+    frames_in = offsets[layout.group_start]
+    work = [
+        (frames_in[b.r1] - frames_in[b.r0]) * (frames_in[b.c1] - frames_in[b.c0]) for b in blocks
+    ]
+    # Small blocks run on one thread: waking a thread pool costs more than their whole work (about a
+    # millisecond on a busy machine, against tens of microseconds), and there can be thousands of them.
+    small = [b for b, w in zip(blocks, work, strict=True) if w < SMALL_BLOCK]
+    large = [b for b, w in zip(blocks, work, strict=True) if w >= SMALL_BLOCK]
+    thresholds = _x_thresholds(layout, sampling)
     parts: list[tuple[np.ndarray, ...]] = []
-    for block in tqdm(blocks, desc="ABX blocks", disable=not progress, leave=False):
-        d_rc, d_cr = _block_distances(layout, frames, offsets, block, distance, max_len)
-        if sampling.active:
-            parts.append(count_subsampled(layout, block, d_rc, d_cr, sampling))
-            continue
-        parts.append(_count(layout, block.r0, block.r1, block.c0, block.c1, d_rc))
-        if not block.symmetric:
-            parts.append(_count(layout, block.c0, block.c1, block.r0, block.r1, d_cr))
+    bar = tqdm(total=len(blocks), desc="ABX blocks", disable=not progress, leave=False)
+    threads = numba.get_num_threads()
+    try:
+        with threadpool_limits(limits=1):
+            numba.set_num_threads(1)
+            for block in small:
+                parts.extend(
+                    _score_block(
+                        layout, frames, offsets, block, distance, sampling, thresholds, max_len
+                    )
+                )
+                bar.update()
+        numba.set_num_threads(threads)
+        for block in large:
+            parts.extend(
+                _score_block(
+                    layout, frames, offsets, block, distance, sampling, thresholds, max_len
+                )
+            )
+            bar.update()
+    finally:
+        numba.set_num_threads(threads)
+        bar.close()
     if not parts:
         return tuple(np.zeros(0, np.int64) for _ in range(7))
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(7))
+
+
+def _x_thresholds(layout: Layout, sampling: Subsampling) -> np.ndarray | None:
+    if sampling.max_x_across is None or layout.condition.is_symmetric:
+        return None
+    return x_thresholds(
+        sampling.seed,
+        layout.run_start,
+        layout.run_group,
+        layout.run_phone,
+        layout.group_runs,
+        layout.group_by,
+        layout.by_start,
+        layout.group_across,
+        int(sampling.max_x_across),
+    )
+
+
+def _score_block(layout, frames, offsets, block, distance, sampling, thresholds, max_len):
+    d_rc, d_cr = _block_distances(layout, frames, offsets, block, distance, max_len)
+    if sampling.active:
+        return [count_subsampled(layout, block, d_rc, d_cr, sampling, thresholds)]
+    parts = [_count(layout, block.r0, block.r1, block.c0, block.c1, d_rc)]
+    if not block.symmetric:
+        parts.append(_count(layout, block.c0, block.c1, block.r0, block.r1, d_cr))
+    return parts
 
 
 def _block_distances(
@@ -182,36 +235,45 @@ def _block_distances(
     gs = layout.group_start
     ri0, ri1, ci0, ci1 = gs[block.r0], gs[block.r1], gs[block.c0], gs[block.c1]
     d_rc = np.empty((ri1 - ri0, ci1 - ci0), np.float64)
-    d_cr = d_rc if block.symmetric else np.empty((ci1 - ci0, ri1 - ri0), np.float64)
+    d_cr = np.empty((ri1 - ri0, ci1 - ci0), np.float64)  # d(col, row), stored at [row, col]
     row_group = layout.group[ri0:ri1] - block.r0
     col_group = layout.group[ci0:ci1] - block.c0
     allowed = layout.allowed(np.arange(block.r0, block.r1), np.arange(block.c0, block.c1))
-    if not allowed.any():
-        return d_rc, d_cr
-    cols = frames[offsets[ci0] : offsets[ci1]]
-    col_off = offsets[ci0 : ci1 + 1] - offsets[ci0]
-    budget = max(TILE_ELEMENTS // max(len(cols), 1), max_len)
+    if not allowed.any():  # no cell reads this block
+        return d_rc, (d_rc if block.symmetric else np.ascontiguousarray(d_cr.T))
+    n_col_frames = offsets[ci1] - offsets[ci0]
+    budget = max(TILE_ELEMENTS // max(n_col_frames, 1), max_len)
     i0 = 0
     while i0 < ri1 - ri0:
         i1 = int(np.searchsorted(offsets, offsets[ri0 + i0] + budget, side="right")) - 1 - ri0
         i1 = min(max(i1, i0 + 1), ri1 - ri0)
+        # A symmetric block needs only the pairs above its diagonal: columns from the tile's first row on.
+        j0 = i0 if block.symmetric else 0
         rows = frames[offsets[ri0 + i0] : offsets[ri0 + i1]]
+        cols = frames[offsets[ci0 + j0] : offsets[ci1]]
         tile = frame_distance_tile(rows, cols, distance)
         row_off = offsets[ri0 + i0 : ri0 + i1 + 1] - offsets[ri0 + i0]
+        col_off = offsets[ci0 + j0 : ci1 + 1] - offsets[ci0 + j0]
         dtw_block(
             tile,
             row_off,
             col_off,
             row_group[i0:i1],
-            col_group,
+            col_group[j0:],
             allowed,
             block.symmetric,
             d_rc,
             d_cr,
             i0,
+            j0,
             max_len,
         )
         i0 = i1
+    if block.symmetric:  # the pairs below the diagonal are the transposed ones
+        lower = np.tri(len(d_rc), k=-1, dtype=bool)
+        np.copyto(d_rc, d_cr.T, where=lower)
+        return d_rc, d_rc
+    return d_rc, np.ascontiguousarray(d_cr.T)
     return d_rc, d_cr
 
 

@@ -118,6 +118,13 @@ def dtw_pair(
 
     ``cost`` is a scratch buffer of at least n x m (float64).
     """
+    if n == 1 or m == 1:  # a single row or column: one path, of n + m - 1 cells
+        total = 0.0
+        for i in range(n):
+            for j in range(m):
+                total += dist[r0 + i, c0 + j]
+        length = n + m - 1
+        return total / length, total / length
     cost[0, 0] = dist[r0, c0]
     for i in range(1, n):
         cost[i, 0] = dist[r0 + i, c0] + cost[i - 1, 0]
@@ -128,14 +135,19 @@ def dtw_pair(
             best = min(cost[i - 1, j], cost[i - 1, j - 1], cost[i, j - 1])
             cost[i, j] = dist[r0 + i, c0 + j] + best
     total = cost[n - 1, m - 1]
-    return total / _path_length(cost, n, m, True), total / _path_length(cost, n, m, False)
+    length, tie = _path_length(cost, n, m, True)
+    if not tie:  # no left/up tie on the way: the transposed trace takes the same path
+        return total / length, total / length
+    other, _ = _path_length(cost, n, m, False)
+    return total / length, total / other
 
 
 @nb.njit(inline="always")
 def _path_length(cost, n, m, rows_first):
     # rows_first: trace (x, y) with x on the rows; otherwise trace the transposed problem (y on the
-    # rows), whose "left" is our "up": a left/up tie then goes up instead of left.
-    i, j, length = n - 1, m - 1, 1
+    # rows), whose "left" is our "up": a left/up tie then goes up instead of left. Also says whether
+    # such a tie was met (only then can the two traces differ).
+    i, j, length, tie = n - 1, m - 1, 1, False
     while i > 0 and j > 0:
         c_diag = cost[i - 1, j - 1]
         c_up = cost[i - 1, j]
@@ -143,17 +155,14 @@ def _path_length(cost, n, m, rows_first):
         if c_diag <= c_left and c_diag <= c_up:
             i -= 1
             j -= 1
-        elif rows_first:
-            if c_left <= c_up:
+        else:
+            tie |= c_left == c_up
+            if c_left < c_up or (c_left == c_up and rows_first):
                 j -= 1
             else:
                 i -= 1
-        elif c_up <= c_left:
-            i -= 1
-        else:
-            j -= 1
         length += 1
-    return length + i + j
+    return length + i + j, tie
 
 
 @nb.njit(parallel=True, cache=True)
@@ -168,14 +177,17 @@ def dtw_block(
     out_rc: np.ndarray,
     out_cr: np.ndarray,
     row_index0: int,
+    col_index0: int,
     max_len: int,
 ) -> None:
     """DTW for every allowed pair of a tile, both orientations from one cost matrix.
 
     dist: [row frames, col frames] frame distances; row_off / col_off: [n + 1] item frame offsets,
-    relative to the tile. Pair (i, j) is computed if allowed[row_group[i], col_group[j]] and, when
-    ``symmetric`` (rows and columns are the same items, row i being item row_index0 + i), j > row item.
-    Writes out_rc[row_index0 + i, j] = d(row i, col j) and out_cr[j, row_index0 + i] = d(col j, row i).
+    relative to the tile; tile row item i is block row row_index0 + i, tile column j is block column
+    col_index0 + j. Pair (i, j) is computed if allowed[row_group[i], col_group[j]] and, when
+    ``symmetric`` (block rows and columns are the same items), its column comes after its row.
+    Writes out_rc[row, col] = d(row item, col item) and out_cr[row, col] = d(col item, row item): both
+    row-major, because writing the transpose directly would touch a new cache line per pair.
     """
     n_rows = row_off.shape[0] - 1
     n_cols = col_off.shape[0] - 1
@@ -183,35 +195,34 @@ def dtw_block(
         cost = np.empty((max_len, max_len), np.float64)
         r0, n = row_off[i], row_off[i + 1] - row_off[i]
         gi = row_group[i]
-        first = row_index0 + i + 1 if symmetric else 0
+        row = row_index0 + i
+        first = max(row + 1 - col_index0, 0) if symmetric else 0
         for j in range(first, n_cols):
             if not allowed[gi, col_group[j]]:
                 continue
             c0, m = col_off[j], col_off[j + 1] - col_off[j]
             d_rc, d_cr = dtw_pair(dist, r0, n, c0, m, cost)
-            out_rc[row_index0 + i, j] = d_rc
-            out_cr[j, row_index0 + i] = d_cr
+            out_rc[row, col_index0 + j] = d_rc
+            out_cr[row, col_index0 + j] = d_cr
 
 
 @nb.njit(inline="always")
-def _bounds(sorted_values, n, value):
-    # (number of entries < value, number of entries <= value) in sorted_values[:n]
-    lo, hi = 0, n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if sorted_values[mid] < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    lower = lo
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if sorted_values[mid] <= value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lower, lo
+def _bounds_sum(sorted_values, n, value):
+    """(entries < value) + (entries <= value) in sorted_values[:n], n >= 1.
+
+    A branchless lower bound (its loop length depends on n only, so it does not mispredict), then a
+    walk over the ties, which are rare.
+    """
+    base, size = 0, n
+    while size > 1:
+        half = size >> 1
+        base = base + half if sorted_values[base + half] < value else base
+        size -= half
+    lower = base + (1 if sorted_values[base] < value else 0)
+    upper = lower
+    while upper < n and sorted_values[upper] == value:
+        upper += 1
+    return lower + upper
 
 
 @nb.njit(parallel=True, cache=True)
@@ -266,7 +277,6 @@ def count_block(
                     continue
                 total = 0
                 for c in range(run_start[r], run_start[r + 1]):
-                    lower, upper = _bounds(da, na, dist[x, c])
-                    total += lower + upper
+                    total += _bounds_sum(da, na, dist[x, c])
                 out[x, r] = total
     return out

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from probes.abx.engine import prepare_items, score
 from probes.abx.ragged import Ragged
 from probes.abx.result import AbxResult, PairedDifference, paired_interval
-from probes.abx.engine import prepare_items, score
 
 __all__ = ["paired_difference"]
 
