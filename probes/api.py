@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,8 @@ def abx(
         model, layer, items, corpus=corpus, wavs=wavs, store=store, extract_layers=extract_layers,
         dtype=dtype, device=device, batch_size=batch_size, progress=progress,
     )  # fmt: skip
-    layers = [layer] if isinstance(layer, int) else list(layer)
+    single = isinstance(layer, Integral)
+    layers = [int(layer)] if single else [int(which) for which in layer]
 
     def one(which: int) -> Any:
         return score(
@@ -74,8 +76,8 @@ def abx(
             speaker=speaker, context=context, **engine_options,
         )  # fmt: skip
 
-    if isinstance(layer, int):
-        return one(layer)
+    if single:
+        return one(layers[0])
     return xr.DataArray(
         [float(one(which)) for which in layers],
         dims=("layer",),
@@ -132,7 +134,7 @@ def activations_for(
         if layers == "all":
             return stored
         _check_store_layers(stored, layers)
-        return stored.sel(layer=[layers] if isinstance(layers, int) else list(layers))
+        return stored.sel(layer=[layers] if isinstance(layers, Integral) else list(layers))
     layered = as_layered_model(model)
     if source is None:
         source = AbxSet(default_abx_set(corpus_of(layered, corpus)))
@@ -223,6 +225,6 @@ def _store_items(dataset: xr.Dataset) -> Path:
 
 def _check_store_layers(dataset: xr.Dataset, layer: Any) -> None:
     stored = dataset.layer.values.tolist()
-    for which in [layer] if isinstance(layer, int) else list(layer):
+    for which in [layer] if isinstance(layer, Integral) else list(layer):
         if which not in stored:
             raise ValueError(f"layer {which!r} is not in the store (it holds layers {stored})")

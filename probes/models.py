@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -83,16 +84,20 @@ def resolve_layers(layers: Any, num_layers: int, description: str) -> list[int]:
         if layers != "all":
             raise ValueError(f'layers must be "all", an int or a list of ints, not {layers!r}')
         return list(range(num_layers + 1))
-    requested = [layers] if isinstance(layers, int) else list(layers)
+    requested = [layers] if isinstance(layers, Integral) else list(layers)
     if not requested:
         raise ValueError("layers is empty: name at least one layer")
     for layer in requested:
-        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer <= num_layers:
+        if (
+            isinstance(layer, bool)
+            or not isinstance(layer, Integral)
+            or not 0 <= layer <= num_layers
+        ):
             raise ValueError(
                 f"layer {layer!r} is out of range: {description} has layers 0..{num_layers} "
                 "(0 = feature encoder, 1..N = transformer layers)"
             )
-    return sorted(set(requested))
+    return sorted({int(layer) for layer in requested})
 
 
 def as_layered_model(model: Any, *, sample_rate: int | None = None) -> LayeredModel:

@@ -11,6 +11,7 @@ not a lucky draw. Scores are computed block by block (images x captions), never 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +134,8 @@ def recall_at_k(
 
 
 def _checked_ks(k: int | Sequence[int]) -> list[int]:
-    ks = [k] if isinstance(k, int) else list(k)
-    if not ks or any(not isinstance(v, int | np.integer) or v < 1 for v in ks):
+    ks = [k] if isinstance(k, Integral) else list(k)
+    if not ks or any(not isinstance(v, Integral) or v < 1 for v in ks):
         raise ValueError(f"k must be positive integers, not {k!r}")
     return [int(v) for v in ks]
 
