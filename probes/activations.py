@@ -222,15 +222,18 @@ def _fill(
             states, frame_lengths = layered.hidden_states(
                 wav.to(device), lengths.to(device), max(layers)
             )
-        stacked = torch.stack([states[layer] for layer in layers])  # [L, B, F, D]
-        n_frames = frame_lengths.cpu().clamp(max=stacked.shape[2]).numpy()
-        frames = torch.cat([stacked[:, b, : n_frames[b]] for b in range(len(batch))], dim=1)
-        writer.append(
-            np.asarray(batch),
-            n_frames,
-            frames.float().cpu().numpy().astype(header["dtype"]),
-            layered.frame_rate,
+        n_frames = frame_lengths.cpu().clamp(max=states[0].shape[1]).numpy()
+        # One layer at a time: the batch's frames of a layer, utterances concatenated, as stored.
+        per_layer = (
+            torch.cat([states[layer][b, : n_frames[b]] for b in range(len(batch))])
+            .float()
+            .cpu()
+            .numpy()
+            .astype(header["dtype"], copy=False)
+            for layer in layers
         )
+        writer.append(np.asarray(batch), n_frames, per_layer, layered.frame_rate)
+        del states, per_layer  # free this batch before the next one is computed
         bar.update(1)
     bar.close()
     writer.finish()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +153,7 @@ class StoreWriter:
         self,
         utt_indices: np.ndarray,
         n_frames: np.ndarray,
-        activations: np.ndarray,
+        activations: Iterable[np.ndarray],
         frame_rate: float,
     ) -> None:
         """Write one batch and record it.
@@ -161,7 +161,8 @@ class StoreWriter:
         Args:
             utt_indices: [B] positions of the batch's utterances in the store's `utterance`.
             n_frames: [B] frames of each.
-            activations: [L, sum(n_frames), D], utterances concatenated in batch order.
+            activations: per stored layer, in order, [sum(n_frames), D] with the utterances
+                concatenated in batch order (an iterator, so one layer at a time is in memory).
             frame_rate: frames per second, for the `time` coordinate.
         """
         start = int(self.group.attrs["frames_done"])
@@ -169,7 +170,12 @@ class StoreWriter:
         group = self.group
         layers, _, dim = group["activations"].shape
         group["activations"].resize((layers, stop, dim))
-        group["activations"][:, start:stop, :] = activations
+        written = 0
+        for index, frames in enumerate(activations):
+            group["activations"][index, start:stop, :] = frames
+            written += 1
+        if written != layers:
+            raise ValueError(f"append got {written} layers of activations, the store has {layers}")
         group["utt"].resize((stop,))
         group["utt"][start:stop] = np.repeat(utt_indices, n_frames).astype(np.int32)
         within = np.arange(stop - start) - np.repeat(np.cumsum(n_frames) - n_frames, n_frames)
