@@ -18,7 +18,30 @@ def _register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     # The ABX engine's own options (issue 6); a model-level variant can add options to this parser.
     from probes.abx.command import register_abx
 
-    return register_abx(subparsers)
+    parser = register_abx(subparsers)
+    parser.add_argument(
+        "--model", help="checkpoint file or run directory: score its layer --layer (not FEATURES)"
+    )
+    parser.add_argument("--layer", type=int, help="with --model: 0 = feature encoder, 1..N")
+    return parser
+
+
+def abx_of_model(args: argparse.Namespace) -> int:
+    """`sslvgs abx --model CHECKPOINT --layer L ITEM`: extract (or read the cache) and score."""
+    from probes.abx.command import report
+    from probes.api import abx
+
+    if args.features is not None:
+        raise ValueError("give either FEATURES or --model CHECKPOINT --layer L, not both")
+    if args.layer is None:
+        raise ValueError("--model needs --layer L (0 = feature encoder, 1..N transformer layers)")
+    result = abx(
+        args.model, args.layer, args.item, speaker=args.speaker, context=args.context,
+        distance=args.distance, pooling=None if args.pooling == "none" else args.pooling,
+        compat=args.compat, max_size_group=args.max_size_group, max_x_across=args.max_x_across,
+        seed=args.seed, progress=not args.quiet and not args.json,
+    )  # fmt: skip
+    return report(result, args)
 
 
 # --- extract and recall (probes on trained models) ------------------------------------------------

@@ -173,3 +173,18 @@ def test_frame_labels_follow_the_alignment(random_run, small_corpus, tmp_path):
         assert [labels[frame]] == (inside or ["SIL"])
     with pytest.raises(FileNotFoundError, match=r"scene_\w+\.txt: no phone alignment"):
         frame_labels(frames, tmp_path)
+
+
+def test_cli_abx_of_a_model_layer(random_run, small_corpus, capsys):
+    from analysis.cli import main
+
+    items = small_corpus / "abx" / "captions" / "items.item"
+    args = ["abx", "--model", str(random_run), str(items), "--speaker", "across", "--quiet"]
+    assert main([*args, "--layer", "3", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = probes.abx(random_run, 3, items, speaker="across", progress=False)
+    assert printed["score"] == pytest.approx(float(expected))
+    assert main(args) == 2
+    assert "--model needs --layer" in capsys.readouterr().err
+    assert main([*args, "--layer", "13"]) == 2
+    assert "layer 13 is out of range" in capsys.readouterr().err

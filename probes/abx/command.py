@@ -67,6 +67,10 @@ def run_abx(args: argparse.Namespace) -> int:
     from probes.abx.ragged import load_feature_dir
     from training.data.items import read_items
 
+    if getattr(args, "model", None) is not None:  # `--model CHECKPOINT --layer L` (probes.cli)
+        from probes.cli import abx_of_model
+
+        return abx_of_model(args)
     if args.features is None:
         raise ValueError("give FEATURES (a directory of per-file features) before ITEM")
     items = read_items(args.item)
