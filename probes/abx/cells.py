@@ -158,8 +158,9 @@ class Block:
         return self.r0 == self.c0
 
 
-def plan_blocks(layout: Layout, chunk_items: int = CHUNK_ITEMS) -> list[Block]:
+def plan_blocks(layout: Layout, chunk_items: int | None = None) -> list[Block]:
     """The blocks that cover every pair of items whose distance some cell needs, each pair once."""
+    chunk_items = CHUNK_ITEMS if chunk_items is None else chunk_items
     blocks = []
     for g in range(len(layout.by_start) - 1):
         h0, h1 = int(layout.by_start[g]), int(layout.by_start[g + 1])

@@ -122,6 +122,10 @@ def score(
     ragged = _features(features, names)
     check_finite(ragged, [n for n in names if n in ragged])
     slices = slice_items(items, ragged, frequency, compat)
+    if not len(slices.rows):
+        raise NoValidCellError(
+            f"{items.attrs.get('path', 'item table')}: no item left after slicing"
+        )
     kept = items.iloc[slices.rows].reset_index(drop=True)
     kept.attrs = dict(items.attrs)
     layout = build_layout(kept, condition)

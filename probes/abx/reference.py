@@ -63,8 +63,12 @@ def _frame_distance(u: np.ndarray, v: np.ndarray, distance: str, compat: bool) -
     return math.acos(dot) / math.pi if distance == "angular" else 1.0 - dot
 
 
-def reference_dtw(dist: np.ndarray) -> float:
-    """DTW of an n x m frame-distance matrix, rows = x's frames, normalised by the traced path length."""
+def reference_dtw(dist: np.ndarray, with_fragility: bool = False):
+    """DTW of an n x m frame-distance matrix, rows = x's frames, normalised by the traced path length.
+
+    with_fragility: also say whether a trace-back decision compared costs closer than NEAR (the path
+    length, hence the distance, can then differ in the engine's float32).
+    """
     n, m = dist.shape
     cost = np.zeros((n, m))
     for i in range(n):
@@ -77,9 +81,10 @@ def reference_dtw(dist: np.ndarray) -> float:
                 cost[i, j] = dist[i, j] + cost[i - 1, j]
             else:
                 cost[i, j] = dist[i, j] + min(cost[i - 1, j], cost[i - 1, j - 1], cost[i, j - 1])
-    i, j, length = n - 1, m - 1, 1
+    i, j, length, fragile = n - 1, m - 1, 1, False
     while i > 0 and j > 0:
         c_up, c_left, c_diag = cost[i - 1, j], cost[i, j - 1], cost[i - 1, j - 1]
+        fragile |= min(abs(c_diag - c_left), abs(c_diag - c_up), abs(c_left - c_up)) < NEAR
         if c_diag <= c_left and c_diag <= c_up:
             i, j = i - 1, j - 1
         elif c_left <= c_up:
@@ -88,12 +93,13 @@ def reference_dtw(dist: np.ndarray) -> float:
             i -= 1
         length += 1
     length += i + j  # straight to (0, 0)
-    return cost[n - 1, m - 1] / length
+    value = cost[n - 1, m - 1] / length
+    return (value, fragile) if with_fragility else value
 
 
-def _item_distance(x: np.ndarray, y: np.ndarray, distance: str, compat: bool) -> float:
+def _item_distance(x: np.ndarray, y: np.ndarray, distance: str, compat: bool) -> tuple[float, bool]:
     frames = np.array([[_frame_distance(u, v, distance, compat) for v in y] for u in x])
-    return reference_dtw(frames)
+    return reference_dtw(frames, with_fragility=True)
 
 
 def _pool(frames: np.ndarray, compat: bool) -> np.ndarray:
@@ -115,7 +121,12 @@ def reference_cells(
     pooling: str | None = None,
     compat: str | None = None,
 ) -> pd.DataFrame:
-    """One row per cell: labels, n_triplets, correct2 (twice the correct count) and near_ties."""
+    """One row per cell: labels, n_triplets, correct2 (twice the correct count) and near_ties.
+
+    near_ties counts the triplets whose two distances differ by less than NEAR, exact ties included (a
+    tie in exact arithmetic can come out either way in float32: (|u1 - y| + |u2 - y|) / 2 is the same
+    for every y between u1 and u2), or whose distances came from a fragile DTW trace-back.
+    """
     if "context" not in items and "prev" in items:
         items = items.assign(context=items["prev"].astype(str) + "+" + items["next"].astype(str))
     lengths = {name: len(array) for name, array in features.items()}
@@ -136,8 +147,8 @@ def reference_cells(
             u, v = kept[i][1][0], kept[j][1][0]
             dot = min(max(float(u @ v), -1.0), 1.0)
             if distance == "euclidean":
-                return float(np.sqrt(((u - v) ** 2).sum()))
-            return math.acos(dot) / math.pi if distance == "angular" else 1.0 - dot
+                return float(np.sqrt(((u - v) ** 2).sum())), False
+            return (math.acos(dot) / math.pi if distance == "angular" else 1.0 - dot), False
         return _item_distance(kept[i][1], kept[j][1], distance, compat is not None)
 
     rows = []
@@ -173,11 +184,11 @@ def reference_cells(
                         for a in A:
                             if a == x:
                                 continue
-                            dxa = d(x, a)
+                            dxa, fragile_a = d(x, a)
                             for b in B:
-                                dxb = d(x, b)
+                                dxb, fragile_b = d(x, b)
                                 correct2 += 2 if dxa < dxb else 1 if dxa == dxb else 0
-                                near += 0 < abs(dxa - dxb) < NEAR
+                                near += fragile_a or fragile_b or abs(dxa - dxb) < NEAR
                                 count += 1
                     if count == 0:
                         continue
