@@ -74,9 +74,15 @@ class CollapsePlan:
         self.final = [codes[c] for c in current if c in resampled]
         self.remaining = current
 
-    def evaluate(self, values: np.ndarray, multiplicity: np.ndarray | None = None) -> float:
-        """The collapsed mean of per-cell ``values``; ``multiplicity`` [n unit labels] weights them."""
-        v = np.asarray(values, np.float64)
+    def evaluate(
+        self, values: np.ndarray, multiplicity: np.ndarray | None = None, dtype=np.float64
+    ) -> float:
+        """The collapsed mean of per-cell ``values``; ``multiplicity`` [n unit labels] weights them.
+
+        dtype float32 rounds the cell values and every level's means to float32 (the last mean stays in
+        float64), as fastabx stores them: that reproduces its numbers bit for bit.
+        """
+        v = _round(np.asarray(values, np.float64), dtype)
         present = np.ones(len(v), bool)
         for ids, n, removed in self.steps:
             w = present.astype(np.float64)
@@ -86,12 +92,16 @@ class CollapsePlan:
             total = np.bincount(ids, w * np.where(present, v, 0.0), minlength=n)
             weight = np.bincount(ids, w, minlength=n)
             present = weight > 0
-            v = np.divide(total, weight, out=np.zeros(n), where=present)
+            v = _round(np.divide(total, weight, out=np.zeros(n), where=present), dtype)
         w = present.astype(np.float64)
         if multiplicity is not None:
             for codes in self.final:
                 w = w * multiplicity[codes]
         return float((w * v).sum() / w.sum()) if w.sum() > 0 else float("nan")
+
+
+def _round(values: np.ndarray, dtype) -> np.ndarray:
+    return values if np.dtype(dtype) == np.float64 else values.astype(dtype).astype(np.float64)
 
 
 def _group(
@@ -133,9 +143,13 @@ class AbxResult:
             self._plans[key] = CollapsePlan(self.cells, self.labels, levels, unit)
         return self._plans[key]
 
-    def collapse(self, levels=None) -> float:
-        """The error averaged level by level (default: the condition's levels, DESIGN.md)."""
-        return self._plan(levels).evaluate(self.cells["error"].to_numpy())
+    def collapse(self, levels=None, dtype=np.float64) -> float:
+        """The error averaged level by level (default: the condition's levels, DESIGN.md).
+
+        dtype=np.float32 rounds as fastabx does (cell errors and level means in float32), to compare
+        with its numbers bit for bit; the default keeps the exact float64 means of exact int64 counts.
+        """
+        return self._plan(levels).evaluate(self.cells["error"].to_numpy(), dtype=dtype)
 
     @property
     def error(self) -> float:
