@@ -348,4 +348,7 @@ def _cell_table(layout: Layout, x_run, a_run, b_run, correct2, n_a, n_b, n_x) ->
     }
     cells = pd.DataFrame(table)
     cells["error"] = 1.0 - cells["correct2"] / (2.0 * cells["n_triplets"])
-    return cells
+    labels = list(cells.columns[: -len(("n_a", "n_b", "n_x", "n_triplets", "correct2", "error"))])
+    return cells.sort_values(labels, kind="stable").reset_index(
+        drop=True
+    )  # one order, however computed
