@@ -13,6 +13,7 @@ from training.data import (
 )
 from training.data.items import read_items, write_items
 from training.espeak import Synthesizer, Voice, text_to_phones
+from training.interop import from_torchaudio, import_torchaudio_wav2vec2
 from training.model import SSLVGS
 from training.schedules import PAPER_SCHEDULES, ScheduleError, parse_schedule
 from training.trainer import RunConfigError, train
@@ -47,4 +48,6 @@ __all__ += [
     "parse_schedule",
     "ScheduleError",
     "PAPER_SCHEDULES",
+    "from_torchaudio",
+    "import_torchaudio_wav2vec2",
 ]

@@ -155,6 +155,7 @@ _TINY_MODEL = ModelConfig(
     dropout=0.0,
     attention_dropout=0.0,
     projection_dropout=0.0,
+    mask_prob=0.3,  # the VGS branch sees the masked input: at this scale 65% masking starves it
     num_negatives=20,
     codebook_groups=2,
     codebook_entries=32,
