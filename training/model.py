@@ -276,7 +276,7 @@ class SSLVGS(nn.Module):
     def set_num_updates(self, num_updates: int) -> None:
         """Quantizer temperature from the update count: max(start * decay^n, end)."""
         start, end, decay = self.cfg.quantizer_temperature
-        self.quantizer.temperature = max(start * decay**num_updates, end)
+        self.quantizer.temperature.fill_(max(start * decay**num_updates, end))
 
     def forward(
         self,

@@ -350,7 +350,7 @@ def train(
             "loss": stage.alpha * sums["loss_av"] + (1 - stage.alpha) * sums["loss_aud"],
             "lr": optimizer.param_groups[0]["lr"],
             "step": step,
-            "quantizer_temperature": model.quantizer.temperature,
+            "quantizer_temperature": float(model.quantizer.temperature),
             "seconds": time.perf_counter() - started,
         }
         if D.rank() == 0 and (

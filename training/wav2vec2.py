@@ -253,7 +253,8 @@ class GumbelVectorQuantizer(nn.Module):
         self.codevectors = nn.Parameter(
             torch.empty(1, groups * entries, codevector_dim // groups).uniform_()
         )
-        self.temperature = 2.0
+        # A buffer, not a float attribute, so that torch.compile does not recompile as it decays.
+        self.register_buffer("temperature", torch.tensor(2.0), persistent=False)
 
     def forward(self, x: Tensor, gumbel_noise: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """x [N, in_dim] -> (codevectors [N, codevector_dim], summed probs [G, V], N as a tensor).
