@@ -2,8 +2,11 @@
 
 The set (issue 6): 20,000 items in 400 files, 20 speakers, 11 phones, dim 256, 1 to 8 frames per phone
 at 50 Hz, random features; no subsampling. Each (tool, condition) runs in its own subprocess, so the
-peak resident memory reported is that run's (ru_maxrss), and both tools get the same thread count.
-Times are end to end: item file + feature directory in, score out (feature loading included).
+peak resident memory reported is that run's (ru_maxrss; "+N" is the growth after the imports, since
+importing sslvgs's `training` package, like fastabx, loads torch), and both tools get the same thread
+count. Times are end to end after the imports: item file + feature directory in, score out (feature
+loading included); CPU seconds are printed beside wall seconds because on a shared machine they are
+the steadier figure.
 
 fastabx needs Python >= 3.12, so it runs from its own virtual environment:
     ~/.pyenv/versions/3.12.*/bin/python -m venv /tmp/fastabx-venv
@@ -55,29 +58,33 @@ def build_set(out: Path, n_files=400, items_per_file=50, n_speakers=20, dim=256,
 
 SSLVGS_RUN = """
 import json, resource, sys, time
-t0 = time.perf_counter()
 from probes.abx import load_feature_dir, score
 from training.data import read_items
+base_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # after imports
+t0, c0 = time.perf_counter(), time.process_time()
 items = read_items(sys.argv[1])
 features = load_feature_dir(sys.argv[2], items["file"].unique().tolist())
 result = score(features, items, speaker=sys.argv[3], context=sys.argv[4])
 seconds = time.perf_counter() - t0
-print(json.dumps({"score": float(result), "seconds": seconds,
-                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"score": float(result), "seconds": seconds, "cpu_s": time.process_time() - c0,
+                  "peak_mib": usage.ru_maxrss / 1024, "base_mib": base_mib}))
 """
 
 FASTABX_RUN = """
 import json, resource, sys, time
 import numpy as np, torch
 torch.set_num_threads(int(sys.argv[5]))
-t0 = time.perf_counter()
 from fastabx import zerospeech_abx
+base_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # after imports
+t0, c0 = time.perf_counter(), time.process_time()
 score = zerospeech_abx(sys.argv[1], sys.argv[2], max_size_group=None, max_x_across=None,
                        speaker=sys.argv[3], context=sys.argv[4], distance="angular", frequency=50,
                        feature_maker=lambda p: torch.from_numpy(np.load(p)), extension=".npy")
 seconds = time.perf_counter() - t0
-print(json.dumps({"score": float(score), "seconds": seconds,
-                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"score": float(score), "seconds": seconds, "cpu_s": time.process_time() - c0,
+                  "peak_mib": usage.ru_maxrss / 1024, "base_mib": base_mib}))
 """
 
 
@@ -159,11 +166,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_row(row: dict) -> None:
     ours, theirs = row["sslvgs"], row["fastabx"]
-    line = f"{row['condition']:14s} sslvgs {ours['seconds']:7.2f} s {ours['peak_mib']:7.0f} MiB score {ours['score']:.9f}"
+    line = (
+        f"{row['condition']:14s} sslvgs {ours['seconds']:7.2f} s (cpu {ours['cpu_s']:7.2f}) "
+        f"{ours['peak_mib']:6.0f} MiB (+{ours['peak_mib'] - ours['base_mib']:4.0f}) score {ours['score']:.9f}"
+    )
     if theirs:
         line += (
-            f" | fastabx {theirs['seconds']:7.2f} s {theirs['peak_mib']:7.0f} MiB score {theirs['score']:.9f}"
-            f" | {theirs['seconds'] / ours['seconds']:5.1f}x faster, |diff| {abs(ours['score'] - theirs['score']):.1e}"
+            f" | fastabx {theirs['seconds']:7.2f} s (cpu {theirs['cpu_s']:7.2f}) {theirs['peak_mib']:6.0f} MiB "
+            f"(+{theirs['peak_mib'] - theirs['base_mib']:4.0f}) score {theirs['score']:.9f}"
+            f" | {theirs['seconds'] / ours['seconds']:5.1f}x wall, {theirs['cpu_s'] / ours['cpu_s']:5.1f}x cpu,"
+            f" |diff| {abs(ours['score'] - theirs['score']):.1e}"
         )
     print(line, flush=True)
 
