@@ -26,16 +26,18 @@ BORDER_ZERO = -2e12
 
 
 def _normalise(frames: np.ndarray, compat: bool) -> np.ndarray:
-    frames = frames.astype(np.float32, copy=True)
+    """L2-normalise the rows of ``frames`` (a float32 array of our own: divided in place)."""
     norms = np.sqrt(np.einsum("ij,ij->i", frames, frames, dtype=np.float64))
     zero = norms == 0
-    frames[~zero] /= norms[~zero, None].astype(np.float32)
-    if not compat:
+    frames /= np.where(zero, 1.0, norms).astype(np.float32)[:, None]
+    if zero.any():
         frames[zero] = np.float32(1.0 / math.sqrt(frames.shape[1]))
+    if not compat:
         return frames
-    border = np.where(zero, BORDER_ZERO, BORDER_NONZERO).astype(np.float32)[:, None]
-    frames[zero] = np.float32(1.0 / math.sqrt(frames.shape[1]))
-    return np.ascontiguousarray(np.concatenate([frames, border], axis=1))
+    bordered = np.empty((len(frames), frames.shape[1] + 1), np.float32)
+    bordered[:, :-1] = frames
+    bordered[:, -1] = np.where(zero, BORDER_ZERO, BORDER_NONZERO)
+    return bordered
 
 
 def prepare_frames(
@@ -47,7 +49,7 @@ def prepare_frames(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frames ready for the dot products, and their item offsets (one frame per item when pooled).
 
-    frames: [F, D] item frames concatenated; offsets: [n + 1]. Pooling "mean" averages the raw frames
+    frames: [F, D] item frames concatenated (float32, owned by the caller and overwritten); offsets: [n + 1]. Pooling "mean" averages the raw frames
     before normalising (fastabx); in compat mode it averages the normalised frames and does not
     normalise again (libri-light).
     """
@@ -60,7 +62,7 @@ def prepare_frames(
         frames = _mean_pool(frames.astype(np.float64), offsets).astype(np.float32)
         offsets = np.arange(len(offsets), dtype=np.int64)
     if normalise:
-        frames = _normalise(frames, compat)
+        frames = _normalise(np.ascontiguousarray(frames, dtype=np.float32), compat)
     else:
         frames = np.ascontiguousarray(frames, dtype=np.float32)
     if pooling == "mean" and compat:

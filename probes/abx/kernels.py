@@ -8,7 +8,8 @@ between left and up goes the other way), so one cost matrix gives both orientati
 
 Counting: for one x and one cell, ``sum over a, b of 2*[d(x,a) < d(x,b)] + [d(x,a) = d(x,b)]``
 equals ``sum over b of (lower(d(x,b)) + upper(d(x,b)))`` where lower/upper are the positions of
-d(x,b) in the sorted d(x, A) (binary searches), so each x costs (na + nb) log na, not na * nb.
+d(x,b) in the sorted d(x, A), found through a bucket index of the sorted values (a binary search would
+mispredict), so each x costs na log na + nb, not na * nb.
 Counts are int64 and twice the score (ties count 1), so they stay exact.
 """
 
@@ -211,20 +212,42 @@ def dtw_block(
 
 
 @nb.njit(inline="always")
-def _bounds_sum(sorted_values, n, value):
-    """(entries < value) + (entries <= value) in sorted_values[:n], n >= 1.
+def _bucket_index(sorted_values, n, first):
+    """Split [min, max] of sorted_values[:n] into 2n equal buckets; first[k] = entries in buckets < k.
 
-    A branchless lower bound (its loop length depends on n only, so it does not mispredict), then a
-    walk over the ties, which are rare.
+    The bucket of v, int((v - min) * scale), never decreases as v grows, so an entry in a lower bucket
+    is < v and one in a higher bucket > v: only v's own bucket (half an entry on average) is compared.
     """
-    base, size = 0, n
-    while size > 1:
-        half = size >> 1
-        base = base + half if sorted_values[base + half] < value else base
-        size -= half
-    lower = base + (1 if sorted_values[base] < value else 0)
+    lo, hi = sorted_values[0], sorted_values[n - 1]
+    n_buckets = 2 * n
+    scale = n_buckets / (hi - lo) if hi > lo else 0.0
+    k = 0
+    for i in range(n):
+        key = min(int((sorted_values[i] - lo) * scale), n_buckets - 1)
+        while k <= key:
+            first[k] = i
+            k += 1
+    while k <= n_buckets:
+        first[k] = n
+        k += 1
+    return n_buckets, scale
+
+
+@nb.njit(inline="always")
+def _bucket_bounds_sum(sorted_values, n, first, n_buckets, scale, value):
+    """(entries < value) + (entries <= value) in sorted_values[:n], with the bucket index of it."""
+    lo = sorted_values[0]
+    if value < lo:
+        return 0
+    if value > sorted_values[n - 1]:
+        return 2 * n
+    key = min(int((value - lo) * scale), n_buckets - 1)
+    lower = first[key]
+    end = first[key + 1]
+    while lower < end and sorted_values[lower] < value:
+        lower += 1
     upper = lower
-    while upper < n and sorted_values[upper] == value:
+    while upper < end and sorted_values[upper] == value:
         upper += 1
     return lower + upper
 
@@ -257,6 +280,7 @@ def count_block(
     out = np.full((n_x, n_runs), -1, np.int64)
     for x in nb.prange(n_x):
         da = np.empty(max_run, np.float64)
+        first = np.empty(2 * max_run + 2, np.int64)
         phone = x_phone[x]
         for k in range(col_groups.shape[0]):
             if not allowed[x_group[x], col_groups[k]]:
@@ -276,11 +300,12 @@ def count_block(
             if na == 0:
                 continue
             da[:na].sort()
+            n_buckets, scale = _bucket_index(da, na, first)
             for r in range(group_runs[k], group_runs[k + 1]):
                 if r == run_a:
                     continue
                 total = 0
                 for c in range(run_start[r], run_start[r + 1]):
-                    total += _bounds_sum(da, na, dist[x, c])
+                    total += _bucket_bounds_sum(da, na, first, n_buckets, scale, dist[x, c])
                 out[x, r] = total
     return out
