@@ -46,6 +46,13 @@ def _mean_recall(study: Study, name: str) -> float:
     return sum(study.recall[name].get(k, math.nan) for k in RECALL_KEYS) / len(RECALL_KEYS)
 
 
+def _verdict(better: float, worse: float, tolerance: float = 1e-9) -> str:
+    """ "holds here" if `better` > `worse`, "is undecided here" on a tie, else "does not hold here"."""
+    if abs(better - worse) <= tolerance:
+        return "is undecided here (a tie)"
+    return "holds here" if better > worse else "does not hold here"
+
+
 def _missing(study: Study, names: Sequence[str]) -> str:
     absent = [n for n in names if n not in study.runs]
     return f"**Not measured**: this study did not train {', '.join(absent)}.\n" if absent else ""
@@ -64,7 +71,7 @@ def claim_sequential_retrieval(study: Study) -> str:
     names = [n for n in ("(W2V2,VGS)", "VGS+", "VGS") if n in study.runs]
     text += "Here: " + "; ".join(_recall_text(study, n) for n in names) + ".\n\n"
     sequential, simultaneous = _mean_recall(study, "(W2V2,VGS)"), _mean_recall(study, "VGS+")
-    verdict = "holds here" if sequential > simultaneous else "does not hold here"
+    verdict = _verdict(sequential, simultaneous)
     return text + (
         f"Mean of the four recalls: (W2V2,VGS) {100 * sequential:.1f} vs VGS+ "
         f"{100 * simultaneous:.1f}: the claim **{verdict}**.\n"
@@ -111,7 +118,7 @@ def claim_forgetting(study: Study) -> str:
             )
         lines.append(line)
     simultaneous, sequential = _mean_recall(study, "(VGS+,W2V2)"), _mean_recall(study, "(VGS,W2V2)")
-    verdict = "holds here" if simultaneous > sequential else "does not hold here"
+    verdict = _verdict(simultaneous, sequential)
     return (
         text
         + "Here:\n"
@@ -138,11 +145,12 @@ def claim_generalisation(study: Study) -> str:
         cells.append(f"{name} {100 * w:.2f} ({wl}) / {100 * a:.2f} ({al})")
     vgs = [best_layer(study.abx[c]["VGS"])[0] for c in (within, across)]
     w2v2 = [best_layer(study.abx[c]["W2V2"])[0] for c in (within, across)]
-    holds = all(v < s for v, s in zip(vgs, w2v2, strict=True))
-    verdict = "holds here" if holds else "does not hold here"
+    # One number per model: the mean of the two conditions (lower is better, hence the signs).
+    verdict = _verdict(-sum(vgs), -sum(w2v2))
     return text + (
         "Here (read set, best layer in parentheses): " + "; ".join(cells) + ".\n\n"
-        f"VGS below W2V2 in both conditions: the claim **{verdict}**.\n"
+        f"Mean of the two conditions, VGS {50 * sum(vgs):.2f} vs W2V2 {50 * sum(w2v2):.2f}: "
+        f"the claim **{verdict}**.\n"
     )
 
 

@@ -30,7 +30,178 @@ def build_parser() -> argparse.ArgumentParser:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the analysis subcommands (grid, report, reproduce)."""
-    # Filled in by the analysis modules; kept here so the command list is in one place.
+    _register_grid(subparsers)
+    _register_report(subparsers)
+    _register_reproduce(subparsers)
+
+
+def _register_grid(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "grid",
+        help="a probe at every epoch and layer of a run (cached beside the run)",
+        description="Probe every checkpoint of RUN at every layer; print the (epoch x layer) grid. "
+        "Cells are cached in RUN/analysis/, so a second call computes only what is missing.",
+    )
+    parser.add_argument("run", help="run directory (config.json, checkpoints/, metrics.jsonl)")
+    parser.add_argument("--probe", default="abx", choices=["abx", "phone", "cka", "cka_run"])
+    parser.add_argument("--items", help="ABX: an item file, or a set of --corpus (captions, read)")
+    parser.add_argument("--corpus", help="corpus root, for --items SET")
+    parser.add_argument("--speaker", choices=["within", "across"], help="ABX speaker condition")
+    parser.add_argument("--context", choices=["within", "any"], help="ABX context condition")
+    parser.add_argument(
+        "--reference", help="cka: the checkpoint (or run: its last) to compare with"
+    )
+    parser.add_argument("--other", help="cka_run: the run to compare with at the same epochs")
+    parser.add_argument("--epochs", default="all", help="'all', 'last' or a list like 1,5,10")
+    parser.add_argument("--layers", default="all", help="'all' or a list like 0,4,8")
+    parser.add_argument("--workers", type=int, default=0, help="dask worker processes (0: serial)")
+    parser.add_argument("--out", help="also write the grid to this .nc or .csv file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_grid)
+
+
+def _number_list(text: str) -> str | list[int]:
+    if text in ("all", "last"):
+        return text
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(
+            f"expected 'all' or a comma-separated list of integers, not {text!r}"
+        ) from None
+
+
+def _grid(args: argparse.Namespace) -> int:
+    from analysis.gridding import grid
+
+    options = {
+        name: getattr(args, name)
+        for name in ("items", "corpus", "speaker", "context", "reference", "other")
+        if getattr(args, name) is not None
+    }
+    if args.probe == "abx" and "items" not in options:
+        raise ValueError("--probe abx needs --items (an item file, or a set name with --corpus)")
+    client = _client(args.workers)
+    try:
+        result = grid(
+            args.run,
+            args.probe,
+            _number_list(args.epochs),
+            _number_list(args.layers),
+            client,
+            progress=not args.no_progress,
+            **options,
+        )
+    finally:
+        if client is not None:
+            client.close()
+    table = result.drop_vars("checkpoint").to_pandas()
+    print(f"# {args.probe} {options} on {args.run}")
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    if args.out:
+        _write_grid(result, args.out)
+    return 0
+
+
+def _client(workers: int):
+    if workers <= 0:
+        return None
+    from distributed import Client, LocalCluster
+
+    return Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True))
+
+
+def _write_grid(result, out: str) -> None:
+    from pathlib import Path
+
+    from analysis.atomic import write_atomic, write_text_atomic
+
+    path = Path(out)
+    if path.suffix == ".csv":
+        write_text_atomic(path, result.drop_vars("checkpoint").to_pandas().to_csv())
+    elif path.suffix == ".nc":
+        write_atomic(path, lambda tmp: result.to_netcdf(tmp, engine="scipy"))
+    else:
+        raise ValueError(f"--out {out}: expected a .nc or .csv file name")
+
+
+def _register_report(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="figures, tables and forgetting of one or more runs",
+        description="Probe the runs (cached), then write DIR/report.md with the paper's tables and "
+        "figures, layer x epoch heatmaps and, for runs with a stage switch, forgetting and drift.",
+    )
+    parser.add_argument("runs", nargs="+", help="run directories")
+    parser.add_argument("--out", required=True, help="folder for report.md, figures and tables")
+    parser.add_argument("--corpus", help="corpus root (default: the one in the runs' config.json)")
+    parser.add_argument(
+        "--every", type=int, default=1, help="probe every N-th epoch (and the last)"
+    )
+    parser.add_argument("--workers", type=int, default=0, help="dask worker processes (0: serial)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from analysis.report import report_runs
+
+    client = _client(args.workers)
+    try:
+        path = report_runs(
+            args.runs,
+            args.out,
+            corpus=args.corpus,
+            every=args.every,
+            client=client,
+            progress=not args.no_progress,
+        )
+    finally:
+        if client is not None:
+            client.close()
+    print(path)
+    return 0
+
+
+def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "reproduce",
+        help="the paper end to end on the embedded corpus (resumable)",
+        description="Build the corpus, train the 3 base models and the scheduled variants, probe "
+        "them, and write OUT/report.md with the paper's tables, figures and claims. Finished steps "
+        "are skipped when run again.",
+    )
+    parser.add_argument("out", help="output folder")
+    parser.add_argument("--preset", default="tiny", help="model preset (default: tiny)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a few minutes: fewer images, epochs, variants"
+    )
+    parser.add_argument("--corpus", help="use this existing corpus instead of building one in OUT")
+    parser.add_argument("--device", default="cpu", help="torch device for training and probing")
+    parser.add_argument("--workers", type=int, default=0, help="dask worker processes for probing")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_reproduce)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from analysis.reproduction import reproduce
+
+    client = _client(args.workers)
+    try:
+        path = reproduce(
+            args.out,
+            preset=args.preset,
+            quick=args.quick,
+            corpus=args.corpus,
+            device=args.device,
+            client=client,
+            progress=not args.no_progress,
+        )
+    finally:
+        if client is not None:
+            client.close()
+    print(path)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

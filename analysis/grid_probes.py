@@ -234,22 +234,31 @@ def _phone(model, layers, *, checkpoint, epoch, scratch, **options):
 
 def _cka(model, layers, *, checkpoint, epoch, scratch, reference, source=None, **options):
     """Linear CKA of each layer with the same layer of a reference checkpoint, on the same audio
-    (default: the corpus's captions ABX set)."""
-    import probes
-    import training
+    (default: the corpus's captions ABX set). The fixed reference's activations are cached beside
+    its run (probes.extract's cache), so a drift grid extracts them once, not once per epoch."""
+    return _same_layer_cka(
+        model, layers, checkpoint, scratch, _reference_checkpoint(reference), None, source, options
+    )
 
-    reference = _reference_checkpoint(reference)
-    source_name = str(source)
+
+def _same_layer_cka(
+    model, layers, checkpoint, scratch, reference, reference_store, source, options
+):
+    import probes
+
+    audio = _cka_source(source, checkpoint)
     mine = probes.extract(
-        model, _cka_source(source, checkpoint), list(layers),
-        store=_store(scratch, str(checkpoint), source_name), progress=False,
-    )  # fmt: skip
-    theirs = probes.extract(
-        training.load_model(reference), _cka_source(source, checkpoint), list(layers),
-        store=_store(scratch, str(reference), source_name), progress=False,
-    )  # fmt: skip
-    result = probes.similarity(mine, theirs, list(layers), progress=False, **options)
-    return [float(result.sel(layer_a=layer, layer_b=layer)) for layer in layers]
+        model, audio, "all", store=_store(scratch, str(checkpoint), str(audio)), progress=False
+    )
+    theirs = probes.extract(reference, audio, "all", store=reference_store, progress=False)
+    return [
+        float(
+            probes.similarity(mine, theirs, [layer], layers_b=[layer], progress=False, **options)[
+                0, 0
+            ]
+        )
+        for layer in layers
+    ]
 
 
 def _cka_source(source: Any, checkpoint: Path) -> Any:
@@ -263,12 +272,16 @@ def _cka_source(source: Any, checkpoint: Path) -> Any:
     return Path(corpus) / "abx" / "captions" / "items.item"
 
 
-def _cka_run(model, layers, *, checkpoint, epoch, scratch, other, **options):
-    """CKA of each layer with the same layer of another run's checkpoint at the same epoch."""
-    return _cka(
-        model, layers, checkpoint=checkpoint, epoch=epoch, scratch=scratch,
-        reference=_epoch_of(other, epoch), **options,
-    )  # fmt: skip
+def _cka_run(model, layers, *, checkpoint, epoch, scratch, other, source=None, **options):
+    """CKA of each layer with the same layer of another run's checkpoint at the same epoch (whose
+    activations, needed once, stay in the scratch folder)."""
+    import training
+
+    reference = _epoch_of(other, epoch)
+    store = _store(scratch, str(reference), str(_cka_source(source, checkpoint)))
+    return _same_layer_cka(
+        model, layers, checkpoint, scratch, training.load_model(reference), store, source, options
+    )
 
 
 def _pick_layer(result: Any, layer: int) -> float:

@@ -17,6 +17,7 @@ import seaborn as sns
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analysis.atomic import write_atomic
 
@@ -64,6 +65,7 @@ def heatmap(
     ax.set_ylabel("layer")
     ax.set_title(title if title is not None else grid.attrs.get("run", str(grid.name)))
     _thin_ticks(ax, table.columns)
+    ax.tick_params(axis="y", labelrotation=0, labelsize="small")
     return figure
 
 
@@ -88,7 +90,7 @@ def abx_by_layer(
     figure, ax = _axes(ax)
     rows = {n: g.isel(epoch=-1) if epoch is None else g.sel(epoch=epoch) for n, g in grids.items()}
     _lines(ax, {n: (r.layer.values, scale * r.values) for n, r in rows.items()})
-    ax.set_yscale("log")
+    _log_y(ax, [scale * r.values for r in rows.values()])
     _label(ax, "layer", "ABX error (%)", title)
     return figure
 
@@ -108,6 +110,7 @@ def best_layer_by_epoch(
     if switch is not None:
         ax.axvline(switch, **SWITCH_STYLE)
     _label(ax, "epoch", "best-layer ABX error (%)", title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return figure
 
 
@@ -116,6 +119,17 @@ def _lines(ax: Axes, series: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Non
         ax.plot(x, y, marker="o", markersize=3, label=name)
     if series:
         ax.legend(fontsize="small", ncols=2)
+
+
+def _log_y(ax: Axes, values: list[np.ndarray]) -> None:
+    """Log y; an error of exactly 0 (possible on easy synthetic speech) has no log, so then the axis is
+    symlog, linear below the smallest positive value."""
+    flat = np.concatenate([np.ravel(v) for v in values]) if values else np.array([])
+    positive = flat[np.isfinite(flat) & (flat > 0)]
+    if positive.size == flat[np.isfinite(flat)].size:
+        ax.set_yscale("log")
+    else:
+        ax.set_yscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0)
 
 
 def _label(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
@@ -142,6 +156,7 @@ def losses(
         if switch is not None:
             ax.axvline(switch, **SWITCH_STYLE)
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(column)
         ax.set_title(column)

@@ -14,6 +14,7 @@ Files (all written atomically, so a report is never half-written):
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -111,7 +112,7 @@ def forgetting_tables(study: Study) -> pd.DataFrame:
         switch = study.switch(name)
         if switch is None:
             continue
-        grids = {slug(c): study.abx[c][name] for c in study.abx}
+        grids = {f"abx_{slug(c)}": study.abx[c][name] for c in study.abx}  # "abx": lower is better
         blocks[name] = forgetting_table(study.metrics[name], grids, switch=switch)
     if not blocks:
         return pd.DataFrame()
@@ -202,20 +203,33 @@ def report_runs(
     progress: bool = True,
 ) -> Path:
     """`sslvgs report`: measure the runs (cached) and write OUT/report.md, without the paper's claims."""
-    specs = [RunSpec(name=Path(run).resolve().name, path=Path(run)) for run in runs]
+    specs = [_run_spec(Path(run)) for run in runs]
     corpus = corpus if corpus is not None else _corpus_of(specs[0].path)
     study = collect(specs, corpus, every=every, client=client, progress=progress)
     return write_report(study, out, title="sslvgs report", claims=False)
 
 
-def _corpus_of(run: Path) -> Path:
-    import json
+def _config(run: Path) -> dict:
+    path = run / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a run directory (no config.json)")
+    return json.loads(path.read_text())
 
-    config_path = run / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path}: no config; pass --corpus")
-    config = json.loads(config_path.read_text())
-    corpus = config.get("corpus") or config.get("train", {}).get("corpus")
+
+def _run_spec(run: Path) -> RunSpec:
+    """A run as the report sees it: one started from another run's checkpoint (init_from) is
+    stitched onto that run, whose checkpoint's epoch is its switch."""
+    init = _config(run).get("init_from")
+    if not init:
+        return RunSpec(name=run.resolve().name, path=run)
+    checkpoint = Path(init["checkpoint"])
+    return RunSpec(
+        name=run.resolve().name, path=run, base=checkpoint.parent.parent, switch=int(init["epoch"])
+    )
+
+
+def _corpus_of(run: Path) -> Path:
+    corpus = _config(run).get("corpus")
     if not corpus:
-        raise ValueError(f"{config_path}: names no corpus; pass --corpus")
+        raise ValueError(f"{run / 'config.json'}: names no corpus; pass --corpus")
     return Path(corpus)

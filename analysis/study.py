@@ -22,7 +22,16 @@ from analysis.atomic import write_text_atomic
 from analysis.gridding import grids
 from analysis.runs import checkpoints, read_metrics, switch_epoch
 
-__all__ = ["RunSpec", "Study", "collect", "abx_conditions", "probe_epochs", "final_recall"]
+__all__ = [
+    "RunSpec",
+    "Study",
+    "collect",
+    "abx_conditions",
+    "subset_items",
+    "probe_epochs",
+    "epochs_to_probe",
+    "final_recall",
+]
 
 # The paper's ABX conditions, for each ABX set of the corpus (captions: in-domain speech; read: read
 # speech standing for LibriSpeech, the "other data set" of the paper's claim 3).
@@ -38,23 +47,40 @@ def abx_conditions(
     corpus: Path | str,
     sets: Sequence[str] = ABX_SETS,
     conditions: Mapping[str, dict] = CONDITIONS,
+    item_files: Mapping[str, Path] | None = None,
     **engine_options: Any,
 ) -> dict[str, dict[str, Any]]:
-    """Grid probe specs "<set>, <condition>" -> {"probe": "abx", "items": file, ...} for a corpus;
-    engine_options (e.g. max_size_group) go to every one."""
+    """Grid probe specs "<set>, <condition>" -> {"probe": "abx", "items": file, ...} for a corpus.
+
+    item_files: set name -> an item file to use instead of the corpus's (e.g. a subset, see
+    `subset_items`; its wavs stay the corpus's); engine_options (e.g. max_size_group) go to every one.
+    """
     specs = {}
     for name in sets:
+        wavs = Path(corpus) / "abx" / name / "wavs"
         items = Path(corpus) / "abx" / name / "items.item"
         if not items.is_file():
             raise FileNotFoundError(f"{items}: the corpus has no ABX set {name!r}")
+        where = {"items": str(items)}
+        if item_files and name in item_files:
+            where = {"items": str(item_files[name]), "wavs": str(wavs)}
         for condition, options in conditions.items():
-            specs[f"{name}, {condition}"] = {
-                "probe": "abx",
-                "items": str(items),
-                **options,
-                **engine_options,
-            }
+            specs[f"{name}, {condition}"] = {"probe": "abx", **where, **options, **engine_options}
     return specs
+
+
+def subset_items(items: Path | str, out: Path | str, files_per_speaker: int) -> Path:
+    """Write the items of the first `files_per_speaker` files (in name order) of each speaker of an
+    item file to `out`: an ABX set that is cheaper to extract and score, with every speaker kept."""
+    from training.data.items import read_items, write_items
+
+    table = read_items(items)
+    files = table[["file", "speaker"]].drop_duplicates().sort_values(["speaker", "file"])
+    kept = files.groupby("speaker", sort=False).head(files_per_speaker)["file"]
+    subset = table[table["file"].isin(set(kept))]
+    if Path(out).is_file() and read_items(out)[list(subset.columns)].equals(subset):
+        return Path(out)  # unchanged: keep the file (and its timestamp)
+    return write_items(out, subset)
 
 
 @dataclass(frozen=True)
@@ -100,6 +126,20 @@ def probe_epochs(available: Sequence[int], every: int, keep: Sequence[int] = ())
     return sorted(chosen | {e for e in keep if e in available})
 
 
+def epochs_to_probe(runs: Sequence[RunSpec], every: int) -> dict[Path, list[int]]:
+    """Each run directory's (resolved) epochs to probe: every `every`-th, the first, the last and,
+    for a base run, the switch epochs its variants start from (the forgetting table reads them)."""
+    switches: dict[Path, set[int]] = {}
+    for spec in runs:
+        if spec.base is not None:
+            switches.setdefault(Path(spec.base).resolve(), set()).add(spec.switch)
+    paths = {Path(p).resolve() for spec in runs for p in (spec.path, spec.base) if p is not None}
+    return {
+        path: probe_epochs(list(checkpoints(path)), every, sorted(switches.get(path, ())))
+        for path in paths
+    }
+
+
 def stitch_metrics(spec: RunSpec) -> pd.DataFrame:
     """The run's metrics table on its stitched timeline, with `stage` 0 before the switch, 1 after."""
     own = read_metrics(spec.path)
@@ -128,6 +168,7 @@ def collect(
     every: int = 1,
     sets: Sequence[str] = ABX_SETS,
     abx_options: Mapping[str, Any] | None = None,
+    item_files: Mapping[str, Path] | None = None,
     similarity_pairs: Sequence[tuple[str, str]] = (),
     cka_frames: int | None = 4000,
     client: Any = None,
@@ -136,27 +177,24 @@ def collect(
     """Measure `runs` (ABX grids every `every` epochs at every layer, final test recall, CKA between
     the `similarity_pairs` of base runs, drift of the variants) and gather them in a Study.
 
-    abx_options: ABX engine options for every grid (e.g. subsampling); cka_frames: the number of
-    frames (a seeded subset) CKA is computed on, None for all.
+    abx_options: ABX engine options for every grid (e.g. subsampling); item_files: set name -> item
+    file replacing the corpus's (`abx_conditions`); cka_frames: the number of frames (a seeded subset)
+    CKA is computed on, None for all.
     """
     study = Study(runs={spec.name: spec for spec in runs})
-    specs = abx_conditions(corpus, sets, **(abx_options or {}))
+    specs = abx_conditions(corpus, sets, item_files=item_files, **(abx_options or {}))
+    epochs = epochs_to_probe(runs, every)
     measured: dict[Path, dict[str, xr.DataArray]] = {}
 
-    def measure(path: Path, keep: Sequence[int] = ()) -> dict[str, xr.DataArray]:
+    def measure(path: Path) -> dict[str, xr.DataArray]:
         key = Path(path).resolve()
         if key not in measured:
-            epochs = probe_epochs(list(checkpoints(path)), every, keep)
-            measured[key] = grids(path, specs, epochs, "all", client, progress=progress)
+            measured[key] = grids(path, specs, epochs[key], "all", client, progress=progress)
         return measured[key]
 
-    switches_of = {}
-    for spec in runs:
-        if spec.base is not None:
-            switches_of.setdefault(Path(spec.base).resolve(), set()).add(spec.switch)
     for spec in sorted(runs, key=lambda s: s.base is not None):  # bases first
         study.metrics[spec.name] = stitch_metrics(spec)
-        own = measure(spec.path, sorted(switches_of.get(Path(spec.path).resolve(), ())))
+        own = measure(spec.path)
         base = measure(spec.base) if spec.base is not None else {}
         for condition in specs:
             grid = _stitch(base.get(condition), own[condition], spec)

@@ -43,3 +43,13 @@ def tiny_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         eval_split="test",
         progress=False,
     )
+
+
+@pytest.fixture(scope="session")
+def quick_reproduction(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`sslvgs reproduce OUT --quick`, once per session: the reproduction and notebook tests share it."""
+    from analysis.cli import main
+
+    out = tmp_path_factory.mktemp("reproduce") / "out"
+    assert main(["reproduce", str(out), "--quick", "--no-progress"]) == 0
+    return out

@@ -74,3 +74,11 @@ def test_panels_can_be_drawn_into_a_given_figure() -> None:
     left, right = figure.subplots(1, 2)
     assert plots.abx_by_layer({"a": make_grid(0)}, ax=left) is figure
     assert plots.heatmap(make_grid(0), ax=right) is figure
+
+
+def test_an_error_of_zero_keeps_the_plot_drawable() -> None:
+    grid = make_grid(0)
+    grid[-1, 0] = 0.0  # a perfect layer: no logarithm
+    figure = plots.abx_by_layer({"VGS": grid})
+    assert figure.axes[0].get_yscale() == "symlog"
+    assert line_data(figure)["VGS"][0] == 0.0

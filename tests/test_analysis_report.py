@@ -149,3 +149,8 @@ def test_claim_without_its_runs_says_not_measured(study: Study) -> None:
     runs = {name: spec for name, spec in study.runs.items() if name != "(VGS+,W2V2)"}
     text = claims_markdown(dataclasses.replace(study, runs=runs))
     assert "**Not measured**: this study did not train (VGS+,W2V2)" in text
+
+
+def test_a_tie_is_no_verdict(study: Study) -> None:
+    tied = dataclasses.replace(study, recall={**study.recall, "VGS+": study.recall["(W2V2,VGS)"]})
+    assert "**is undecided here (a tie)**" in claims_markdown(tied).split("### ")[1]

@@ -1,0 +1,82 @@
+"""`sslvgs reproduce OUT --quick`: every figure and table of the report exists, the claims are judged,
+and a second run is a no-op (resumable). The output is shared with tests/test_notebook.py through
+the session fixture `quick_reproduction` (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from analysis.report import FIGURES
+from analysis.reproduction import PLANS, run_dir_name, variant_name
+
+pytestmark = pytest.mark.slow
+
+QUICK = PLANS["quick"]
+RUN_NAMES = ["W2V2", "VGS", "VGS+", *(variant_name(a, b) for a, b in QUICK.variants)]
+CONDITIONS = ["within speaker", "across speaker", "across context"]
+TABLES = ["table1_recall", "table2_best_layer_abx", "forgetting", "sharing"]
+
+
+def test_every_figure_exists_and_is_an_image(quick_reproduction: Path) -> None:
+    heatmaps = [
+        f"heatmap_{s}_{c.replace(' ', '_')}.png" for s in QUICK.abx_sets for c in CONDITIONS
+    ]
+    for name in [*FIGURES, *heatmaps, "drift.png", "sharing.png"]:
+        with Image.open(quick_reproduction / name) as image:
+            assert image.format == "PNG" and min(image.size) > 200, name
+
+
+def test_every_table_exists_and_is_filled(quick_reproduction: Path) -> None:
+    for name in TABLES:
+        assert (quick_reproduction / "tables" / f"{name}.md").read_text().count("\n|") >= 2, name
+    recall = pd.read_csv(quick_reproduction / "tables" / "table1_recall.csv", index_col="model")
+    assert list(recall.index) == RUN_NAMES
+    assert recall.notna().all().all() and ((recall >= 0) & (recall <= 100)).all().all()
+    abx = pd.read_csv(
+        quick_reproduction / "tables" / "table2_best_layer_abx.csv", index_col="model"
+    )
+    assert abx.shape == (len(RUN_NAMES), len(QUICK.abx_sets) * len(CONDITIONS))
+    assert abx.map(lambda cell: cell.endswith(")") and "(" in cell).all().all()
+    forgetting = pd.read_csv(quick_reproduction / "tables" / "forgetting.csv")
+    assert set(forgetting["run"]) == {variant_name(a, b) for a, b in QUICK.variants}
+
+
+def test_report_states_each_claim_with_a_verdict(quick_reproduction: Path) -> None:
+    report = (quick_reproduction / "report.md").read_text()
+    claims = report.split("### ")[1:4]
+    assert len(claims) == 3
+    for claim in claims:
+        assert "Paper" in claim and "Here" in claim
+        verdicts = ["**holds here**", "**does not hold here**", "**is undecided here (a tie)**"]
+        assert sum(verdict in claim for verdict in verdicts) == 1, claim
+    for figure in FIGURES:
+        assert f"({figure})" in report
+
+
+def test_settings_name_every_run_and_its_probed_epochs(quick_reproduction: Path) -> None:
+    settings = json.loads((quick_reproduction / "reproduction.json").read_text())
+    assert list(settings["runs"]) == RUN_NAMES
+    total = QUICK.stage_a + QUICK.stage_b
+    for name, run in settings["runs"].items():
+        assert Path(run["path"]).name == run_dir_name(name)
+        assert run["probed_epochs"][-1] == total
+    variant = settings["runs"][variant_name(*QUICK.variants[0])]
+    assert variant["switch"] == QUICK.stage_a and variant["probed_epochs"][0] == QUICK.stage_a + 1
+
+
+def test_second_run_trains_and_probes_nothing(quick_reproduction: Path) -> None:
+    from analysis.cli import main
+
+    watched = sorted(quick_reproduction.glob("runs/*/checkpoints/*.pt"))
+    watched += sorted(quick_reproduction.glob("runs/*/analysis/*"))
+    before = {path: path.stat().st_mtime_ns for path in watched}
+    assert main(["reproduce", str(quick_reproduction), "--quick", "--no-progress"]) == 0
+    assert {path: path.stat().st_mtime_ns for path in watched} == before
+    assert sorted(quick_reproduction.glob("runs/*/checkpoints/*.pt")) == sorted(
+        p for p in watched if p.suffix == ".pt"
+    )
