@@ -44,14 +44,18 @@ from training.config import (
 )
 from training.losses import objective
 from training.model import SSLVGS
+from training.rundir import (
+    RunConfigError,
+    append_metrics,
+    check_resume,
+    run_config,
+    truncate_metrics,
+    write_json_atomic,
+)
 from training.schedules import Stage, parse_schedule, stage_of
 from training.validation import validation_recall
 
-__all__ = ["train", "RunConfigError"]
-
-
-class RunConfigError(ValueError):
-    """A run directory whose config.json disagrees with the request (another preset, schedule, ...)."""
+__all__ = ["RunConfigError", "train"]
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -63,7 +67,12 @@ class EpochView(Dataset):
     """The training captions as seen in one epoch: random crops to max_seconds, each with its seed."""
 
     def __init__(self, captions: Dataset, seed: int, epoch: int, max_samples: int):
-        self.captions, self.seed, self.epoch, self.max_samples = captions, seed, epoch, max_samples
+        self.captions, self.seed, self.epoch, self.max_samples = (
+            captions,
+            seed,
+            epoch,
+            max_samples,
+        )
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -113,79 +122,6 @@ def _autocast(device: str, precision: str):
     return torch.autocast(kind, dtype=torch.bfloat16, enabled=use_bf16)
 
 
-# ---- the run directory ------------------------------------------------------------------------
-
-
-def _run_config(
-    preset: str,
-    model_cfg: ModelConfig,
-    train_cfg: TrainConfig,
-    stages: list[Stage],
-    corpus: Path,
-    init: dict | None,
-    start_epoch: int,
-) -> dict:
-    return {
-        "format": 1,
-        "preset": preset,
-        "corpus": str(corpus),
-        "schedule": [dataclasses.asdict(s) for s in stages],
-        "start_epoch": start_epoch,
-        "init_from": init,
-        "model": config_to_dict(model_cfg),
-        "train": config_to_dict(train_cfg),
-    }
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _append_metrics(run_dir: Path, record: dict) -> None:
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _truncate_metrics(run_dir: Path, last_epoch: int) -> None:
-    """Drop metric lines of epochs after the checkpoint a resumed run restarts from."""
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return
-    keep = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("epoch", 0) <= last_epoch
-    ]
-    tmp = path.with_name(".metrics.jsonl.tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    os.replace(tmp, path)
-
-
-def _check_resume(
-    run_dir: Path, stored: dict, preset: str, model_cfg: ModelConfig, stages: list[Stage] | None
-) -> None:
-    where = run_dir / "config.json"
-    if stored["preset"] != preset:
-        raise RunConfigError(
-            f"{where}: the run was trained with preset {stored['preset']!r}, not {preset!r}"
-        )
-    if stages is not None and [dataclasses.asdict(s) for s in stages] != stored["schedule"]:
-        raise RunConfigError(
-            f"{where}: the run's schedule is {stored['schedule']}, not the one asked for"
-        )
-    if json.loads(json.dumps(config_to_dict(model_cfg))) != stored["model"]:
-        raise RunConfigError(
-            f"{where}: the run's model configuration differs from the one asked for"
-        )
-
-
 # ---- the loop -----------------------------------------------------------------------------------
 
 
@@ -233,7 +169,7 @@ def train(
                 schedule or train_cfg.schedule, stage_epochs, train_cfg.stage_epochs
             )
         )
-        _check_resume(run_dir, stored, preset, model_cfg, asked)
+        check_resume(run_dir, stored, preset, model_cfg, asked)
         model_cfg = config_from_dict(ModelConfig, stored["model"])
         train_cfg = config_from_dict(TrainConfig, stored["train"])
         stages = [Stage(**s) for s in stored["schedule"]]
@@ -286,13 +222,13 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "checkpoints").mkdir(exist_ok=True)
         if not resuming:
-            _write_json_atomic(
+            write_json_atomic(
                 config_path,
-                _run_config(preset, model_cfg, train_cfg, stages, corpus, init, start_epoch),
+                run_config(preset, model_cfg, train_cfg, stages, corpus, init, start_epoch),
             )
         for stale in (run_dir / "checkpoints").glob(".epoch_*.tmp"):
             stale.unlink()  # left by a process killed while writing
-        _truncate_metrics(run_dir, first_epoch - 1)
+        truncate_metrics(run_dir, first_epoch - 1)
     D.barrier()
 
     net = model
@@ -360,7 +296,7 @@ def train(
             record.update(validation_recall(model, val_set, train_cfg.eval_batch_size, device))
             record["eval_seconds"] = time.perf_counter() - started
         if D.rank() == 0:
-            _append_metrics(run_dir, record)
+            append_metrics(run_dir, record)
             save_checkpoint(
                 run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt",
                 {
@@ -388,7 +324,10 @@ def train(
 
 
 def _initialise_from(
-    model: SSLVGS, source: str | os.PathLike, device: str, expected_id: str | None = None
+    model: SSLVGS,
+    source: str | os.PathLike,
+    device: str,
+    expected_id: str | None = None,
 ) -> dict:
     """Load another run's weights (a checkpoint file or a run's last); what the new run records of it."""
     from training.checkpoints import _resolve, checkpoint_id
