@@ -43,12 +43,12 @@ def test_two_gloo_processes_follow_one_process_with_the_same_global_batch(small_
     assert [r["epoch"] for r in ddp] == [r["epoch"] for r in single] == [1, 2]
     for a, b in zip(single, ddp, strict=True):
         for key in ("loss_av", "loss_aud"):
-            assert b[key] == pytest.approx(a[key], rel=1e-4), (a["epoch"], key)
+            assert b[key] == pytest.approx(a[key], rel=1e-5), (a["epoch"], key)
         assert b["lr"] == pytest.approx(a["lr"], rel=1e-6)
     one = load_checkpoint(last_checkpoint(tmp_path / "one"))["model"]
     two = load_checkpoint(last_checkpoint(tmp_path / "two"))["model"]
     worst = max(float((one[k].float() - two[k].float()).abs().max()) for k in one)
-    assert worst < 1e-3, worst
+    assert worst < 1e-4, worst  # measured: 5e-6 after 8 updates
     # and the weights did move: the comparison is not between two untouched initialisations
     first = load_checkpoint(tmp_path / "one" / "checkpoints" / "epoch_0001.pt")["model"]
     assert not torch.equal(
