@@ -85,6 +85,12 @@ def test_resume_gives_exactly_the_weights_of_an_uninterrupted_run(small_corpus, 
     assert [[r[k] for k in same] for r in metrics(straight)] == [
         [r[k] for k in same] for r in metrics(resumed)
     ]
+    # The second stage restarted the LR schedule (stage 1 ended decayed to 0) and the optimizer
+    # (Adam's step count covers stage 2's 4 + 4 updates only, not stage 1's 4).
+    lrs = [r["lr"] for r in metrics(straight)]
+    assert lrs[0] == 0.0 and lrs[1] > 0.0
+    adam = load_checkpoint(last_checkpoint(straight))["optimizer"]["state"][0]
+    assert int(adam["step"]) == 8
 
 
 def test_sigkill_mid_epoch_never_leaves_a_checkpoint_that_loads_as_complete(small_corpus, tmp_path):
