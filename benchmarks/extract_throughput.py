@@ -4,9 +4,11 @@ Every variant runs in its own process (so peak resident memory is its own) on th
 same model and batches:
 
 - `extract`:  probes.extract, all layers, written to a zarr store batch by batch;
-- `forward`:  the same forward passes, outputs discarded (the ceiling: no storage at all);
-- `collect`:  torchaudio's own `extract_features` per batch, every layer kept in a Python list (what
-              a notebook does without a store: memory grows with the data).
+- `forward`:  the same forward passes (same batches, same settings), outputs discarded: the ceiling
+              without any storage;
+- `collect`:  the model's own batched forward (torchaudio's `extract_features`, or SSLVGS's
+              `hidden_states`) with PyTorch's default settings, every layer kept in a Python list:
+              what a notebook does without a store.
 
 Peak memory is reported as the process's peak RSS and as its growth over the RSS after loading the
 model (the part that depends on the amount of audio).
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +72,7 @@ def run_variant(variant: str, model_name: str, wav_dir: Path, batch_size: int) -
     import torch
 
     from probes.activations import _load_batch, extract, plan_batches
-    from probes.models import as_layered_model
+    from probes.models import as_layered_model, bounded_memory
     from probes.sources import Utterance
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -94,7 +97,10 @@ def run_variant(variant: str, model_name: str, wav_dir: Path, batch_size: int) -
             wav, wav_lengths = _load_batch(
                 [Utterance(paths[i].stem, paths[i]) for i in batch], 16000
             )
-            with torch.inference_mode():
+            with (
+                torch.inference_mode(),
+                bounded_memory() if variant == "forward" else nullcontext(),
+            ):
                 if variant == "forward":
                     layered.hidden_states(wav, wav_lengths, layered.num_layers)
                 elif hasattr(model, "extract_features"):

@@ -10,7 +10,8 @@ _PROBE_FUNCTIONS = {
         ["open_store", "StoreWriter", "StoreMismatchError", "IncompleteStoreError"], "probes.store"
     ),
     **dict.fromkeys(
-        ["LayeredModel", "as_layered_model", "resolve_layers", "state_checksum"], "probes.models"
+        ["LayeredModel", "as_layered_model", "resolve_layers", "state_checksum", "bounded_memory"],
+        "probes.models",
     ),
     **dict.fromkeys(
         ["Source", "Utterance", "CorpusSplit", "AbxSet", "WavList", "as_source"], "probes.sources"
@@ -34,6 +35,7 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     raise AttributeError(f"module 'probes' has no attribute {name!r}")
+
 
 # The ABX engine (issue 6): a callable subpackage; its kernels load on first use.
 from probes import abx  # noqa: E402

@@ -25,7 +25,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from probes.models import LayeredModel, as_layered_model, resolve_layers
+from probes.models import LayeredModel, as_layered_model, bounded_memory, resolve_layers
 from probes.sources import Source, Utterance, as_source
 from probes.store import StoreWriter, open_store, read_header
 
@@ -218,7 +218,7 @@ def _fill(
     )
     for batch in plan[writer.batches_done :]:
         wav, lengths = _load_batch([src.utterances[i] for i in batch], layered.sample_rate)
-        with torch.inference_mode():
+        with torch.inference_mode(), bounded_memory(device):
             states, frame_lengths = layered.hidden_states(
                 wav.to(device), lengths.to(device), max(layers)
             )

@@ -11,7 +11,7 @@ import soundfile
 import torch
 from tqdm.auto import tqdm
 
-from probes.models import as_layered_model
+from probes.models import as_layered_model, bounded_memory
 
 __all__ = ["embed_split"]
 
@@ -53,7 +53,7 @@ def embed_split(
     # Captions of similar duration are batched together, so little of each batch is padding.
     order = np.argsort([_n_samples(dataset, i) for i in range(len(dataset))], kind="stable")
     audio: np.ndarray | None = None
-    with torch.inference_mode():
+    with torch.inference_mode(), bounded_memory(device):
         for start in tqdm(range(0, len(order), batch_size), desc=f"captions {split}", unit="batch",
                           disable=not progress):  # fmt: skip
             chosen = order[start : start + batch_size]

@@ -8,7 +8,10 @@ enters the transformer, layers 1..N the transformer layers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
@@ -16,7 +19,31 @@ from typing import Any
 
 import torch
 
-__all__ = ["LayeredModel", "as_layered_model", "state_checksum", "resolve_layers"]
+__all__ = [
+    "LayeredModel",
+    "as_layered_model",
+    "state_checksum",
+    "resolve_layers",
+    "bounded_memory",
+]
+
+
+@contextlib.contextmanager
+def bounded_memory(device: str | torch.device = "cpu") -> Iterator[None]:
+    """Run CPU forward passes without oneDNN, whose per-shape primitive cache grows without bound here.
+
+    oneDNN keeps a compiled primitive (with its buffers) for every input shape it meets, up to 1024
+    of them; utterances of many lengths (one shape each) made resident memory grow by gigabytes over
+    a few hundred utterances of wav2vec 2.0 base. PyTorch's own CPU kernels run these models at about
+    the same speed (benchmarks/extract_throughput.py), with flat memory.
+    """
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
 
 
 def state_checksum(module: torch.nn.Module) -> str:
