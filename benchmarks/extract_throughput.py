@@ -33,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+# Measure this checkout, whatever checkout the environment's editable install points at.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 VARIANTS = ("extract", "forward", "collect")
 
 
