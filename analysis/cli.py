@@ -46,6 +46,7 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--probe", default="abx", choices=["abx", "phone", "cka", "cka_run"])
     parser.add_argument("--items", help="ABX: an item file, or a set of --corpus (captions, read)")
     parser.add_argument("--corpus", help="corpus root, for --items SET")
+    parser.add_argument("--wavs", help="ABX: the item file's wavs (default: wavs/ beside it)")
     parser.add_argument("--speaker", choices=["within", "across"], help="ABX speaker condition")
     parser.add_argument("--context", choices=["within", "any"], help="ABX context condition")
     parser.add_argument(
@@ -76,7 +77,7 @@ def _grid(args: argparse.Namespace) -> int:
 
     options = {
         name: getattr(args, name)
-        for name in ("items", "corpus", "speaker", "context", "reference", "other")
+        for name in ("items", "corpus", "wavs", "speaker", "context", "reference", "other")
         if getattr(args, name) is not None
     }
     if args.probe == "abx" and "items" not in options:
@@ -176,6 +177,9 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="a few minutes: fewer images, epochs, variants"
     )
+    parser.add_argument("--images", type=int, help="corpus size (default: the plan's)")
+    parser.add_argument("--stage-epochs", help="epochs before and after the switch, e.g. 20,50")
+    parser.add_argument("--every", type=int, help="probe every N-th epoch (default: the plan's)")
     parser.add_argument("--corpus", help="use this existing corpus instead of building one in OUT")
     parser.add_argument("--device", default="cpu", help="torch device for training and probing")
     parser.add_argument("--workers", type=int, default=0, help="dask worker processes for probing")
@@ -184,14 +188,26 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from analysis.reproduction import reproduce
+    import dataclasses
 
+    from analysis.reproduction import PLANS, reproduce
+
+    plan = PLANS["quick" if args.quick else "default"]
+    changes = {"images": args.images, "every": args.every}
+    if args.stage_epochs:
+        stages = _number_list(args.stage_epochs)
+        if not isinstance(stages, list) or len(stages) != 2 or min(stages) < 1:
+            raise ValueError(
+                f"--stage-epochs: expected two positive counts like 20,50, not {args.stage_epochs!r}"
+            )
+        changes.update(stage_a=stages[0], stage_b=stages[1])
+    plan = dataclasses.replace(plan, **{k: v for k, v in changes.items() if v is not None})
     client = _client(args.workers)
     try:
         path = reproduce(
             args.out,
             preset=args.preset,
-            quick=args.quick,
+            plan=plan,
             corpus=args.corpus,
             device=args.device,
             client=client,

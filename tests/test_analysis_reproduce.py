@@ -80,3 +80,27 @@ def test_second_run_trains_and_probes_nothing(quick_reproduction: Path) -> None:
     assert sorted(quick_reproduction.glob("runs/*/checkpoints/*.pt")) == sorted(
         p for p in watched if p.suffix == ".pt"
     )
+
+
+def test_grid_command_reads_the_reproduction_cache(
+    quick_reproduction: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analysis.cli import main
+    from analysis.gridding import grid
+
+    settings = json.loads((quick_reproduction / "reproduction.json").read_text())
+    options = settings["abx"]["read, across speaker"]
+    run = settings["runs"]["VGS"]
+    epochs = ",".join(str(e) for e in run["probed_epochs"])
+    caches = sorted(Path(run["path"]).glob("analysis/grid-*.nc"))
+    before = [path.stat().st_mtime_ns for path in caches]
+    out = tmp_path / "grid.csv"
+    argv = ["grid", run["path"], "--probe", "abx", "--items", options["items"], "--wavs"]
+    argv += [options["wavs"], "--speaker", "across", "--context", options["context"]]
+    argv += ["--epochs", epochs, "--no-progress"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert [path.stat().st_mtime_ns for path in caches] == before  # read from the cache
+    printed = pd.read_csv(out, index_col="epoch")
+    expected = grid(run["path"], epochs=run["probed_epochs"], progress=False, **options)
+    assert printed.to_numpy() == pytest.approx(expected.to_numpy())
+    assert "across" in capsys.readouterr().out

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "reproduce.ipynb"
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK = REPO / "notebooks" / "reproduce.ipynb"
 
 
 def test_notebook_is_committed_without_outputs() -> None:
@@ -27,6 +29,9 @@ def test_notebook_runs_clean(
     # The kernel inherits the environment: the output to open, and an activation cache of its own.
     monkeypatch.setenv("SSLVGS_REPRODUCE_DIR", str(quick_reproduction))
     monkeypatch.setenv("SSLVGS_CACHE", str(tmp_path / "cache"))
+    # This checkout's packages, whichever one the shared environment's editable install points to.
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), path])))
     client = NotebookClient(
         notebook,
         timeout=300,
