@@ -13,7 +13,7 @@ from typing import Any
 # module -> the public names it defines
 _MODULES = {
     "analysis.gridding": ("grid", "grids", "stack", "cache_path", "num_layers"),
-    "analysis.grid_probes": ("ProbeSpec", "make_spec", "BUILTIN_PROBES"),
+    "analysis.grid_probes": ("ProbeSpec", "make_spec", "measure_checkpoint", "BUILTIN_PROBES"),
     "analysis.forgetting_metrics": (
         "forgetting",
         "forgetting_table",
@@ -29,7 +29,13 @@ _MODULES = {
         "to_markdown",
         "write_table",
     ),
-    "analysis.runs": ("checkpoints", "read_metrics", "switch_epoch", "run_name"),
+    "analysis.runs": (
+        "checkpoints",
+        "read_metrics",
+        "switch_epoch",
+        "run_name",
+        "RunNotFoundError",
+    ),
     "analysis.study": (
         "RunSpec",
         "Study",
@@ -39,8 +45,8 @@ _MODULES = {
         "final_recall",
     ),
     "analysis.claims": ("claims_markdown",),
-    "analysis.report": ("write_report", "report_runs"),
-    "analysis.reproduction": ("reproduce", "Plan", "PLANS"),
+    "analysis.report": ("write_report", "report_runs", "forgetting_tables", "sharing_table"),
+    "analysis.reproduction": ("reproduce", "Plan", "PLANS", "variant_name", "run_dir_name"),
     "analysis.atomic": ("write_atomic", "write_bytes_atomic", "write_text_atomic"),
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names}

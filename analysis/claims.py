@@ -58,7 +58,7 @@ def _missing(study: Study, names: Sequence[str]) -> str:
     return f"**Not measured**: this study did not train {', '.join(absent)}.\n" if absent else ""
 
 
-def claim_sequential_retrieval(study: Study) -> str:
+def _claim_sequential_retrieval(study: Study) -> str:
     """Claim 1: W2V2 first, then VGS, retrieves better than simultaneous training (VGS+)."""
     text = (
         "### 1. Sequential training (W2V2 first, VGS next) retrieves better than simultaneous (VGS+)\n\n"
@@ -97,7 +97,7 @@ def _retained(study: Study, name: str) -> tuple[float, float, float] | None:
     return at_switch, final, final / at_switch if at_switch > 0 else math.nan
 
 
-def claim_forgetting(study: Study) -> str:
+def _claim_forgetting(study: Study) -> str:
     """Claim 2: simultaneous training forgets less when the objective switches."""
     text = (
         "### 2. Simultaneous training reduces catastrophic forgetting at the switch\n\n"
@@ -128,7 +128,7 @@ def claim_forgetting(study: Study) -> str:
     )
 
 
-def claim_generalisation(study: Study) -> str:
+def _claim_generalisation(study: Study) -> str:
     """Claim 3: VGS-learned phonemic representations generalise better (lower ABX on read speech)."""
     text = (
         "### 3. Phonemic representations learned through VGS generalise better than SSL's\n\n"
@@ -159,8 +159,8 @@ def claims_markdown(study: Study) -> str:
     return "\n".join(
         [
             "## The paper's three claims, measured here\n",
-            claim_sequential_retrieval(study),
-            claim_forgetting(study),
-            claim_generalisation(study),
+            _claim_sequential_retrieval(study),
+            _claim_forgetting(study),
+            _claim_generalisation(study),
         ]
     )

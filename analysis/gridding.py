@@ -13,7 +13,6 @@ cache is only ever written by the calling process.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -270,14 +269,3 @@ def _grid_from_cache(cache, spec: ProbeSpec, identities, layers, run: Path) -> x
     values.attrs = {"probe": spec.name, "options": spec.options_json, "run": run_name(run)}
     values.attrs.update(spec.scalar_options())
     return values
-
-
-def describe(grid_array: xr.DataArray) -> str:
-    """One line naming the probe and its options, for titles."""
-    options = json.loads(grid_array.attrs.get("options", "{}"))
-    shown = ", ".join(f"{k}={v}" for k, v in options.items() if not isinstance(v, dict | list))
-    return (
-        f"{grid_array.attrs.get('probe', grid_array.name)} ({shown})"
-        if shown
-        else str(grid_array.name)
-    )

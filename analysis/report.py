@@ -32,14 +32,14 @@ from analysis.forgetting_metrics import forgetting_table
 from analysis.study import RunSpec, Study, collect
 from analysis.tables import best_layer_table, recall_table, to_markdown, write_table
 
-__all__ = ["write_report", "report_runs", "FIGURES", "main_condition"]
+__all__ = ["write_report", "report_runs", "forgetting_tables", "sharing_table", "FIGURES"]
 
 FIGURES = ("fig2_abx_by_layer.png", "fig2_best_layer_by_epoch.png", "fig3_losses.png")
 # The paper's Fig. 2 and Table II use within- and across-speaker ABX on the other data set (read speech).
 FIG2_CONDITIONS = ("within speaker", "across speaker")
 
 
-def main_condition(study: Study, condition: str = "within speaker") -> str:
+def _main_condition(study: Study, condition: str = "within speaker") -> str:
     """The ABX grid name the headline figures use: `condition` on the read set if measured."""
     for name in (f"read, {condition}", f"captions, {condition}"):
         if name in study.abx:
@@ -47,7 +47,7 @@ def main_condition(study: Study, condition: str = "within speaker") -> str:
     return next(iter(study.abx))
 
 
-def slug(text: str) -> str:
+def _slug(text: str) -> str:
     """A file-name-safe version of `text`: "read, within speaker" -> "read_within_speaker"."""
     return re.sub(r"[^A-Za-z0-9+]+", "_", text).strip("_").lower()
 
@@ -63,7 +63,7 @@ def _panels(count: int, width: float = 4.2, height: float = 3.2, columns: int = 
 
 
 def _fig2(study: Study, draw, out: Path, name: str, **options: Any) -> Path:
-    conditions = [main_condition(study, c) for c in FIG2_CONDITIONS]
+    conditions = [_main_condition(study, c) for c in FIG2_CONDITIONS]
     conditions = list(dict.fromkeys(c for c in conditions if c in study.abx))
     figure, axes = _panels(len(conditions), 5.2, 3.8, 2)
     for ax, condition in zip(axes, conditions, strict=False):
@@ -79,7 +79,7 @@ def _heatmaps(grids: Mapping[str, xr.DataArray], study: Study, path: Path, draw,
     return plots.save_figure(figure, path)
 
 
-def write_figures(study: Study, out: Path) -> list[Path]:
+def _write_figures(study: Study, out: Path) -> list[Path]:
     """All figures of the report; returns their paths."""
     switches = {study.switch(name) for name in study.runs} - {None}
     switch = switches.pop() if len(switches) == 1 else None  # one shared switch epoch is marked
@@ -89,7 +89,7 @@ def write_figures(study: Study, out: Path) -> list[Path]:
         plots.save_figure(plots.losses(study.metrics, switch=switch), out / FIGURES[2]),
     ]
     for condition, grids in study.abx.items():
-        path = out / f"heatmap_{slug(condition)}.png"
+        path = out / f"heatmap_{_slug(condition)}.png"
         written.append(_heatmaps(grids, study, path, plots.heatmap))
     if study.drift:
         written.append(_heatmaps(study.drift, study, out / "drift.png", plots.drift_heatmap))
@@ -112,7 +112,7 @@ def forgetting_tables(study: Study) -> pd.DataFrame:
         switch = study.switch(name)
         if switch is None:
             continue
-        grids = {f"abx_{slug(c)}": study.abx[c][name] for c in study.abx}  # "abx": lower is better
+        grids = {f"abx_{_slug(c)}": study.abx[c][name] for c in study.abx}  # "abx": lower is better
         blocks[name] = forgetting_table(study.metrics[name], grids, switch=switch)
     if not blocks:
         return pd.DataFrame()
@@ -131,7 +131,7 @@ def sharing_table(study: Study) -> pd.DataFrame:
     return table
 
 
-def write_tables(study: Study, out: Path) -> dict[str, pd.DataFrame]:
+def _write_tables(study: Study, out: Path) -> dict[str, pd.DataFrame]:
     """Table I, Table II, forgetting and sharing tables as CSV + Markdown in OUT/tables."""
     conditions = {c: {n: g for n, g in grids.items()} for c, grids in study.abx.items()}
     by_model: dict[str, dict[str, xr.DataArray]] = {}
@@ -161,8 +161,8 @@ def write_report(
     """Figures, tables and OUT/report.md for `study`; returns the report's path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    figures = write_figures(study, out)
-    tables = write_tables(study, out)
+    figures = _write_figures(study, out)
+    tables = _write_tables(study, out)
     sections = [f"# {title}\n", preamble]
     if claims:
         sections.append(claims_markdown(study))

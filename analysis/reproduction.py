@@ -27,7 +27,7 @@ from typing import Any
 
 from analysis.atomic import write_text_atomic
 
-__all__ = ["reproduce", "Plan", "PLANS", "BASES", "VARIANTS", "run_dir_name"]
+__all__ = ["reproduce", "Plan", "PLANS", "BASES", "VARIANTS", "run_dir_name", "variant_name"]
 
 # Base models: the paper's name -> the trainer's schedule stage name.
 BASES = {"W2V2": "w2v2", "VGS": "vgs", "VGS+": "vgs+"}
@@ -96,7 +96,7 @@ def run_dir_name(name: str) -> str:
     return f"{BASES[a]}-then-{BASES[b]}"
 
 
-class Timer:
+class _Timer:
     """Wall-clock seconds per step, kept in OUT/timings.json across resumptions (last value wins)."""
 
     def __init__(self, path: Path):
@@ -155,7 +155,7 @@ def reproduce(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plan = plan or PLANS["quick" if quick else "default"]
-    timer = Timer(out / "timings.json")
+    timer = _Timer(out / "timings.json")
     corpus = (
         Path(corpus) if corpus is not None else _build_corpus(out / "corpus", plan, timer, progress)
     )
@@ -247,7 +247,7 @@ def _write_settings(
     write_text_atomic(out / "reproduction.json", json.dumps(settings, indent=1))
 
 
-def _build_corpus(root: Path, plan: Plan, timer: Timer, progress: bool) -> Path:
+def _build_corpus(root: Path, plan: Plan, timer: _Timer, progress: bool) -> Path:
     from training.corpus import build_corpus
 
     if (root / "manifest.json").is_file():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["checkpoints", "read_metrics", "switch_epoch", "run_name"]
+__all__ = ["checkpoints", "read_metrics", "switch_epoch", "run_name", "RunNotFoundError"]
 
 _CHECKPOINT = re.compile(r"epoch_(\d+)\.pt$")
 

@@ -30,6 +30,8 @@ __all__ = [
     "subset_items",
     "probe_epochs",
     "epochs_to_probe",
+    "stitch_grid",
+    "stitch_metrics",
     "final_recall",
 ]
 
@@ -151,7 +153,9 @@ def stitch_metrics(spec: RunSpec) -> pd.DataFrame:
     return pd.concat([base, own], ignore_index=True).sort_values("epoch").reset_index(drop=True)
 
 
-def _stitch(base: xr.DataArray | None, own: xr.DataArray, spec: RunSpec) -> xr.DataArray:
+def stitch_grid(base: xr.DataArray | None, own: xr.DataArray, spec: RunSpec) -> xr.DataArray:
+    """A variant's (epoch, layer) grid on its stitched timeline: `base`'s epochs up to the switch,
+    then `own`'s (renumbered by the run's offset)."""
     own = own.assign_coords(epoch=own.epoch + spec.offset)
     if base is None:
         return own
@@ -197,7 +201,7 @@ def collect(
         own = measure(spec.path)
         base = measure(spec.base) if spec.base is not None else {}
         for condition in specs:
-            grid = _stitch(base.get(condition), own[condition], spec)
+            grid = stitch_grid(base.get(condition), own[condition], spec)
             study.abx.setdefault(condition, {})[spec.name] = grid
         study.recall[spec.name] = final_recall(spec.path, corpus, progress=progress)
     cka = {"max_frames": cka_frames} if cka_frames else {}
@@ -237,7 +241,7 @@ def _collect_sharing(study: Study, pairs, every: int, client: Any, progress: boo
             progress=progress,
             **cka,
         )
-        study.drift[name] = _stitch(before, after, spec)
+        study.drift[name] = stitch_grid(before, after, spec)
 
 
 def final_recall(
