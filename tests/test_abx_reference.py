@@ -146,7 +146,7 @@ def _medium_set(seed=0, n_files=6, n_items=14):
 
 @pytest.mark.parametrize(("speaker", "context"), CONDITIONS)
 def test_tiles_chunks_and_threads_do_not_change_counts(monkeypatch, speaker, context):
-    """Tiny tiles and chunks, and the multi-threaded path for every block, give the same cells."""
+    """Tiny tiles and chunks, and the block pool or the parallel kernels for every block: the same cells."""
     features, items = _medium_set()
     default = score(features, items, speaker=speaker, context=context).cells
     monkeypatch.setattr(engine, "TILE_ELEMENTS", 7)
@@ -156,6 +156,11 @@ def test_tiles_chunks_and_threads_do_not_change_counts(monkeypatch, speaker, con
     pd.testing.assert_frame_equal(
         default.sort_values(list(default.columns[:-6])).reset_index(drop=True),
         tiled.sort_values(list(tiled.columns[:-6])).reset_index(drop=True),
+    )
+    # Large blocks on the parallel kernels (per-tile threads) instead of the block pool: the same cells.
+    monkeypatch.setattr(engine, "BLOCK_POOL", False)
+    pd.testing.assert_frame_equal(
+        tiled, score(features, items, speaker=speaker, context=context).cells
     )
 
 

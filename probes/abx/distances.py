@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from probes.abx.kernels import angular_from_dot, cosine_from_dot, euclidean_from_dot
+from probes.abx import kernels as parallel_kernels
 
 __all__ = ["DISTANCES", "POOLINGS", "prepare_frames", "frame_distance_tile"]
 
@@ -76,15 +76,20 @@ def _mean_pool(frames: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return sums / np.diff(offsets)[:, None]
 
 
-def frame_distance_tile(rows: np.ndarray, cols: np.ndarray, distance: str) -> np.ndarray:
-    """[R, C] float32 distances between the frames ``rows`` [R, D] and ``cols`` [C, D] (one sgemm)."""
+def frame_distance_tile(
+    rows: np.ndarray, cols: np.ndarray, distance: str, kernels=parallel_kernels
+) -> np.ndarray:
+    """[R, C] float32 distances between the frames ``rows`` [R, D] and ``cols`` [C, D] (one sgemm).
+
+    ``kernels``: the module of parallel kernels, or ``kernels.SERIAL`` inside a worker thread.
+    """
     tile = np.dot(rows, cols.T)
     if distance == "angular":
-        angular_from_dot(tile)
+        kernels.angular_from_dot(tile)
     elif distance == "cosine":
-        cosine_from_dot(tile)
+        kernels.cosine_from_dot(tile)
     else:
         sq_rows = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
         sq_cols = np.einsum("ij,ij->i", cols, cols, dtype=np.float64)
-        euclidean_from_dot(tile, sq_rows, sq_cols, rows, cols)
+        kernels.euclidean_from_dot(tile, sq_rows, sq_cols, rows, cols)
     return tile

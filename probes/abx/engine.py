@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numba
 import numpy as np
@@ -16,10 +17,11 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from probes.abx import kernels as parallel_kernels
 from probes.abx.cells import Block, Layout, build_layout, plan_blocks
 from probes.abx.conditions import Condition, zerospeech_condition
 from probes.abx.distances import frame_distance_tile, prepare_frames
-from probes.abx.kernels import count_block, dtw_block
+from probes.abx.kernels import SERIAL
 from probes.abx.ragged import FeatureFileError, Ragged
 from probes.abx.result import AbxResult
 from probes.abx.slicing import check_finite, slice_items
@@ -29,6 +31,7 @@ __all__ = ["score", "NoValidCellError", "prepare_items", "make_condition"]
 
 TILE_ELEMENTS = 1 << 22  # frame pairs per distance tile (16 MB of float32)
 SMALL_BLOCK = 1 << 20  # frame pairs below which a block runs single-threaded
+BLOCK_POOL = True  # large blocks on a pool of single-threaded workers when there are enough of them
 
 
 class NoValidCellError(ValueError):
@@ -171,28 +174,32 @@ def _score_blocks(layout, frames, offsets, distance, sampling, progress):
     # Small blocks run on one thread: waking a thread pool costs more than their whole work (about a
     # millisecond on a busy machine, against tens of microseconds), and there can be thousands of them.
     small = [b for b, w in zip(blocks, work, strict=True) if w < SMALL_BLOCK]
-    large = [b for b, w in zip(blocks, work, strict=True) if w >= SMALL_BLOCK]
+    large = [(w, b) for b, w in zip(blocks, work, strict=True) if w >= SMALL_BLOCK]
     thresholds = _x_thresholds(layout, sampling)
     parts: list[tuple[np.ndarray, ...]] = []
     bar = tqdm(total=len(blocks), desc="ABX blocks", disable=not progress, leave=False)
     threads = numba.get_num_threads()
+
+    def run(block, kernels):
+        return _score_block(
+            layout, frames, offsets, block, distance, sampling, thresholds, max_len, kernels
+        )
+
     try:
         with threadpool_limits(limits=1):
             numba.set_num_threads(1)
             for block in small:
-                parts.extend(
-                    _score_block(
-                        layout, frames, offsets, block, distance, sampling, thresholds, max_len
-                    )
-                )
+                parts.extend(run(block, SERIAL))
                 bar.update()
+            # Enough large blocks for every thread: one block per worker at a time, each with
+            # single-threaded BLAS and kernels, so threads synchronise once per block (the subsampled
+            # counter has only a parallel kernel, so it keeps the per-tile threading below).
+            if BLOCK_POOL and threads > 1 and len(large) >= threads and not sampling.active:
+                parts.extend(_run_pooled(run, large, threads, bar))
+                large = []
         numba.set_num_threads(threads)
-        for block in large:
-            parts.extend(
-                _score_block(
-                    layout, frames, offsets, block, distance, sampling, thresholds, max_len
-                )
-            )
+        for _, block in large:
+            parts.extend(run(block, parallel_kernels))
             bar.update()
     finally:
         numba.set_num_threads(threads)
@@ -200,6 +207,18 @@ def _score_blocks(layout, frames, offsets, distance, sampling, progress):
     if not parts:
         return tuple(np.zeros(0, np.int64) for _ in range(7))
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(7))
+
+
+def _run_pooled(run, large, threads, bar) -> list:
+    """Score (work, block) pairs on ``threads`` worker threads, largest first; results in block order."""
+    results: list = [None] * len(large)
+    order = sorted(range(len(large)), key=lambda i: -large[i][0])
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = {pool.submit(run, large[i][1], SERIAL): i for i in order}
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            bar.update()
+    return [part for block_parts in results for part in block_parts]
 
 
 def _x_thresholds(layout: Layout, sampling: Subsampling) -> np.ndarray | None:
@@ -218,13 +237,13 @@ def _x_thresholds(layout: Layout, sampling: Subsampling) -> np.ndarray | None:
     )
 
 
-def _score_block(layout, frames, offsets, block, distance, sampling, thresholds, max_len):
-    d_rc, d_cr = _block_distances(layout, frames, offsets, block, distance, max_len)
+def _score_block(layout, frames, offsets, block, distance, sampling, thresholds, max_len, kernels):
+    d_rc, d_cr = _block_distances(layout, frames, offsets, block, distance, max_len, kernels)
     if sampling.active:
         return [count_subsampled(layout, block, d_rc, d_cr, sampling, thresholds)]
-    parts = [_count(layout, block.r0, block.r1, block.c0, block.c1, d_rc)]
+    parts = [_count(layout, block.r0, block.r1, block.c0, block.c1, d_rc, kernels)]
     if not block.symmetric:
-        parts.append(_count(layout, block.c0, block.c1, block.r0, block.r1, d_cr))
+        parts.append(_count(layout, block.c0, block.c1, block.r0, block.r1, d_cr, kernels))
     return parts
 
 
@@ -235,6 +254,7 @@ def _block_distances(
     block: Block,
     distance: str,
     max_len: int,
+    kernels=parallel_kernels,
 ) -> tuple[np.ndarray, np.ndarray]:
     gs = layout.group_start
     ri0, ri1, ci0, ci1 = gs[block.r0], gs[block.r1], gs[block.c0], gs[block.c1]
@@ -255,10 +275,10 @@ def _block_distances(
         j0 = i0 if block.symmetric else 0
         rows = frames[offsets[ri0 + i0] : offsets[ri0 + i1]]
         cols = frames[offsets[ci0 + j0] : offsets[ci1]]
-        tile = frame_distance_tile(rows, cols, distance)
+        tile = frame_distance_tile(rows, cols, distance, kernels)
         row_off = offsets[ri0 + i0 : ri0 + i1 + 1] - offsets[ri0 + i0]
         col_off = offsets[ci0 + j0 : ci1 + 1] - offsets[ci0 + j0]
-        dtw_block(
+        kernels.dtw_block(
             tile,
             row_off,
             col_off,
@@ -278,10 +298,11 @@ def _block_distances(
         np.copyto(d_rc, d_cr.T, where=lower)
         return d_rc, d_rc
     return d_rc, np.ascontiguousarray(d_cr.T)
-    return d_rc, d_cr
 
 
-def _count(layout: Layout, r0: int, r1: int, c0: int, c1: int, dist: np.ndarray):
+def _count(
+    layout: Layout, r0: int, r1: int, c0: int, c1: int, dist: np.ndarray, kernels=parallel_kernels
+):
     """Cells whose X runs are in groups [r0, r1) and A/B runs in groups [c0, c1): (x, a, b runs, counts)."""
     gs, gr = layout.group_start, layout.group_runs
     ri0, ci0 = gs[r0], gs[c0]
@@ -289,7 +310,7 @@ def _count(layout: Layout, r0: int, r1: int, c0: int, c1: int, dist: np.ndarray)
     run_start = layout.run_start[run0 : run1 + 1] - ci0
     allowed = layout.allowed(np.arange(r0, r1), np.arange(c0, c1))
     symmetric = layout.condition.is_symmetric
-    out = count_block(
+    out = kernels.count_block(
         dist,
         layout.phone[ri0 : gs[r1]],
         layout.group[ri0 : gs[r1]] - r0,

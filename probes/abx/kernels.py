@@ -16,6 +16,7 @@ Counts are int64 and twice the score (ties count 1), so they stay exact.
 from __future__ import annotations
 
 import math
+import types
 
 import numba as nb
 import numpy as np
@@ -27,6 +28,7 @@ __all__ = [
     "dtw_pair",
     "dtw_block",
     "count_block",
+    "SERIAL",
 ]
 
 INV_PI = 1.0 / math.pi
@@ -309,3 +311,32 @@ def count_block(
                     total += _bucket_bounds_sum(da, na, first, n_buckets, scale, dist[x, c])
                 out[x, r] = total
     return out
+
+
+def _serial_twin(kernel):
+    """The same kernel compiled without threads (prange runs as range) and releasing the GIL.
+
+    For the engine's block-level thread pool: each worker runs whole blocks with these, so threads
+    meet once per block instead of at every tile (on a busy machine, a parallel region's barrier
+    waits for a descheduled thread, and costs more than the work it splits). A new qualname gives it
+    its own cache file.
+    """
+    py_func = kernel.py_func
+    twin = types.FunctionType(
+        py_func.__code__, py_func.__globals__, py_func.__name__, py_func.__defaults__
+    )
+    twin.__qualname__ = f"{py_func.__qualname__}_serial"
+    twin.__doc__ = py_func.__doc__
+    return nb.njit(cache=True, nogil=True, fastmath=kernel.targetoptions.get("fastmath", False))(
+        twin
+    )
+
+
+# Single-threaded, GIL-free versions of the parallel kernels, by name.
+SERIAL = types.SimpleNamespace(
+    angular_from_dot=_serial_twin(angular_from_dot),
+    cosine_from_dot=_serial_twin(cosine_from_dot),
+    euclidean_from_dot=_serial_twin(euclidean_from_dot),
+    dtw_block=_serial_twin(dtw_block),
+    count_block=_serial_twin(count_block),
+)
