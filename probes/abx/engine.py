@@ -31,6 +31,9 @@ __all__ = ["score", "NoValidCellError", "prepare_items", "make_condition"]
 
 TILE_ELEMENTS = 1 << 22  # frame pairs per distance tile (16 MB of float32)
 SMALL_BLOCK = 1 << 20  # frame pairs below which a block runs single-threaded
+PACK_FRAMES = (
+    384  # within-type conditions: consecutive small groups share one block up to these frames
+)
 BLOCK_POOL = True  # large blocks on a pool of single-threaded workers when there are enough of them
 
 
@@ -165,9 +168,11 @@ def score(
 
 
 def _score_blocks(layout, frames, offsets, distance, sampling, progress):
-    blocks = plan_blocks(layout)
-    max_len = int(np.diff(offsets).max())
     frames_in = offsets[layout.group_start]
+    blocks = plan_blocks(layout)
+    if layout.condition.is_symmetric:
+        blocks = _pack_groups(blocks, frames_in, PACK_FRAMES)
+    max_len = int(np.diff(offsets).max())
     work = [
         (frames_in[b.r1] - frames_in[b.r0]) * (frames_in[b.c1] - frames_in[b.c0]) for b in blocks
     ]
@@ -207,6 +212,30 @@ def _score_blocks(layout, frames, offsets, distance, sampling, progress):
     if not parts:
         return tuple(np.zeros(0, np.int64) for _ in range(7))
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(7))
+
+
+def _pack_groups(blocks: list[Block], frames_in: np.ndarray, limit: int) -> list[Block]:
+    """Merge runs of consecutive one-group symmetric blocks into blocks of up to ``limit`` frames.
+
+    A within-type condition has one block per group, often of a few dozen frames (within/within:
+    thousands of them), where the Python around each block costs more than its sgemm and DTWs. A
+    merged block computes the frame products between its groups too (wasted, but BLAS-cheap at this
+    size), while its DTWs and counts stay within each group (``Layout.allowed`` is the identity).
+    """
+    packed: list[Block] = []
+    for block in blocks:
+        last = packed[-1] if packed else None
+        if (
+            last is not None
+            and last.symmetric
+            and block.symmetric
+            and last.r1 == block.r0
+            and frames_in[block.r1] - frames_in[last.r0] <= limit
+        ):
+            packed[-1] = Block(last.r0, block.r1, last.c0, block.c1)
+        else:
+            packed.append(block)
+    return packed
 
 
 def _run_pooled(run, large, threads, bar) -> list:
