@@ -234,12 +234,25 @@ def _abx(model, layers, *, checkpoint, epoch, scratch, items, **engine_options):
     return [float(result.sel(layer=layer)) for layer in layers]
 
 
-def _phone(model, layers, *, checkpoint, epoch, scratch, **options):
-    """Phone-probe accuracy of each layer."""
+def _phone(model, layers, *, checkpoint, epoch, scratch, corpus=None, split="train", **options):
+    """Phone-probe accuracy of each layer (probes.phone_probe; default corpus: the run's)."""
     import probes
 
-    result = probes.phone_probe(model, layers, **options)
-    return [float(_pick_layer(result, layer)) for layer in layers]
+    corpus = corpus if corpus is not None else _run_corpus(checkpoint)
+    result = probes.phone_probe(
+        model, list(layers), corpus=corpus, split=split, progress=False,
+        store=_store(scratch, str(checkpoint), f"{corpus}:{split}"), **options,
+    )  # fmt: skip
+    return [float(result.sel(layer=layer)) for layer in layers]
+
+
+def _run_corpus(checkpoint: Path) -> Path:
+    """The corpus recorded in the config.json of the run that holds `checkpoint`."""
+    config = Path(checkpoint).parent.parent / "config.json"
+    corpus = json.loads(config.read_text()).get("corpus") if config.is_file() else None
+    if not corpus:
+        raise ValueError(f"{checkpoint}: no corpus recorded in {config}; pass corpus=")
+    return Path(corpus)
 
 
 def _cka(model, layers, *, checkpoint, epoch, scratch, reference, source=None, **options):
@@ -275,11 +288,7 @@ def _cka_source(source: Any, checkpoint: Path) -> Any:
     """The audio CKA compares on: `source`, or the captions ABX set of the run's corpus."""
     if source is not None:
         return source
-    config = Path(checkpoint).parent.parent / "config.json"
-    corpus = json.loads(config.read_text()).get("corpus") if config.is_file() else None
-    if not corpus:
-        raise ValueError(f"{checkpoint}: no corpus recorded in {config}; pass source=")
-    return Path(corpus) / "abx" / "captions" / "items.item"
+    return _run_corpus(checkpoint) / "abx" / "captions" / "items.item"
 
 
 def _cka_run(model, layers, *, checkpoint, epoch, scratch, other, source=None, **options):
@@ -292,15 +301,6 @@ def _cka_run(model, layers, *, checkpoint, epoch, scratch, other, source=None, *
     return _same_layer_cka(
         model, layers, checkpoint, scratch, training.load_model(reference), store, source, options
     )
-
-
-def _pick_layer(result: Any, layer: int) -> float:
-    """One layer's value out of what a probes function returns (DataArray, mapping or sequence)."""
-    if hasattr(result, "sel") and "layer" in getattr(result, "dims", ()):
-        return float(result.sel(layer=layer))
-    if isinstance(result, Mapping):
-        return float(result[layer])
-    raise ValueError(f"cannot read layer {layer} from a {type(result).__name__}")
 
 
 def _reference_checkpoint(reference: str | Path) -> Path:
