@@ -2,8 +2,8 @@
 
 The set (issue 6): 20,000 items in 400 files, 20 speakers, 11 phones, dim 256, 1 to 8 frames per phone
 at 50 Hz, random features; no subsampling. Each (tool, condition) runs in its own subprocess, so the
-peak resident memory reported is that run's (ru_maxrss; "+N" is the growth after the imports, since
-importing sslvgs's `training` package, like fastabx, loads torch), and both tools get the same thread
+peak resident memory reported is that run's (ru_maxrss; "+N" is the growth after the imports: fastabx's
+import loads torch, sslvgs's reader of item files does not), and both tools get the same thread
 count. Times are end to end after the imports: item file + feature directory in, score out (feature
 loading included); CPU seconds are printed beside wall seconds because on a shared machine they are
 the steadier figure.
