@@ -30,7 +30,7 @@ def test_abx_of_a_trained_layer_is_below_the_same_layer_at_initialisation(tiny_r
 
 
 def test_phone_probe_of_a_trained_layer_is_above_chance(tiny_run):
-    accuracy = probes.phone_probe(tiny_run, [2], max_train_frames=3000, progress=False)
+    accuracy = probes.phone_probe(tiny_run, [2], max_train_frames=1500, progress=False)
     assert accuracy.dims == ("layer",)
     assert float(accuracy.sel(layer=2)) > 2 * accuracy.attrs["chance"]
     assert accuracy.attrs["test_speakers"]
