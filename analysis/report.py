@@ -167,7 +167,7 @@ def write_report(
     if claims:
         sections.append(claims_markdown(study))
     sections += [
-        "## Table I: retrieval recall (%), test split, final epoch\n",
+        f"## Table I: retrieval recall (%), test split, final epoch{_split_size(study)}\n",
         to_markdown(tables["table1_recall"]),
         "## Table II: best-layer ABX error (%) at the final epoch (layer)\n",
         to_markdown(tables["table2_best_layer_abx"]),
@@ -182,6 +182,15 @@ def write_report(
     if "sharing" in tables:
         sections += ["## Sharing: CKA per layer\n", to_markdown(tables["sharing"], digits=3)]
     return write_text_atomic(out / "report.md", "\n".join(sections))
+
+
+def _split_size(study: Study) -> str:
+    """ "(50 images, 250 captions; chance R@1 2.0%)" from the recalls, if they say."""
+    sizes = {(r.get("images"), r.get("captions")) for r in study.recall.values()} - {(None, None)}
+    if len(sizes) != 1:
+        return ""
+    images, captions = sizes.pop()
+    return f" ({images:.0f} images, {captions:.0f} captions; chance speech→image R@1 {100 / images:.1f}%)"
 
 
 def _forgetting_note() -> str:

@@ -50,7 +50,8 @@ class Plan:
     variants: which (A, B) to train; every: probe every N-th epoch (plus the first, the switch and the
     last); abx_sets: the corpus ABX sets probed; abx_options: passed to the ABX engine (subsampling);
     abx_files_per_speaker: probe only the first N files of each speaker of each ABX set (None: all);
-    cka_frames: frames CKA is computed on; overrides: trainer config overrides.
+    cka_frames: frames CKA is computed on; similarity_pairs: base models compared by CKA at each
+    probed epoch; overrides: trainer config overrides.
     """
 
     images: int
@@ -62,6 +63,11 @@ class Plan:
     abx_options: tuple[tuple[str, Any], ...] = ()
     abx_files_per_speaker: int | None = None
     cka_frames: int = 4000
+    similarity_pairs: tuple[tuple[str, str], ...] = (
+        ("VGS", "W2V2"),
+        ("VGS+", "W2V2"),
+        ("VGS+", "VGS"),
+    )
     overrides: tuple[tuple[str, Any], ...] = ()
 
 
@@ -77,8 +83,9 @@ PLANS = {
         variants=(("W2V2", "VGS"), ("VGS", "W2V2"), ("VGS+", "W2V2")),
         every=100,
         abx_sets=("read",),
-        abx_files_per_speaker=6,
+        abx_files_per_speaker=4,
         cka_frames=1000,
+        similarity_pairs=(("VGS", "W2V2"),),
     ),
 }
 
@@ -187,7 +194,7 @@ def reproduce(
             sets=plan.abx_sets,
             abx_options=dict(plan.abx_options),
             item_files=item_files,
-            similarity_pairs=[("VGS", "W2V2"), ("VGS+", "W2V2"), ("VGS+", "VGS")],
+            similarity_pairs=plan.similarity_pairs,
             cka_frames=plan.cka_frames,
             client=client,
             progress=progress,

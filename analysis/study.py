@@ -247,8 +247,9 @@ def _collect_sharing(study: Study, pairs, every: int, client: Any, progress: boo
 def final_recall(
     run: Path | str, corpus: Path | str, split: str = "test", *, progress: bool = True
 ) -> dict[str, float]:
-    """Recall@1/5/10 both ways of the run's last checkpoint on `split`, as {"speech_to_image_r1": ...};
-    cached in RUN/analysis/recall-<split>.json, keyed by the checkpoint's checksum."""
+    """Recall@1/5/10 both ways of the run's last checkpoint on `split`, as {"speech_to_image_r1": ...,
+    "images": n, "captions": n}; cached in RUN/analysis/recall-<split>.json, keyed by the checkpoint's
+    checksum."""
     import probes
     import training
 
@@ -257,7 +258,7 @@ def final_recall(
     cache = Path(run) / "analysis" / f"recall-{split}.json"
     if cache.is_file():
         stored = json.loads(cache.read_text())
-        if stored.get("checkpoint") == identity:
+        if stored.get("checkpoint") == identity and "images" in stored["recall"]:
             return stored["recall"]
     result = probes.recall(last, split=split, k=(1, 5, 10), corpus=corpus, progress=progress)
     values = {
@@ -265,5 +266,6 @@ def final_recall(
         for direction in result.direction.values
         for k in result.k.values
     }
+    values.update(images=float(result.attrs["images"]), captions=float(result.attrs["captions"]))
     write_text_atomic(cache, json.dumps({"checkpoint": identity, "recall": values}, indent=1))
     return values
