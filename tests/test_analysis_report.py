@@ -47,7 +47,7 @@ def hand_made_metrics(name: str) -> pd.DataFrame:
             "stage": stage,
             "loss_av": [3.0 / e for e in EPOCHS],
             "loss_aud": [5.0 - 0.3 * e for e in EPOCHS],
-            "recall_speech_to_image_r10": recall,
+            "speech_to_image_r1": recall,
         }
     )
 
@@ -131,7 +131,7 @@ def test_table2_names_the_best_layer(written: Path) -> None:
 def test_forgetting_rows_only_for_runs_with_a_switch(written: Path) -> None:
     table = pd.read_csv(written / "tables" / "forgetting.csv", index_col=["run", "metric"])
     assert set(table.index.get_level_values("run")) == set(VARIANTS)
-    collapse = table.loc[("(VGS,W2V2)", "recall_speech_to_image_r10")]
+    collapse = table.loc[("(VGS,W2V2)", "speech_to_image_r1")]
     assert collapse["at_switch"] == pytest.approx(0.2) and collapse[
         "largest_drop"
     ] == pytest.approx(0.19)
