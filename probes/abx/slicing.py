@@ -60,16 +60,27 @@ def _time_texts(items: pd.DataFrame, name: str) -> list[str]:
 
 
 def _default_bounds(items: pd.DataFrame, frequency: float) -> tuple[np.ndarray, np.ndarray]:
-    f = Decimal(repr(float(frequency)))
-    starts = [
-        int((Decimal(t) * f - HALF).to_integral_value(rounding=ROUND_CEILING))
-        for t in _time_texts(items, "onset")
-    ]
-    ends = [
-        int((Decimal(t) * f - HALF).to_integral_value(rounding=ROUND_FLOOR)) + 1
-        for t in _time_texts(items, "offset")
-    ]
-    return np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+    starts = _exact_round(items, "onset", frequency, ROUND_CEILING)
+    return starts, _exact_round(items, "offset", frequency, ROUND_FLOOR) + 1
+
+
+def _exact_round(items: pd.DataFrame, name: str, frequency: float, rounding: str) -> np.ndarray:
+    """ceil or floor of f * t - 1/2 for the times t as written, exactly.
+
+    In doubles, f * t - 1/2 is within 4e-7 of the exact value while |f * t| < 1e9, so its
+    ceiling or floor is exact unless it lies that close to an integer (times on half a frame); only
+    those are redone in decimal arithmetic on the text of the time.
+    """
+    value = float(frequency) * items[name].to_numpy(np.float64) - 0.5
+    rounded = np.ceil(value) if rounding == ROUND_CEILING else np.floor(value)
+    doubtful = np.flatnonzero((np.abs(value - np.rint(value)) < 1e-6) | ~(np.abs(value) < 1e9))
+    if len(doubtful):
+        f = Decimal(repr(float(frequency)))
+        texts = _time_texts(items.iloc[doubtful], name)
+        rounded[doubtful] = [
+            int((Decimal(t) * f - HALF).to_integral_value(rounding=rounding)) for t in texts
+        ]
+    return rounded.astype(np.int64)
 
 
 def _librilight_bounds(items: pd.DataFrame, frequency: float) -> tuple[np.ndarray, np.ndarray]:
