@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from probes.abx import DroppedItemsWarning, NoValidCellError, engine, score
+from probes.abx import DroppedItemsWarning, NoValidCellError, engine, score, small
 from probes.abx import cells as cells_module
 from probes.abx.engine import make_condition
 from probes.abx.kernels import dtw_pair
@@ -146,9 +146,13 @@ def _medium_set(seed=0, n_files=6, n_items=14):
 
 @pytest.mark.parametrize(("speaker", "context"), CONDITIONS)
 def test_tiles_chunks_and_threads_do_not_change_counts(monkeypatch, speaker, context):
-    """Tiny tiles and chunks, and the block pool or the parallel kernels for every block: the same cells."""
+    """Tiny tiles and chunks, and the block pool or the parallel kernels for every block: the same cells.
+
+    Within-type conditions: ``default`` is the numpy path (small.py), the others the Numba kernels.
+    """
     features, items = _medium_set()
     default = score(features, items, speaker=speaker, context=context).cells
+    monkeypatch.setattr(small, "SMALL_WORK", -1)
     monkeypatch.setattr(engine, "TILE_ELEMENTS", 7)
     monkeypatch.setattr(engine, "SMALL_BLOCK", 0)
     monkeypatch.setattr(cells_module, "CHUNK_ITEMS", 9)

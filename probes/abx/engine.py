@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from probes.abx import kernels as parallel_kernels
+from probes.abx import small
 from probes.abx.cells import Block, Layout, build_layout, plan_blocks
 from probes.abx.conditions import Condition, zerospeech_condition
 from probes.abx.distances import frame_distance_tile, prepare_frames
@@ -142,7 +143,10 @@ def score(
         raise FeatureFileError("features have dimension 0")
     frames, offsets = prepare_frames(frames, offsets, distance, pooling, compat == "librilight")
     sampling = Subsampling(max_size_group, max_x_across, seed)
-    records = _score_blocks(layout, frames, offsets, distance, sampling, progress)
+    if small.eligible(layout, offsets, distance, sampling.active):  # numpy only: no Numba to load
+        records = small.score_small(layout, frames, offsets, distance)
+    else:
+        records = _score_blocks(layout, frames, offsets, distance, sampling, progress)
     if not len(records[0]):
         raise NoValidCellError(
             f"{items.attrs.get('path', 'item table')}: no valid cell for {condition.name} "

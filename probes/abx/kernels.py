@@ -46,7 +46,12 @@ _ACOS = (
 )
 
 
-@nb.njit(parallel=True, cache=True, fastmath=True)
+# Fast-math without "contract" (no fused multiply-adds): every operation rounds as numpy's float32
+# does, so small.angular_from_dot gives the same bits without Numba; the loop still vectorises.
+NO_FMA = {"nnan", "ninf", "nsz"}
+
+
+@nb.njit(parallel=True, cache=True, fastmath=NO_FMA)
 def angular_from_dot(tile: np.ndarray) -> None:
     """In place: dot products [R, C] of unit frames -> arccos(clamp(dot, -1, 1)) / pi.
 

@@ -1,0 +1,229 @@
+"""Within-type conditions with little work, scored in numpy alone (no Numba kernel is loaded).
+
+Loading Numba's cached kernels costs a fixed ~0.35 s per process (its target context imports every
+implementation registry, scipy.linalg included), which is more than the whole work of a typical
+within / within job (ZeroSpeech's within-context groups hold a few items each). Below ``SMALL_WORK``
+frame pairs such a job runs here instead, with the same arithmetic as the kernels, so the counts are
+the same bit for bit (tests/test_abx_small.py):
+
+- frame products: one float32 BLAS product per group (its Gram matrix), only within groups;
+- angular / cosine: the kernels' float32 formulas (kernels.py: no FMA contraction in either);
+- DTW: every pair of items of a group, the cost matrices of a chunk of groups at once, padded to its
+  longest item, cell (i, j) of all pairs in one numpy call (cost = d + min(up, diagonal, left) in
+  float64, as ``kernels.dtw_pair``), then DESIGN.md's trace-back for all pairs together, both ways;
+- counting: for each x and each item b of another phone in its group, the number of its A items
+  closer than b (lower) plus those not farther (upper), found by binary search in x's sorted
+  distances to its A items (global ranks make the (x, distance) keys exact integers).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from probes.abx.cells import Layout
+from probes.abx.kernels import _ACOS, INV_PI
+
+__all__ = ["SMALL_WORK", "eligible", "score_small", "angular_from_dot", "cosine_from_dot"]
+
+SMALL_WORK = (
+    1 << 23
+)  # sum over groups of (frames in the group)^2 under which numpy beats loading Numba
+CHUNK_CELLS = 1 << 18  # padded DTW cells per chunk of groups (2 MB of float64)
+_A = [np.float32(c) for c in _ACOS]
+
+
+def eligible(layout: Layout, offsets: np.ndarray, distance: str, subsampled: bool) -> bool:
+    """Whether ``score_small`` handles this job: within-type, angular or cosine, no subsampling, small.
+
+    Small: both the frame products (sum over groups of frames^2) and the padded DTW cells (sum over
+    groups of pairs x (longest item + 1)^2) stay under SMALL_WORK.
+    """
+    if subsampled or distance not in ("angular", "cosine") or not layout.condition.is_symmetric:
+        return False
+    group_frames = np.diff(offsets[layout.group_start]).astype(np.int64)
+    pairs, longest = _group_sizes(layout, offsets)
+    padded = int((pairs * (longest + 1) ** 2).sum())
+    return int((group_frames**2).sum()) <= SMALL_WORK and padded <= SMALL_WORK
+
+
+def _group_sizes(layout: Layout, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per group: its pairs of items, and the frames of its longest item."""
+    items = np.diff(layout.group_start)
+    lengths = np.diff(offsets)
+    starts = layout.group_start[:-1][items > 0]
+    longest = np.zeros(len(items), np.int64)
+    if len(starts):
+        longest[items > 0] = np.maximum.reduceat(lengths, starts)
+    return items * (items - 1) // 2, longest
+
+
+def angular_from_dot(dots: np.ndarray) -> np.ndarray:
+    """float32 dot products of unit frames -> arccos(clamp) / pi, as ``kernels.angular_from_dot``."""
+    x = np.clip(dots, np.float32(-1.0), np.float32(1.0))
+    a = np.abs(x)
+    p = _A[7] * a
+    for c in _A[6::-1]:
+        p += c
+        if c is not _A[0]:
+            p *= a
+    r = np.sqrt(np.float32(1.0) - a) * p
+    r = np.where(x < 0, np.float32(math.pi) - r, r)
+    return r * np.float32(INV_PI)
+
+
+def cosine_from_dot(dots: np.ndarray) -> np.ndarray:
+    """float32 dot products of unit frames -> 1 - clamp(dot, -1, 1), as ``kernels.cosine_from_dot``."""
+    return np.float32(1.0) - np.clip(dots, np.float32(-1.0), np.float32(1.0))
+
+
+def _ragged_arange(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, index): for each k, index runs over 0..lengths[k]-1 with owner k."""
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    starts = np.cumsum(lengths) - lengths
+    return owner, np.arange(int(lengths.sum())) - starts[owner]
+
+
+def _pairs(group_start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j), i < j, of items in the same group (items of a group are contiguous)."""
+    item_group_end = np.repeat(group_start[1:], np.diff(group_start))
+    i, k = _ragged_arange(item_group_end - np.arange(len(item_group_end)) - 1)
+    return i, i + 1 + k
+
+
+def _frame_distances(frames, offsets, first_frame, pi, pj, group, distance):
+    """Frame distances of the pairs (pi, pj), of groups ``group``: a BLAS product per group.
+
+    Returns (dist, pair, r, c, n, m): per cell its float32 distance, pair, row and column; per pair
+    its frame counts.
+    """
+    groups = np.unique(group)
+    size = first_frame[groups + 1] - first_frame[groups]
+    gram_start = np.concatenate([[0], np.cumsum(size * size)])
+    gram = np.empty(int(gram_start[-1]), np.float32)
+    for k, h in enumerate(groups):
+        block = frames[first_frame[h] : first_frame[h + 1]]
+        np.dot(block, block.T, out=gram[gram_start[k] : gram_start[k + 1]].reshape(size[k], -1))
+    n = offsets[pi + 1] - offsets[pi]
+    m = offsets[pj + 1] - offsets[pj]
+    row_pair, r = _ragged_arange(n)  # one entry per row of every pair's matrix
+    pair, c = _ragged_arange(m[row_pair])
+    pair, r = row_pair[pair], r[pair]
+    local = np.searchsorted(groups, group)
+    width = size[local]
+    # Gram entry of (row frame, column frame), both counted from the group's first frame.
+    top = (
+        gram_start[local]
+        + (offsets[pi] - first_frame[group]) * width
+        + offsets[pj]
+        - first_frame[group]
+    )
+    dots = gram[top[pair] + r * width[pair] + c]
+    dist = angular_from_dot(dots) if distance == "angular" else cosine_from_dot(dots)
+    return dist, pair, r, c, n, m
+
+
+def _chunks(pairs: np.ndarray, longest: np.ndarray) -> list[tuple[int, int]]:
+    """Pair ranges of whole groups whose padded DTW arrays hold about CHUNK_CELLS cells each."""
+    bounds, first, count, widest = [], 0, 0, 0
+    for group_pairs, group_longest in zip(pairs.tolist(), longest.tolist(), strict=True):
+        widest_with = max(widest, group_longest)
+        if count and (count + group_pairs) * (widest_with + 1) ** 2 > CHUNK_CELLS:
+            bounds.append((first, first + count))
+            first, count, widest_with = first + count, 0, group_longest
+        count += group_pairs
+        widest = widest_with
+    if count:
+        bounds.append((first, first + count))
+    return bounds
+
+
+def _dtw_costs(dist, pair, r, c, n, m) -> np.ndarray:
+    """Accumulated DTW costs [N + 1, M + 1, pairs] of every pair, its cell (i, j) at [i + 1, j + 1].
+
+    A border row and column of +inf (0 at [0, 0]) make the first row and column follow the general
+    rule: cost = d + min(up, diagonal, left) in float64, as ``kernels.dtw_pair``. Cells beyond a
+    pair's own n x m are computed too (from zeros) but never read by its cells.
+    """
+    rows, cols = int(n.max()), int(m.max())
+    d = np.zeros((rows, cols, len(n)))
+    d[r, c, pair] = dist
+    cost = np.full((rows + 1, cols + 1, len(n)), np.inf)
+    cost[0, 0] = 0.0
+    best = np.empty(len(n))
+    for i in range(rows):
+        for j in range(cols):
+            np.minimum(cost[i, j + 1], cost[i, j], out=best)
+            np.minimum(best, cost[i + 1, j], out=best)
+            np.add(d[i, j], best, out=cost[i + 1, j + 1])
+    return cost
+
+
+def _path_lengths(cost: np.ndarray, n: np.ndarray, m: np.ndarray, rows_first: bool) -> np.ndarray:
+    """Cells on the traced-back path of every pair (DESIGN.md's rule, as ``kernels._path_length``)."""
+    flat, stride, pairs = cost.reshape(-1), cost.shape[1] * cost.shape[2], cost.shape[2]
+    i, j = n - 1, m - 1
+    length = np.ones(len(n), np.int64)
+    active = np.flatnonzero((i > 0) & (j > 0))
+    while len(active):
+        ia, ja = i[active], j[active]
+        at = ia * stride + ja * pairs + active  # dense [ia, ja]: the cell (ia - 1, ja - 1)
+        c_diag, c_up, c_left = flat[at], flat[at + pairs], flat[at + stride]
+        diagonal = (c_diag <= c_left) & (c_diag <= c_up)
+        left = ~diagonal & ((c_left < c_up) | ((c_left == c_up) & rows_first))
+        i[active] = ia - (~left).astype(np.int64)
+        j[active] = ja - (diagonal | left).astype(np.int64)
+        length[active] += 1
+        active = active[(i[active] > 0) & (j[active] > 0)]
+    return length + i + j
+
+
+def _dtw_pairs(frames, offsets, first_frame, pi, pj, group, distance):
+    """(d(i, j), d(j, i)) for the pairs (pi, pj) of the same groups."""
+    dist, pair, r, c, n, m = _frame_distances(
+        frames, offsets, first_frame, pi, pj, group[pi], distance
+    )
+    cost = _dtw_costs(dist, pair, r, c, n, m)
+    total = cost[n, m, np.arange(len(n))]
+    return total / _path_lengths(cost, n, m, True), total / _path_lengths(cost, n, m, False)
+
+
+def score_small(layout: Layout, frames: np.ndarray, offsets: np.ndarray, distance: str):
+    """The engine's per-cell records (x_run, a_run, b_run, correct2, n_a, n_b, n_x) for this job."""
+    pi, pj = _pairs(layout.group_start)
+    first_frame = offsets[layout.group_start]
+    d_ij, d_ji = np.empty(len(pi)), np.empty(len(pi))
+    # Chunks of whole groups: every temporary stays small (in cache, and no fresh pages to fault in),
+    # while each numpy call still covers thousands of cells. Thousands of small products: one BLAS
+    # thread (waking a pool costs more than each product).
+    with threadpool_limits(limits=1):
+        for p0, p1 in _chunks(*_group_sizes(layout, offsets)):
+            d_ij[p0:p1], d_ji[p0:p1] = _dtw_pairs(
+                frames, offsets, first_frame, pi[p0:p1], pj[p0:p1], layout.group, distance
+            )
+    return _count(
+        layout, np.concatenate([pi, pj]), np.concatenate([pj, pi]), np.concatenate([d_ij, d_ji])
+    )
+
+
+def _count(layout: Layout, x: np.ndarray, y: np.ndarray, d: np.ndarray):
+    """Per-cell records from every ordered pair (x, y) of a group and d(x, y)."""
+    run_of = np.repeat(np.arange(len(layout.run_start) - 1), np.diff(layout.run_start))
+    run_size = np.diff(layout.run_start)
+    same = layout.phone[x] == layout.phone[y]
+    rank = np.unique(d, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    key = x * (len(d) + 1) + rank
+    a_keys = np.sort(key[same])  # per x (in order), its sorted distances to its A items
+    b = np.flatnonzero(~same & (run_size[run_of[x]] > 1))  # x's A set must keep an item besides x
+    xb = x[b]
+    start = np.searchsorted(a_keys, xb * (len(d) + 1), "left")
+    lower = np.searchsorted(a_keys, key[b], "left") - start
+    upper = np.searchsorted(a_keys, key[b], "right") - start
+    cell_key = run_of[xb] * len(run_size) + run_of[y[b]]
+    cells, inverse = np.unique(cell_key, return_inverse=True)
+    correct2 = np.bincount(inverse.reshape(-1), weights=lower + upper, minlength=len(cells))
+    x_run, b_run = np.divmod(cells, len(run_size))
+    n_a, n_b = run_size[x_run], run_size[b_run]
+    return x_run, x_run, b_run, np.rint(correct2).astype(np.int64), n_a, n_b, n_a
