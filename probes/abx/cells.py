@@ -20,7 +20,7 @@ import pandas as pd
 
 from probes.abx.conditions import Condition
 
-__all__ = ["Layout", "Block", "build_layout", "plan_blocks", "MissingColumnError"]
+__all__ = ["Layout", "Block", "build_layout", "plan_blocks", "cell_table", "MissingColumnError"]
 
 CHUNK_ITEMS = 1500  # items per across chunk: bounds a block's distance matrix to ~18 MB of float64
 
@@ -183,3 +183,37 @@ def _chunks(group_start: np.ndarray, h0: int, h1: int, limit: int) -> list[tuple
     if h1 > start:
         chunks.append((start, h1))
     return chunks
+
+
+def cell_table(layout: Layout, x_run, a_run, b_run, correct2, n_a, n_b, n_x) -> pd.DataFrame:
+    """One row per cell; n_a, n_b, n_x are the (possibly subsampled) set sizes."""
+    cond = layout.condition
+    if cond.is_symmetric:
+        n_triplets = n_a * (n_a - 1) * n_b
+    else:
+        n_triplets = n_x * n_a * n_b
+    phone_labels = layout.labels[cond.on]
+    table = {
+        cond.on: phone_labels[layout.run_phone[a_run]],
+        f"{cond.on}_b": phone_labels[layout.run_phone[b_run]],
+    }
+    group = layout.run_group[a_run]
+    for column in (*cond.by, *cond.across):
+        table[column] = layout.labels[column][layout.group_codes[column][group]]
+    for column in cond.across:
+        table[f"{column}_x"] = layout.labels[column][
+            layout.group_codes[column][layout.run_group[x_run]]
+        ]
+    table |= {
+        "n_a": n_a.astype(np.int64),
+        "n_b": n_b.astype(np.int64),
+        "n_x": (n_a if cond.is_symmetric else n_x).astype(np.int64),
+        "n_triplets": n_triplets.astype(np.int64),
+        "correct2": np.asarray(correct2, np.int64),
+    }
+    cells = pd.DataFrame(table)
+    cells["error"] = 1.0 - cells["correct2"] / (2.0 * cells["n_triplets"])
+    labels = list(cells.columns[: -len(("n_a", "n_b", "n_x", "n_triplets", "correct2", "error"))])
+    return cells.sort_values(labels, kind="stable").reset_index(
+        drop=True
+    )  # one order, however computed

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from probes.abx import kernels as parallel_kernels
 from probes.abx import small
-from probes.abx.cells import Block, Layout, build_layout, plan_blocks
+from probes.abx.cells import Block, Layout, build_layout, cell_table, plan_blocks
 from probes.abx.conditions import Condition, zerospeech_condition
 from probes.abx.distances import frame_distance_tile, prepare_frames
 from probes.abx.kernels import SERIAL
@@ -143,16 +143,17 @@ def score(
         raise FeatureFileError("features have dimension 0")
     frames, offsets = prepare_frames(frames, offsets, distance, pooling, compat == "librilight")
     sampling = Subsampling(max_size_group, max_x_across, seed)
+    cost_dtype = np.float32 if compat == "librilight" else np.float64  # zrc-abx2's DTW is float32
     if small.eligible(layout, offsets, distance, sampling.active):  # numpy only: no Numba to load
-        records = small.score_small(layout, frames, offsets, distance)
+        records = small.score_small(layout, frames, offsets, distance, cost_dtype)
     else:
-        records = _score_blocks(layout, frames, offsets, distance, sampling, progress)
+        records = _score_blocks(layout, frames, offsets, distance, sampling, cost_dtype, progress)
     if not len(records[0]):
         raise NoValidCellError(
             f"{items.attrs.get('path', 'item table')}: no valid cell for {condition.name} "
             f"({layout.n_items} items; need a phone with 2 items in a group, or the same phone across groups)"
         )
-    cells = _cell_table(layout, *records)
+    cells = cell_table(layout, *records)
     return AbxResult(
         cells,
         condition,
@@ -171,18 +172,19 @@ def score(
     )
 
 
-def _score_blocks(layout, frames, offsets, distance, sampling, progress):
+def _score_blocks(layout, frames, offsets, distance, sampling, cost_dtype, progress):
     frames_in = offsets[layout.group_start]
     blocks = plan_blocks(layout)
     if layout.condition.is_symmetric:
         blocks = _pack_groups(blocks, frames_in, PACK_FRAMES)
     max_len = int(np.diff(offsets).max())
+    scratch = np.empty((max_len, max_len), cost_dtype)  # the DTW buffer's shape and precision
     work = [
         (frames_in[b.r1] - frames_in[b.r0]) * (frames_in[b.c1] - frames_in[b.c0]) for b in blocks
     ]
     # Small blocks run on one thread: waking a thread pool costs more than their whole work (about a
     # millisecond on a busy machine, against tens of microseconds), and there can be thousands of them.
-    small = [b for b, w in zip(blocks, work, strict=True) if w < SMALL_BLOCK]
+    light = [b for b, w in zip(blocks, work, strict=True) if w < SMALL_BLOCK]
     large = [(w, b) for b, w in zip(blocks, work, strict=True) if w >= SMALL_BLOCK]
     thresholds = _x_thresholds(layout, sampling)
     parts: list[tuple[np.ndarray, ...]] = []
@@ -190,14 +192,21 @@ def _score_blocks(layout, frames, offsets, distance, sampling, progress):
     threads = numba.get_num_threads()
 
     def run(block, kernels):
-        return _score_block(
-            layout, frames, offsets, block, distance, sampling, thresholds, max_len, kernels
-        )
+        d_rc, d_cr = _block_distances(layout, frames, offsets, block, distance, scratch, kernels)
+        zrc = cost_dtype == np.float32 and layout.condition.is_symmetric and not sampling.active
+        if zrc:
+            small.earlier_on_rows(layout, block, d_rc)
+        parts = _score_block(layout, block, d_rc, d_cr, sampling, thresholds, kernels)
+        if zrc:
+            x_run, a_run, b_run, correct2, *sizes = parts[0]
+            correct2 = correct2 + small.zrc_diagonal_ties(layout, block, d_rc, x_run, b_run)
+            parts[0] = (x_run, a_run, b_run, correct2, *sizes)
+        return parts
 
     try:
         with threadpool_limits(limits=1):
             numba.set_num_threads(1)
-            for block in small:
+            for block in light:
                 parts.extend(run(block, SERIAL))
                 bar.update()
             # Enough large blocks for every thread: one block per worker at a time, each with
@@ -270,8 +279,7 @@ def _x_thresholds(layout: Layout, sampling: Subsampling) -> np.ndarray | None:
     )
 
 
-def _score_block(layout, frames, offsets, block, distance, sampling, thresholds, max_len, kernels):
-    d_rc, d_cr = _block_distances(layout, frames, offsets, block, distance, max_len, kernels)
+def _score_block(layout, block, d_rc, d_cr, sampling, thresholds, kernels):
     if sampling.active:
         return [count_subsampled(layout, block, d_rc, d_cr, sampling, thresholds)]
     parts = [_count(layout, block.r0, block.r1, block.c0, block.c1, d_rc, kernels)]
@@ -286,7 +294,7 @@ def _block_distances(
     offsets: np.ndarray,
     block: Block,
     distance: str,
-    max_len: int,
+    scratch: np.ndarray,
     kernels=parallel_kernels,
 ) -> tuple[np.ndarray, np.ndarray]:
     gs = layout.group_start
@@ -299,7 +307,7 @@ def _block_distances(
     if not allowed.any():  # no cell reads this block
         return d_rc, (d_rc if block.symmetric else np.ascontiguousarray(d_cr.T))
     n_col_frames = offsets[ci1] - offsets[ci0]
-    budget = max(TILE_ELEMENTS // max(n_col_frames, 1), max_len)
+    budget = max(TILE_ELEMENTS // max(n_col_frames, 1), len(scratch))
     i0 = 0
     while i0 < ri1 - ri0:
         i1 = int(np.searchsorted(offsets, offsets[ri0 + i0] + budget, side="right")) - 1 - ri0
@@ -323,7 +331,7 @@ def _block_distances(
             d_cr,
             i0,
             j0,
-            max_len,
+            scratch,
         )
         i0 = i1
     if block.symmetric:  # the pairs below the diagonal are the transposed ones
@@ -372,37 +380,3 @@ def _run_of(layout: Layout, group: np.ndarray, phone: np.ndarray) -> np.ndarray:
     n_phones = len(layout.labels[layout.condition.on]) + 1
     keys = layout.run_group * n_phones + layout.run_phone
     return np.searchsorted(keys, group * n_phones + phone)
-
-
-def _cell_table(layout: Layout, x_run, a_run, b_run, correct2, n_a, n_b, n_x) -> pd.DataFrame:
-    """One row per cell; n_a, n_b, n_x are the (possibly subsampled) set sizes."""
-    cond = layout.condition
-    if cond.is_symmetric:
-        n_triplets = n_a * (n_a - 1) * n_b
-    else:
-        n_triplets = n_x * n_a * n_b
-    phone_labels = layout.labels[cond.on]
-    table = {
-        cond.on: phone_labels[layout.run_phone[a_run]],
-        f"{cond.on}_b": phone_labels[layout.run_phone[b_run]],
-    }
-    group = layout.run_group[a_run]
-    for column in (*cond.by, *cond.across):
-        table[column] = layout.labels[column][layout.group_codes[column][group]]
-    for column in cond.across:
-        table[f"{column}_x"] = layout.labels[column][
-            layout.group_codes[column][layout.run_group[x_run]]
-        ]
-    table |= {
-        "n_a": n_a.astype(np.int64),
-        "n_b": n_b.astype(np.int64),
-        "n_x": (n_a if cond.is_symmetric else n_x).astype(np.int64),
-        "n_triplets": n_triplets.astype(np.int64),
-        "correct2": np.asarray(correct2, np.int64),
-    }
-    cells = pd.DataFrame(table)
-    cells["error"] = 1.0 - cells["correct2"] / (2.0 * cells["n_triplets"])
-    labels = list(cells.columns[: -len(("n_a", "n_b", "n_x", "n_triplets", "correct2", "error"))])
-    return cells.sort_values(labels, kind="stable").reset_index(
-        drop=True
-    )  # one order, however computed

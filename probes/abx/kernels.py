@@ -123,20 +123,20 @@ def euclidean_from_dot(
 
 
 @nb.njit(cache=True)
-def dtw_pair(
-    dist: np.ndarray, r0: int, n: int, c0: int, m: int, cost: np.ndarray
-) -> tuple[float, float]:
+def dtw_pair(dist: np.ndarray, r0: int, n: int, c0: int, m: int, cost: np.ndarray) -> tuple:
     """DTW of the n x m block of ``dist`` at (r0, c0), as (d(x, y), d(y, x)) with x = the rows.
 
-    ``cost`` is a scratch buffer of at least n x m (float64).
+    ``cost`` is a scratch buffer of at least n x m whose dtype is the precision of the costs: float64,
+    or float32 as libri-light / zrc-abx2's Cython DTW (costs added in float32, the result rounded to
+    float32; compat mode, where their float32 ties decide triplets).
     """
     if n == 1 or m == 1:  # a single row or column: one path, of n + m - 1 cells
-        total = 0.0
+        cost[0, 0] = 0.0
         for i in range(n):
             for j in range(m):
-                total += dist[r0 + i, c0 + j]
-        length = n + m - 1
-        return total / length, total / length
+                cost[0, 0] += dist[r0 + i, c0 + j]
+        value = _rounded(cost, cost[0, 0] / (n + m - 1))
+        return value, value
     cost[0, 0] = dist[r0, c0]
     for i in range(1, n):
         cost[i, 0] = dist[r0 + i, c0] + cost[i - 1, 0]
@@ -148,10 +148,16 @@ def dtw_pair(
             cost[i, j] = dist[r0 + i, c0 + j] + best
     total = cost[n - 1, m - 1]
     length, tie = _path_length(cost, n, m, True)
-    if not tie:  # no left/up tie on the way: the transposed trace takes the same path
-        return total / length, total / length
-    other, _ = _path_length(cost, n, m, False)
-    return total / length, total / other
+    # No left/up tie on the way: the transposed trace takes the same path.
+    other = _path_length(cost, n, m, False)[0] if tie else length
+    return _rounded(cost, total / length), _rounded(cost, total / other)
+
+
+@nb.njit(inline="always")
+def _rounded(cost, value):
+    # value in the precision of the costs (cost[0, 0] is free once the trace-backs are done)
+    cost[0, 0] = value
+    return cost[0, 0]
 
 
 @nb.njit(inline="always")
@@ -190,7 +196,7 @@ def dtw_block(
     out_cr: np.ndarray,
     row_index0: int,
     col_index0: int,
-    max_len: int,
+    scratch: np.ndarray,
 ) -> None:
     """DTW for every allowed pair of a tile, both orientations from one cost matrix.
 
@@ -200,11 +206,12 @@ def dtw_block(
     ``symmetric`` (block rows and columns are the same items), its column comes after its row.
     Writes out_rc[row, col] = d(row item, col item) and out_cr[row, col] = d(col item, row item): both
     row-major, because writing the transpose directly would touch a new cache line per pair.
+    ``scratch``: [max item frames, same] whose dtype is the precision of the costs (``dtw_pair``).
     """
     n_rows = row_off.shape[0] - 1
     n_cols = col_off.shape[0] - 1
     for i in nb.prange(n_rows):
-        cost = np.empty((max_len, max_len), np.float64)
+        cost = np.empty_like(scratch)
         r0, n = row_off[i], row_off[i + 1] - row_off[i]
         gi = row_group[i]
         row = row_index0 + i

@@ -140,19 +140,19 @@ def _chunks(pairs: np.ndarray, longest: np.ndarray) -> list[tuple[int, int]]:
     return bounds
 
 
-def _dtw_costs(dist, pair, r, c, n, m) -> np.ndarray:
+def _dtw_costs(dist, pair, r, c, n, m, cost_dtype=np.float64) -> np.ndarray:
     """Accumulated DTW costs [N + 1, M + 1, pairs] of every pair, its cell (i, j) at [i + 1, j + 1].
 
     A border row and column of +inf (0 at [0, 0]) make the first row and column follow the general
-    rule: cost = d + min(up, diagonal, left) in float64, as ``kernels.dtw_pair``. Cells beyond a
+    rule: cost = d + min(up, diagonal, left) in ``cost_dtype``, as ``kernels.dtw_pair``. Cells beyond a
     pair's own n x m are computed too (from zeros) but never read by its cells.
     """
     rows, cols = int(n.max()), int(m.max())
-    d = np.zeros((rows, cols, len(n)))
+    d = np.zeros((rows, cols, len(n)), cost_dtype)
     d[r, c, pair] = dist
-    cost = np.full((rows + 1, cols + 1, len(n)), np.inf)
+    cost = np.full((rows + 1, cols + 1, len(n)), np.inf, cost_dtype)
     cost[0, 0] = 0.0
-    best = np.empty(len(n))
+    best = np.empty(len(n), cost_dtype)
     for i in range(rows):
         for j in range(cols):
             np.minimum(cost[i, j + 1], cost[i, j], out=best)
@@ -180,18 +180,26 @@ def _path_lengths(cost: np.ndarray, n: np.ndarray, m: np.ndarray, rows_first: bo
     return length + i + j
 
 
-def _dtw_pairs(frames, offsets, first_frame, pi, pj, group, distance):
-    """(d(i, j), d(j, i)) for the pairs (pi, pj) of the same groups."""
+def _dtw_pairs(frames, offsets, first_frame, pi, pj, group, distance, cost_dtype):
+    """(d(i, j), d(j, i)) for the pairs (pi, pj) of the same groups, in the precision of the costs."""
     dist, pair, r, c, n, m = _frame_distances(
         frames, offsets, first_frame, pi, pj, group[pi], distance
     )
-    cost = _dtw_costs(dist, pair, r, c, n, m)
-    total = cost[n, m, np.arange(len(n))]
-    return total / _path_lengths(cost, n, m, True), total / _path_lengths(cost, n, m, False)
+    cost = _dtw_costs(dist, pair, r, c, n, m, cost_dtype)
+    total = cost[n, m, np.arange(len(n))].astype(np.float64)
+    return tuple(
+        (total / _path_lengths(cost, n, m, rows_first)).astype(cost_dtype)
+        for rows_first in (True, False)
+    )
 
 
-def score_small(layout: Layout, frames: np.ndarray, offsets: np.ndarray, distance: str):
-    """The engine's per-cell records (x_run, a_run, b_run, correct2, n_a, n_b, n_x) for this job."""
+def score_small(
+    layout: Layout, frames: np.ndarray, offsets: np.ndarray, distance: str, cost_dtype=np.float64
+):
+    """The engine's per-cell records (x_run, a_run, b_run, correct2, n_a, n_b, n_x) for this job.
+
+    cost_dtype: the precision of DTW costs (float32 in compat mode, as zrc-abx2).
+    """
     pi, pj = _pairs(layout.group_start)
     first_frame = offsets[layout.group_start]
     d_ij, d_ji = np.empty(len(pi)), np.empty(len(pi))
@@ -201,15 +209,56 @@ def score_small(layout: Layout, frames: np.ndarray, offsets: np.ndarray, distanc
     with threadpool_limits(limits=1):
         for p0, p1 in _chunks(*_group_sizes(layout, offsets)):
             d_ij[p0:p1], d_ji[p0:p1] = _dtw_pairs(
-                frames, offsets, first_frame, pi[p0:p1], pj[p0:p1], layout.group, distance
+                frames,
+                offsets,
+                first_frame,
+                pi[p0:p1],
+                pj[p0:p1],
+                layout.group,
+                distance,
+                cost_dtype,
             )
-    return _count(
-        layout, np.concatenate([pi, pj]), np.concatenate([pj, pi]), np.concatenate([d_ij, d_ji])
-    )
+    if cost_dtype == np.float32:  # compat: zrc-abx2's orientation within a run (earlier_on_rows)
+        same_run = layout.phone[pi] == layout.phone[pj]
+        d_ji[same_run] = d_ij[same_run]
+    x, y = np.concatenate([pi, pj]), np.concatenate([pj, pi])
+    return _count(layout, x, y, np.concatenate([d_ij, d_ji]), cost_dtype == np.float32)
 
 
-def _count(layout: Layout, x: np.ndarray, y: np.ndarray, d: np.ndarray):
-    """Per-cell records from every ordered pair (x, y) of a group and d(x, y)."""
+def earlier_on_rows(layout: Layout, block, dist: np.ndarray) -> None:
+    """zrc-abx2's orientation in compat mode: d(x, a) of two items of one run is DTW with the earlier
+    item's frames on the rows, whichever is x (libri-light fills the symmetric A x A matrix from its
+    upper triangle). In place on a symmetric block's [items, items] distances (d(row item, col item)).
+    """
+    first, last = layout.group_start[block.r0], layout.group_start[block.r1]
+    run = np.searchsorted(layout.run_start, np.arange(first, last), "right")
+    lower = np.tri(len(dist), k=-1, dtype=bool) & (run[:, None] == run[None, :])
+    np.copyto(dist, dist.T, where=lower)
+
+
+def zrc_diagonal_ties(layout: Layout, block, dist: np.ndarray, x_run, b_run) -> np.ndarray:
+    """Compat mode, within-type cells: the extra correct2 that zrc-abx2 counts per cell (x_run, b_run).
+
+    zrc-abx2 keeps the pairs x = a in its float32 comparison and puts them out of the way with
+    d(x, x) = max d(x, b) + 1; from 2^24 on (euclidean distances next to a zero frame are ~1e12) that
+    + 1 is lost, and each (x, b) at the maximum counts a tie. ``dist``: a symmetric block's
+    [items, items] distances; returns one count per cell.
+    """
+    extra = np.zeros(len(x_run), np.int64)
+    if not dist.size or dist.max() < 2**23:  # M + 1 is exact in float32: no such tie
+        return extra
+    first = layout.group_start[block.r0]
+    starts = layout.run_start - first
+    for k, (x, b) in enumerate(zip(x_run.tolist(), b_run.tolist(), strict=True)):
+        sub = dist[starts[x] : starts[x + 1], starts[b] : starts[b + 1]]
+        top = sub.max()
+        if np.float32(top + 1.0) == top:
+            extra[k] = int((sub == top).sum())
+    return extra
+
+
+def _count(layout: Layout, x: np.ndarray, y: np.ndarray, d: np.ndarray, zrc: bool):
+    """Per-cell records from every ordered pair (x, y) of a group and d(x, y); zrc: compat mode."""
     run_of = np.repeat(np.arange(len(layout.run_start) - 1), np.diff(layout.run_start))
     run_size = np.diff(layout.run_start)
     same = layout.phone[x] == layout.phone[y]
@@ -223,7 +272,13 @@ def _count(layout: Layout, x: np.ndarray, y: np.ndarray, d: np.ndarray):
     upper = np.searchsorted(a_keys, key[b], "right") - start
     cell_key = run_of[xb] * len(run_size) + run_of[y[b]]
     cells, inverse = np.unique(cell_key, return_inverse=True)
-    correct2 = np.bincount(inverse.reshape(-1), weights=lower + upper, minlength=len(cells))
+    inverse = inverse.reshape(-1)
+    correct2 = np.bincount(inverse, weights=lower + upper, minlength=len(cells))
+    if zrc and len(b) and d[b].max() >= 2**23:  # zrc_diagonal_ties, for every cell at once
+        top = np.full(len(cells), -np.inf)
+        np.maximum.at(top, inverse, d[b])
+        at_top = np.bincount(inverse, weights=d[b] == top[inverse], minlength=len(cells))
+        correct2 += np.where(np.float32(top + 1.0) == top, at_top, 0)
     x_run, b_run = np.divmod(cells, len(run_size))
     n_a, n_b = run_size[x_run], run_size[b_run]
     return x_run, x_run, b_run, np.rint(correct2).astype(np.int64), n_a, n_b, n_a
