@@ -4,15 +4,18 @@ two slicing rules of DESIGN.md."""
 from __future__ import annotations
 
 import math
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from probes.abx import DroppedItemsWarning, Ragged, SliceError, score
 from probes.abx.distances import frame_distance_tile, prepare_frames
 from probes.abx.kernels import dtw_pair
-from probes.abx.slicing import slice_items
+from probes.abx.slicing import _exact_round, slice_items
 
 # fastabx tests/test_regression.py, computed by fastabx on its own synthetic set (issue 6).
 FASTABX_EXPECTED = {"euclidean": 0.4913194353381793, "angular": 0.4809027786056201}
@@ -113,6 +116,23 @@ def test_default_slicing_is_exact_decimal_arithmetic():
         3,
         35,
     ]  # floor(15.0)+1, floor(2.25)+1, floor(34.5)+1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 6)), min_size=1, max_size=20),
+    st.sampled_from([50.0, 100.0, 16000 / 320, 33.3, 1000.0]),
+)
+def test_default_slicing_in_doubles_agrees_with_decimal_arithmetic(times, frequency):
+    """The fast rule (doubles, decimals only next to half a frame) is the exact decimal one."""
+    texts = [f"{mantissa / 10**digits:.{digits}f}" for mantissa, digits in times]
+    items = pd.DataFrame({"onset": [float(t) for t in texts], "onset_text": texts})
+    f = Decimal(repr(frequency))
+    for rounding, name in ((ROUND_CEILING, "ceil"), (ROUND_FLOOR, "floor")):
+        expected = [
+            int((Decimal(t) * f - Decimal("0.5")).to_integral_value(rounding)) for t in texts
+        ]
+        assert _exact_round(items, "onset", frequency, rounding).tolist() == expected, name
 
 
 def test_default_slicing_refuses_out_of_range_and_empty_items_naming_the_line():
