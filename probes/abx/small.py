@@ -201,13 +201,20 @@ def score_small(
     cost_dtype: the precision of DTW costs (float32 in compat mode, as zrc-abx2).
     """
     pi, pj = _pairs(layout.group_start)
+    # Only pairs some cell reads: an X needs another item of its phone in its group.
+    run_size = np.diff(layout.run_start)[
+        np.searchsorted(layout.run_start, np.arange(len(layout.phone)), "right") - 1
+    ]
+    needed = (run_size[pi] > 1) | (run_size[pj] > 1)
+    pi, pj = pi[needed], pj[needed]
+    pairs = np.bincount(layout.group[pi], minlength=len(layout.group_start) - 1)
     first_frame = offsets[layout.group_start]
     d_ij, d_ji = np.empty(len(pi)), np.empty(len(pi))
     # Chunks of whole groups: every temporary stays small (in cache, and no fresh pages to fault in),
     # while each numpy call still covers thousands of cells. Thousands of small products: one BLAS
     # thread (waking a pool costs more than each product).
     with threadpool_limits(limits=1):
-        for p0, p1 in _chunks(*_group_sizes(layout, offsets)):
+        for p0, p1 in _chunks(pairs, _group_sizes(layout, offsets)[1]):
             d_ij[p0:p1], d_ji[p0:p1] = _dtw_pairs(
                 frames,
                 offsets,
