@@ -114,7 +114,10 @@ def assert_matches_reference(features, items, speaker, context, exact=False, **o
 )
 def test_fast_engine_matches_reference(data, condition, distance, compat, pooling):
     features, items, (kind, has_zeros) = data
-    exact = kind == "onehot" and (compat is not None or not has_zeros)
+    # Not with zero frames, in either mode: compat puts them at distance exactly 1, while two one-hot
+    # frames at right angles are at float32 arccos(0) / pi = 0.49999997, so (1 + 0) / 2 against
+    # (0.5 + 0.5) / 2 is a tie for the reference and not for the engine (hypothesis found this case).
+    exact = kind == "onehot" and not has_zeros
     with warnings.catch_warnings():  # compat's dropped-items warning is tested elsewhere
         warnings.simplefilter("ignore", DroppedItemsWarning)
         assert_matches_reference(
