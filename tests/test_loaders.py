@@ -160,6 +160,7 @@ def test_caption_dataset_and_collate(tmp_path: Path) -> None:
     items = [dataset[i] for i in range(3)]
     assert [item["image_index"] for item in items] == [0, 0, 1]
     assert [item["wav"].shape[0] for item in items] == [1600, 3200, 3200]
+    assert dataset.durations() == [0.1, 0.2, 0.2]  # from the headers, for length-bucketed batches
     batch = collate_captions(items)
     assert batch["wav"].shape == (3, 3200) and batch["wav_lengths"].tolist() == [1600, 3200, 3200]
     assert torch.equal(batch["wav"][0, :1600], items[0]["wav"]) and not batch["wav"][0, 1600:].any()
@@ -177,6 +178,10 @@ def test_a_missing_wav_names_the_split_file_and_entry(tmp_path: Path) -> None:
         FileNotFoundError, match="SpokenCOCO_val.json: entry 1, caption 0: .*-0.wav"
     ):
         dataset[2]
+    with pytest.raises(
+        FileNotFoundError, match="SpokenCOCO_val.json: entry 1, caption 0: .*-0.wav"
+    ):
+        dataset.durations()
 
 
 def test_caption_dataset_on_the_embedded_corpus(small_corpus: Path) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from training.schedules import PAPER_SCHEDULES, ScheduleError, Stage, parse_schedule, stage_of
-from training.trainer import warmup_linear
+from training.trainer import epoch_batches, warmup_linear
 
 
 def test_stage_names_map_to_the_papers_loss_weights():
@@ -69,3 +70,34 @@ def test_learning_rate_warms_up_then_decays_to_zero():
     assert all(a <= b for a, b in zip(values[:10], values[1:10], strict=False))
     assert all(a >= b for a, b in zip(values[10:], values[11:], strict=False))
     assert values[100] == 0.0
+
+
+def _padding(batches: list[list[int]], lengths: np.ndarray) -> float:
+    """Fraction of a padded batch tensor that is padding."""
+    return 1 - sum(lengths[b].sum() for b in batches) / sum(
+        lengths[b].max() * len(b) for b in batches
+    )
+
+
+@pytest.mark.parametrize("bucket_batches", [0, 1, 4, 16])
+def test_bucketed_batches_cover_the_same_captions_and_are_reproducible(bucket_batches):
+    lengths = np.random.default_rng(0).uniform(1.0, 4.0, size=203)
+    batches = epoch_batches(203, 16, 0, 3, lengths.tolist(), bucket_batches)
+    assert batches == epoch_batches(203, 16, 0, 3, lengths.tolist(), bucket_batches)
+    assert [len(b) for b in batches] == [16] * (203 // 16)  # the partial batch dropped
+    flat = [i for b in batches for i in b]
+    assert len(set(flat)) == len(flat)
+    # Bucketing reorders the epoch's permutation; it drops the same captions as random batches.
+    assert set(flat) == {i for b in epoch_batches(203, 16, 0, 3) for i in b}
+    assert batches != epoch_batches(203, 16, 0, 4, lengths.tolist(), bucket_batches)
+
+
+def test_bucketing_cuts_the_padding_of_random_batches():
+    lengths = np.random.default_rng(1).uniform(1.9, 3.9, size=1200)
+    random = _padding(epoch_batches(1200, 32, 0, 1), lengths)
+    bucketed = _padding(epoch_batches(1200, 32, 0, 1, lengths.tolist(), 16), lengths)
+    assert random > 0.15 and bucketed < random / 4
+    # Which captions meet is still random: a bucket spans 16 batches of the permutation.
+    assert epoch_batches(1200, 32, 0, 1, lengths.tolist(), 16) != epoch_batches(
+        1200, 32, 1, 1, lengths.tolist(), 16
+    )

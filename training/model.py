@@ -87,6 +87,11 @@ class AudioBranch(nn.Module):
             EncoderLayer(e, cfg.branch_heads, 4 * e, cfg.dropout, cfg.attention_dropout)
             for _ in range(cfg.audio_branch_layers)
         )
+        # The paper's code projects the CLS output linearly (`trm2_proj`): without it the embedding
+        # is a LayerNorm output of fixed norm, and the dot-product scores start large and collapse.
+        self.out_proj = nn.Linear(e, e)
+        nn.init.normal_(self.out_proj.weight, std=0.02)
+        nn.init.zeros_(self.out_proj.bias)
 
     def forward(self, frames: Tensor, cls: Tensor, lengths: Tensor) -> Tensor:
         """frames [B, F, dim] (CLS dropped), cls [B, dim], lengths [B] -> audio embedding [B, E]."""
@@ -100,7 +105,7 @@ class AudioBranch(nn.Module):
         key_mask = F.pad(padding_mask(lengths, x.shape[1] - 1), (1, 0), value=True)
         for layer in self.layers:
             x = layer(x, key_mask)
-        return x[:, 0]
+        return self.out_proj(x[:, 0])
 
 
 class ImageBranch(nn.Module):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import soundfile
 import torch
 from torch.utils.data import Dataset
 
-from training.data.audio import read_wav
+from training.data.audio import WavError, read_wav
 from training.data.regions import RegionFeatures
 from training.data.spokencoco import load_split, split_path
 
@@ -71,6 +72,23 @@ class CaptionDataset(Dataset):
             "feats": feats,
             "boxes": boxes,
         }
+
+    def durations(self) -> list[float]:
+        """Seconds of audio of every caption, from the wav headers (no samples read); cached."""
+        if getattr(self, "_durations", None) is None:
+            self._durations = []
+            for image_index, k in self.captions:
+                entry = self.entries[image_index]
+                wav = Path(entry["captions"][k]["wav"])
+                where = f"{self.split_file}: entry {entry['entry']}, caption {k}: {wav}"
+                if not wav.is_file():
+                    raise FileNotFoundError(f"{where}: no such audio file")
+                try:
+                    info = soundfile.info(wav)
+                except (soundfile.LibsndfileError, RuntimeError) as error:
+                    raise WavError(f"{where}: unreadable audio file ({error})") from None
+                self._durations.append(info.frames / info.samplerate)
+        return self._durations
 
     def image_regions(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Region features of every image of the split: feats [N, 36, D], boxes [N, 36, 4]."""
