@@ -29,12 +29,6 @@ def learning_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect (issue 3 left open): on the lead's clean-clone runs (torch 2 threads) this "
-    "8-epoch run ends with speech->image R@10 exactly at chance (0.400, every caption ranking the "
-    "same 10 images: a near-collapsed audio embedding); an earlier run of the same test reached 0.576",
-)
 def test_a_short_vgs_run_retrieves_held_out_images_above_chance(learning_corpus, tmp_path):
     run = train(
         learning_corpus,
