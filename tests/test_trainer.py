@@ -93,6 +93,25 @@ def test_resume_gives_exactly_the_weights_of_an_uninterrupted_run(small_corpus, 
     assert int(adam["step"]) == 8
 
 
+def test_training_on_the_cpu_uses_deterministic_kernels_and_restores_the_setting(
+    small_corpus, tmp_path, monkeypatch
+):
+    # The distractor gather's backward (repeated indices) adds in thread order unless torch's
+    # deterministic kernels are on: identical runs then differed in their last bits.
+    import training.trainer as trainer_module
+
+    seen, real = [], trainer_module._train_epoch
+
+    def spy(*args, **kwargs):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "_train_epoch", spy)
+    assert not torch.are_deterministic_algorithms_enabled()
+    train(small_corpus, tmp_path / "run", schedule="vgs", stage_epochs=1, **QUICK)
+    assert seen == [True] and not torch.are_deterministic_algorithms_enabled()
+
+
 def test_sigkill_mid_epoch_never_leaves_a_checkpoint_that_loads_as_complete(small_corpus, tmp_path):
     run = tmp_path / "run"
     command = [

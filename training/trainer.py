@@ -13,6 +13,7 @@ the weights of an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -148,6 +149,28 @@ def _collate(items: list[dict]) -> dict:
     batch = collate_captions(items)
     batch["sample_seed"] = [item["sample_seed"] for item in items]
     return batch
+
+
+@contextlib.contextmanager
+def _deterministic_on_cpu(device: str):
+    """Deterministic kernels while training on the CPU, the previous setting restored afterwards.
+
+    With 2 threads, the backward of the distractor gather `targets[negative_index]` (repeated
+    indices: an accumulating index_put_) adds in thread order, so two identical runs differed in the
+    last bits of their weights (3 of 4 runs on the 2-core machine) and a resumed run could miss an
+    uninterrupted one. The deterministic kernel cost no measurable time here. CUDA is left alone:
+    there, deterministic mode needs CUBLAS_WORKSPACE_CONFIG set before the process starts.
+    """
+    if not device.startswith("cpu"):
+        yield
+        return
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def _autocast(device: str, precision: str):
@@ -295,20 +318,21 @@ def train(
             current_stage = stage_index
 
         started = time.perf_counter()
-        sums = _train_epoch(
-            net,
-            model,
-            optimizer,
-            scheduler,
-            train_set,
-            train_cfg,
-            stage,
-            epoch,
-            step,
-            max_samples,
-            device,
-            progress,
-        )
+        with _deterministic_on_cpu(device):
+            sums = _train_epoch(
+                net,
+                model,
+                optimizer,
+                scheduler,
+                train_set,
+                train_cfg,
+                stage,
+                epoch,
+                step,
+                max_samples,
+                device,
+                progress,
+            )
         step += steps_per_epoch
         record = {
             "epoch": epoch,
