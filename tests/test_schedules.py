@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from training.batches import epoch_batches, warmup_linear
 from training.schedules import PAPER_SCHEDULES, ScheduleError, Stage, parse_schedule, stage_of
-from training.trainer import epoch_batches, warmup_linear
 
 
 def test_stage_names_map_to_the_papers_loss_weights():

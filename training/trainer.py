@@ -21,11 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from training import distributed as D
+from training.batches import (
+    EpochView,
+    caption_durations,
+    collate_with_seeds,
+    epoch_batches,
+    warmup_linear,
+)
 from training.checkpoints import (
     CheckpointError,
     last_checkpoint,
@@ -57,98 +63,6 @@ from training.schedules import Stage, parse_schedule, stage_of
 from training.validation import validation_recall
 
 __all__ = ["RunConfigError", "train"]
-
-
-def sample_seed(seed: int, epoch: int, index: int) -> int:
-    """The seed of every random draw made for caption `index` in `epoch`."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0])
-
-
-class EpochView(Dataset):
-    """The training captions as seen in one epoch: random crops to max_seconds, each with its seed."""
-
-    def __init__(self, captions: Dataset, seed: int, epoch: int, max_samples: int):
-        self.captions, self.seed, self.epoch, self.max_samples = (
-            captions,
-            seed,
-            epoch,
-            max_samples,
-        )
-
-    def __len__(self) -> int:
-        return len(self.captions)
-
-    def __getitem__(self, index: int) -> dict:
-        item = dict(self.captions[index])
-        key = sample_seed(self.seed, self.epoch, index)
-        wav = item["wav"]
-        if len(wav) > self.max_samples:
-            start = int(
-                np.random.default_rng([key, 1]).integers(0, len(wav) - self.max_samples + 1)
-            )
-            item["wav"] = wav[start : start + self.max_samples]
-        item["sample_seed"] = key
-        return item
-
-
-def epoch_batches(
-    n: int,
-    batch_size: int,
-    seed: int,
-    epoch: int,
-    lengths: list[float] | None = None,
-    bucket_batches: int = 0,
-) -> list[list[int]]:
-    """The epoch's global batches: a permutation seeded by (seed, epoch), the last partial batch dropped.
-
-    With `lengths` (seconds per caption) and bucket_batches > 0, each run of bucket_batches batches of
-    the permutation is sorted by length before it is cut into batches, and the batches are shuffled:
-    a batch then holds captions of similar length, so little of it is padding (24% of a random batch
-    of 32 on the embedded corpus, 4% bucketed), while which captions meet in a batch stays random.
-    """
-    rng = np.random.default_rng([seed, epoch, 7])
-    order = rng.permutation(n)[: n - n % batch_size]
-    if lengths is not None and bucket_batches > 0:
-        lengths = np.asarray(lengths)
-        chunk = bucket_batches * batch_size
-        order = np.concatenate(
-            [
-                part[np.argsort(lengths[part], kind="stable")]
-                for part in np.split(order, range(chunk, len(order), chunk))
-            ]
-        )
-        batches = order.reshape(-1, batch_size)
-        order = batches[rng.permutation(len(batches))].reshape(-1)
-    order = order.tolist()
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def warmup_linear(total_steps: int, warmup_fraction: float):
-    """LR multiplier: linear warm-up over warmup_fraction of the stage, then linear decay to 0."""
-    warmup = max(1, int(round(warmup_fraction * total_steps)))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    return factor
-
-
-def _durations(captions: Dataset) -> list[float]:
-    """Seconds per caption of a CaptionDataset or a Subset of one."""
-    if isinstance(captions, torch.utils.data.Subset):
-        every = _durations(captions.dataset)
-        return [every[i] for i in captions.indices]
-    return captions.durations()
-
-
-def _collate(items: list[dict]) -> dict:
-    from training.data import collate_captions
-
-    batch = collate_captions(items)
-    batch["sample_seed"] = [item["sample_seed"] for item in items]
-    return batch
 
 
 @contextlib.contextmanager
@@ -441,7 +355,7 @@ def _train_epoch(
 
     lengths = None
     if cfg.length_bucket_batches:
-        lengths = [min(s, cfg.max_seconds) for s in _durations(train_set)]
+        lengths = [min(s, cfg.max_seconds) for s in caption_durations(train_set)]
     batches = [
         D.local_slice(b)
         for b in epoch_batches(
@@ -451,7 +365,7 @@ def _train_epoch(
     loader = DataLoader(
         EpochView(train_set, cfg.seed, epoch, max_samples),
         batch_sampler=batches,
-        collate_fn=_collate,
+        collate_fn=collate_with_seeds,
         num_workers=cfg.extra.get("num_workers", 0),
     )
     w_av, w_aud = stage.weights
