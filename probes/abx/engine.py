@@ -191,9 +191,11 @@ def _score_blocks(layout, frames, offsets, distance, sampling, cost_dtype, progr
     bar = tqdm(total=len(blocks), desc="ABX blocks", disable=not progress, leave=False)
     threads = numba.get_num_threads()
 
+    # zrc-abx2's orientation and x = a ties (compat mode, within-type, exhaustive): see small.py.
+    zrc = cost_dtype == np.float32 and layout.condition.is_symmetric and not sampling.active
+
     def run(block, kernels):
         d_rc, d_cr = _block_distances(layout, frames, offsets, block, distance, scratch, kernels)
-        zrc = cost_dtype == np.float32 and layout.condition.is_symmetric and not sampling.active
         if zrc:
             small.earlier_on_rows(layout, block, d_rc)
         parts = _score_block(layout, block, d_rc, d_cr, sampling, thresholds, kernels)

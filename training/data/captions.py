@@ -48,6 +48,7 @@ class CaptionDataset(Dataset):
             for k in range(len(entry["captions"]))
         ]
         self.caption_image_index = torch.tensor([i for i, _ in self.captions], dtype=torch.long)
+        self._durations: list[float] | None = None  # durations(), read once
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -75,7 +76,7 @@ class CaptionDataset(Dataset):
 
     def durations(self) -> list[float]:
         """Seconds of audio of every caption, from the wav headers (no samples read); cached."""
-        if getattr(self, "_durations", None) is None:
+        if self._durations is None:
             self._durations = []
             for image_index, k in self.captions:
                 entry = self.entries[image_index]
