@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from training.config import ModelConfig, config_from_dict
+from training.fileio import write_bytes_atomic
 
 __all__ = [
     "CheckpointError",
@@ -52,24 +51,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     torch.save(payload, buffer)
     body = buffer.getvalue()
     digest = hashlib.sha256(body).hexdigest().encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + digest + b"\n")
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
+    return write_bytes_atomic(path, MAGIC + digest + b"\n", body, sync_dir=True)
 
 
 def _read_header(path: Path, head: bytes) -> str:

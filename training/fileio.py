@@ -1,7 +1,11 @@
-"""Atomic, reproducible file writes for the corpus generator.
+"""Atomic, reproducible file writes: the one place where sslvgs puts a file on disk.
 
-Atomic: a temp file in the same folder, fsync, os.replace, so an interrupted build leaves each file
-either complete or absent, and "the file exists" means "the file is done" when a build resumes.
+Atomic: the data goes to a temp file in the same folder (named `.NAME.XXXXXXXX.tmp`, so a builder can
+recognise and remove the leftovers of a killed run), is fsynced and moved over the target with
+os.replace. A reader (another process, a resumed run) sees the old file or the new one, never half of
+one, and "the file exists" means "the file is done". `sync_dir=True` also fsyncs the folder, so the
+rename itself survives a power cut (checkpoints ask for it).
+Permissions: the file gets the usual 0o666 less the umask, not the 0o600 of `tempfile.mkstemp`.
 Reproducible: nothing time-dependent goes into a file (np.savez stamps the zip members with the
 current time; `write_npz` does not).
 """
@@ -9,38 +13,87 @@ current time; `write_npz` does not).
 from __future__ import annotations
 
 import io
+import json
 import os
-import tempfile
+import secrets
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["write_bytes_atomic", "write_text_atomic", "write_npz", "npz_bytes"]
+__all__ = [
+    "write_atomic",
+    "write_bytes_atomic",
+    "write_text_atomic",
+    "write_json_atomic",
+    "write_npz",
+    "npz_bytes",
+]
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 
-def write_bytes_atomic(path: Path | str, data: bytes) -> Path:
-    """Write `data` to `path` via a temp file in the same folder, fsync and os.replace."""
+def _create_temp(path: Path) -> Path:
+    """An empty, new temp file next to `path`, created with mode 0o666 so that the umask applies."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:  # 1 in 4 billion: draw another name
+            continue
+        return tmp
+
+
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path | str, write: Callable[[Path], Any], *, sync_dir: bool = False) -> Path:
+    """Call `write(tmp)` on a temp file next to `path`, fsync it and move it onto `path`.
+
+    For writers that want a file name (matplotlib, xarray, pandas): tell them the format explicitly,
+    since the temp name ends in `.tmp`. Whatever `write` raises, the temp file is removed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _create_temp(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(name, path)
+        write(tmp)
+        _fsync(tmp, os.O_RDONLY)
+        os.replace(tmp, path)
     except BaseException:
-        Path(name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    if sync_dir:
+        _fsync(path.parent, os.O_RDONLY)
     return path
+
+
+def write_bytes_atomic(path: Path | str, *parts: bytes, sync_dir: bool = False) -> Path:
+    """Write the concatenation of `parts` to `path` atomically (parts: no need to join big buffers)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            for part in parts:
+                handle.write(part)
+
+    return write_atomic(path, write, sync_dir=sync_dir)
 
 
 def write_text_atomic(path: Path | str, text: str) -> Path:
     """Write UTF-8 `text` to `path` atomically."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path | str, data: Any, indent: int | None = 1) -> Path:
+    """Write `data` as JSON to `path` atomically."""
+    return write_text_atomic(path, json.dumps(data, indent=indent))
 
 
 def npz_bytes(**arrays: np.ndarray) -> bytes:

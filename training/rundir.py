@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from training.config import ModelConfig, TrainConfig, config_to_dict
+from training.fileio import write_json_atomic, write_text_atomic
 from training.schedules import Stage
 
 __all__ = [
@@ -50,16 +51,6 @@ def run_config(
     }
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Temp file in the same directory, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def append_metrics(run_dir: Path, record: dict) -> None:
     """One JSON line per epoch, fsynced before the epoch's checkpoint is written."""
     with open(run_dir / "metrics.jsonl", "a") as f:
@@ -78,9 +69,7 @@ def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
         for line in path.read_text().splitlines()
         if line.strip() and json.loads(line).get("epoch", 0) <= last_epoch
     ]
-    tmp = path.with_name(".metrics.jsonl.tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(line + "\n" for line in keep))
 
 
 def check_resume(

@@ -99,12 +99,9 @@ def report(result, args: argparse.Namespace) -> int:
         interval = result.bootstrap(n_boot=args.bootstrap, seed=args.seed)
         summary |= {"low": interval.low, "high": interval.high, "confidence": interval.confidence}
     if args.cells:
-        from pathlib import Path
+        from training.fileio import write_atomic
 
-        path = Path(args.cells)
-        tmp = path.with_name(f".{path.name}.tmp")
-        result.cells.to_csv(tmp, index=False)
-        tmp.replace(path)
+        write_atomic(args.cells, lambda tmp: result.cells.to_csv(tmp, index=False))
     if args.json:
         print(json.dumps(summary))
         return 0

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from training.fileio import write_text_atomic
 
 __all__ = ["ItemFileError", "read_items", "write_items", "ITEM_COLUMNS"]
 
@@ -153,15 +154,4 @@ def write_items(path: str | os.PathLike, table: pd.DataFrame) -> Path:
     header = " ".join([*HEADER_NAMES, *extra])
     body = [" ".join(fields) for fields in zip(*columns.values(), strict=True)]
     text = "\n".join([header, *body]) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, text)
