@@ -6,8 +6,8 @@ os.replace. A reader (another process, a resumed run) sees the old file or the n
 one, and "the file exists" means "the file is done". `sync_dir=True` also fsyncs the folder, so the
 rename itself survives a power cut (checkpoints ask for it).
 Permissions: the file gets the usual 0o666 less the umask, not the 0o600 of `tempfile.mkstemp`.
-Reproducible: nothing time-dependent goes into a file (np.savez stamps the zip members with the
-current time; `write_npz` does not).
+Reproducible: nothing time-dependent goes into a file (`write_npz` fixes each zip member's timestamp
+and mode instead of leaving them to numpy's zip writer).
 """
 
 from __future__ import annotations
