@@ -1,7 +1,7 @@
 """Training throughput: sslvgs training steps against torchaudio's wav2vec 2.0 on the same audio.
 
 CPU (always): seconds of audio trained per second of wall time for
-  - sslvgs `tiny`: one full training step (both objectives, backward, AdamW, grad clipping),
+  - sslvgs `tiny` and `small`: one full training step (both objectives, backward, AdamW, grad clipping),
   - sslvgs `paper`: the same step at wav2vec 2.0 base size,
   - peer: torchaudio `wav2vec2_base` forward + backward of its encoder output (no objective, no
     optimizer), the cost floor of a wav2vec 2.0 base step on the same audio.
@@ -88,6 +88,7 @@ def cpu_rows(repeats: int) -> list[dict]:
     rows = []
     for name, batch_size, seconds, build in (
         ("sslvgs tiny (full training step)", 32, 3.0, lambda b: sslvgs_step_fn("tiny", b, "cpu")),
+        ("sslvgs small (full training step)", 32, 3.0, lambda b: sslvgs_step_fn("small", b, "cpu")),
         ("sslvgs paper (full training step)", 4, 3.0, lambda b: sslvgs_step_fn("paper", b, "cpu")),
         ("torchaudio wav2vec2_base (fwd+bwd)", 4, 3.0, torchaudio_step_fn),
     ):

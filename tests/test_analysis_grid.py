@@ -154,7 +154,9 @@ def test_dask_path_equals_serial(run: Path, hand_made_run: Path, tmp_path: Path)
     ):
         parallel = grid(run, layer_norm, client=client, calls=str(calls), progress=False)
     assert count(calls) == 12
-    np.testing.assert_allclose(parallel.values, serial.values, rtol=1e-6)
+    # Workers run 1 thread, this process 2: float32 reductions may add in another order, so a mean of
+    # O(1) features near 0 can differ in its last bits (1.9e-8 seen at 0.0076); nothing else may.
+    np.testing.assert_allclose(parallel.values, serial.values, rtol=1e-6, atol=1e-7)
     assert parallel.checkpoint.values.tolist() == serial.checkpoint.values.tolist()
     again = grid(run, layer_norm, calls=str(calls), progress=False)  # the dask run filled the cache
     assert count(calls) == 12 and again.equals(parallel)

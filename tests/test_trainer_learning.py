@@ -18,7 +18,7 @@ from training.corpus import build_corpus
 from training.data import CaptionDataset
 
 IMAGES = 150  # 120 training scenes (600 captions), 25 held-out test scenes (125 captions)
-EPOCHS = 8
+EPOCHS = 12
 
 
 @pytest.fixture(scope="module")

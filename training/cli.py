@@ -71,7 +71,9 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("corpus", help="corpus folder (SpokenCOCO layout with region features)")
     parser.add_argument("run", help="run directory (created; with --resume, continued)")
-    parser.add_argument("--preset", default="tiny", choices=("tiny", "paper"), help="model size")
+    parser.add_argument(
+        "--preset", default="tiny", choices=("tiny", "small", "paper"), help="model size"
+    )
     parser.add_argument("--schedule", default=None, help="stages (default: the preset's, vgs+)")
     parser.add_argument("--stage-epochs", default=None, help="epochs per stage, e.g. 20,50")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
