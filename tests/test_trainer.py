@@ -189,6 +189,13 @@ def test_resume_refuses_another_preset_or_schedule(tiny_run, small_corpus, tmp_p
         train(small_corpus, copy, progress=False)
 
 
+def test_resume_names_the_model_fields_that_differ(tiny_run, small_corpus, tmp_path):
+    """A preset may change between versions; the error says which fields, so the run can be matched."""
+    copy = Path(shutil.copytree(tiny_run, tmp_path / "copy"))
+    with pytest.raises(RunConfigError, match=r"config.json.*differs.*: dim 32 \(asked 64\)"):
+        train(small_corpus, copy, resume=True, progress=False, dim=64)
+
+
 def test_a_schedule_that_does_not_parse_is_refused_before_training(small_corpus, tmp_path):
     with pytest.raises(ScheduleError, match="unknown stage 'sgv'"):
         train(small_corpus, tmp_path / "run", schedule="vgs,sgv", stage_epochs="1,1", **QUICK)
