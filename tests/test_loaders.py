@@ -25,7 +25,7 @@ from training.data import (
     read_wav,
     write_alignment,
 )
-from training.data.audio import wav_bytes
+from training.data.audio import wav_bytes, wav_seconds
 from training.fileio import write_npz
 
 # ---------------------------------------------------------------- wavs
@@ -83,6 +83,11 @@ def test_bad_wavs_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "junk.wav").write_bytes(b"RIFF this is not audio at all" * 10)
     with pytest.raises(WavError, match="junk.wav.*unreadable"):
         read_wav(tmp_path / "junk.wav")
+    # The header-only reader (caption durations) reports the same way.
+    with pytest.raises(FileNotFoundError, match="missing.wav"):
+        wav_seconds(tmp_path / "missing.wav")
+    with pytest.raises(WavError, match="junk.wav.*unreadable"):
+        wav_seconds(tmp_path / "junk.wav")
 
 
 # ---------------------------------------------------------------- SpokenCOCO splits and captions

@@ -92,11 +92,9 @@ def check_resume(
     asked = json.loads(json.dumps(config_to_dict(model_cfg)))
     if asked != stored["model"]:
         # Name the fields: a preset can change between versions (tiny was width 64, now `small`).
-        differ = sorted(set(asked) | set(stored["model"]))
-        differ = [k for k in differ if asked.get(k) != stored["model"].get(k)]
-        shown = ", ".join(
-            f"{k} {stored['model'].get(k)!r} (asked {asked.get(k)!r})" for k in differ[:6]
-        )
+        run = stored["model"]
+        differ = [k for k in sorted(set(asked) | set(run)) if asked.get(k) != run.get(k)]
+        shown = ", ".join(f"{k} {run.get(k)!r} (asked {asked.get(k)!r})" for k in differ[:6])
         raise RunConfigError(
             f"{where}: the run's model configuration differs from the one asked for: {shown}"
             + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")

@@ -17,7 +17,7 @@ import soundfile
 import torch
 from scipy.signal import resample_poly
 
-__all__ = ["WavError", "read_wav", "resample", "wav_bytes", "resampled_position"]
+__all__ = ["WavError", "read_wav", "wav_seconds", "resample", "wav_bytes", "resampled_position"]
 
 
 class WavError(ValueError):
@@ -48,17 +48,28 @@ def read_wav(path: str | os.PathLike, sample_rate: int = 16000) -> torch.Tensor:
     unreadable one, naming the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such audio file")
-    try:
-        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-        raise WavError(f"{path}: unreadable audio file ({error})") from None
+    samples, rate = _checked(path, soundfile.read, dtype="float32", always_2d=True)
     if samples.shape[0] == 0:
         raise WavError(f"{path}: empty audio file (no samples)")
     mono = samples.mean(axis=1)
     mono = resample(mono, int(rate), sample_rate).astype(np.float32, copy=False)
     return torch.from_numpy(np.ascontiguousarray(mono))
+
+
+def wav_seconds(path: str | os.PathLike) -> float:
+    """Duration of an audio file from its header (no samples read); the errors of `read_wav`."""
+    info = _checked(Path(path), soundfile.info)
+    return info.frames / info.samplerate
+
+
+def _checked(path: Path, read, **kwargs):
+    """`read(path, **kwargs)`, with a missing or unreadable file reported under its name."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such audio file")
+    try:
+        return read(path, **kwargs)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        raise WavError(f"{path}: unreadable audio file ({error})") from None
 
 
 def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import soundfile
 import torch
 from torch.utils.data import Dataset
 
-from training.data.audio import WavError, read_wav
+from training.data.audio import read_wav, wav_seconds
 from training.data.regions import RegionFeatures
 from training.data.spokencoco import load_split, split_path
 
@@ -80,15 +79,12 @@ class CaptionDataset(Dataset):
             self._durations = []
             for image_index, k in self.captions:
                 entry = self.entries[image_index]
-                wav = Path(entry["captions"][k]["wav"])
-                where = f"{self.split_file}: entry {entry['entry']}, caption {k}: {wav}"
-                if not wav.is_file():
-                    raise FileNotFoundError(f"{where}: no such audio file")
                 try:
-                    info = soundfile.info(wav)
-                except (soundfile.LibsndfileError, RuntimeError) as error:
-                    raise WavError(f"{where}: unreadable audio file ({error})") from None
-                self._durations.append(info.frames / info.samplerate)
+                    seconds = wav_seconds(entry["captions"][k]["wav"])
+                except (OSError, ValueError) as error:  # as __getitem__: say where the caption is
+                    where = f"{self.split_file}: entry {entry['entry']}, caption {k}"
+                    raise type(error)(f"{where}: {error}") from error
+                self._durations.append(seconds)
         return self._durations
 
     def image_regions(self) -> tuple[torch.Tensor, torch.Tensor]:
