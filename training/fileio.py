@@ -1,4 +1,5 @@
-"""Atomic, reproducible file writes: the one place where sslvgs puts a file on disk.
+"""Atomic, reproducible file writes, and the lock that shared writers take: the one place where sslvgs
+puts a file on disk.
 
 Atomic: the data goes to a temp file in the same folder (named `.NAME.XXXXXXXX.tmp`, so a builder can
 recognise and remove the leftovers of a killed run), is fsynced and moved over the target with
@@ -12,12 +13,13 @@ and mode instead of leaving them to numpy's zip writer).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import secrets
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ __all__ = [
     "write_json_atomic",
     "write_npz",
     "npz_bytes",
+    "exclusive",
+    "LockedError",
 ]
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
@@ -112,3 +116,50 @@ def npz_bytes(**arrays: np.ndarray) -> bytes:
 def write_npz(path: Path | str, **arrays: np.ndarray) -> Path:
     """Write `arrays` as an .npz at `path`, atomically and byte-for-byte reproducibly."""
     return write_bytes_atomic(path, npz_bytes(**arrays))
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock on a shared file or folder; the message names both."""
+
+
+@contextlib.contextmanager
+def exclusive(
+    target: Path | str,
+    *,
+    what: str,
+    wait: float | None = None,
+    notify: Callable[[str], Any] = print,
+) -> Iterator[None]:
+    """Hold the lock ``<target>.lock`` (a `filelock.FileLock`, released by the OS when a process dies,
+    so a stale lock of a killed process never blocks) while writing `target`.
+
+    Args:
+        target: the shared thing written under the lock (a store, a run directory, a cache file).
+        what: a few words for messages ("the activation store", "the run").
+        wait: seconds to wait for another writer (None: as long as it takes; 0: refuse at once).
+        notify: called once with a message when another process holds the lock and we wait.
+    Raises:
+        LockedError: the lock was still held after `wait` seconds.
+    """
+    from filelock import FileLock, Timeout
+
+    target = Path(target)
+    lock_path = target.parent / f"{target.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if wait == 0:
+            raise LockedError(f"{target}: {what} is being written by another process") from None
+        notify(f"{target}: waiting for another process writing {what} ...")
+        try:
+            lock.acquire(timeout=-1 if wait is None else wait)
+        except Timeout:
+            raise LockedError(
+                f"{target}: {what} is still being written by another process after {wait:g} s"
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
