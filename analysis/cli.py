@@ -115,7 +115,7 @@ def _client(workers: int):
 def _write_grid(result, out: str) -> None:
     from pathlib import Path
 
-    from analysis.atomic import write_atomic, write_text_atomic
+    from training.fileio import write_atomic, write_text_atomic
 
     path = Path(out)
     if path.suffix == ".csv":

@@ -200,17 +200,9 @@ def _file_hash(path: Path) -> str:
 
 def _item_file(items: str | Path, corpus: str | Path | None) -> Path:
     """An item file, an ABX set directory, or the name of a set of `corpus` -> the item file."""
-    path = Path(items)
-    candidates = [path, path / "items.item"]
-    if corpus is not None:
-        candidates.append(Path(corpus) / "abx" / str(items) / "items.item")
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"ABX items {str(items)!r}: not an item file, an ABX set directory, nor a set of the corpus "
-        f"{str(corpus)!r} (abx/<set>/items.item)"
-    )
+    from training.rundir import abx_item_file
+
+    return abx_item_file(items, corpus)
 
 
 def _store(scratch: Path, model_id: str, source: str) -> Path:
@@ -248,11 +240,12 @@ def _phone(model, layers, *, checkpoint, epoch, scratch, corpus=None, split="tra
 
 def _run_corpus(checkpoint: Path) -> Path:
     """The corpus recorded in the config.json of the run that holds `checkpoint`."""
-    config = Path(checkpoint).parent.parent / "config.json"
-    corpus = json.loads(config.read_text()).get("corpus") if config.is_file() else None
-    if not corpus:
-        raise ValueError(f"{checkpoint}: no corpus recorded in {config}; pass corpus=")
-    return Path(corpus)
+    from training.rundir import run_corpus
+
+    corpus = run_corpus(checkpoint)
+    if corpus is None:
+        raise ValueError(f"{checkpoint}: its run's config.json names no corpus; pass corpus=")
+    return corpus
 
 
 def _cka(model, layers, *, checkpoint, epoch, scratch, reference, source=None, **options):
@@ -307,23 +300,15 @@ def _cka_run(model, layers, *, checkpoint, epoch, scratch, other, source=None, *
 
 def _reference_checkpoint(reference: str | Path) -> Path:
     """A checkpoint file; a run directory stands for its last checkpoint."""
-    from analysis.runs import checkpoints
+    from training.rundir import resolve_checkpoint
 
-    path = Path(reference)
-    if path.is_dir():
-        return list(checkpoints(path).values())[-1]
-    if not path.is_file():
-        raise FileNotFoundError(f"reference checkpoint {reference}: no such file or run directory")
-    return path
+    return resolve_checkpoint(reference)
 
 
 def _epoch_of(run: str | Path, epoch: int) -> Path:
-    from analysis.runs import checkpoints
+    from training.rundir import resolve_checkpoint
 
-    found = checkpoints(run)
-    if epoch not in found:
-        raise FileNotFoundError(f"{run}: no checkpoint for epoch {epoch} to compare with")
-    return found[epoch]
+    return resolve_checkpoint(run, epoch)
 
 
 BUILTIN_PROBES: dict[str, tuple[LayerFunction, Callable | None]] = {

@@ -21,9 +21,10 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from analysis.atomic import write_atomic
 from analysis.grid_probes import ProbeSpec, make_spec, measure_checkpoint
 from analysis.runs import checkpoints, run_name
+from training.fileio import write_atomic
+from training.rundir import analysis_cache
 
 __all__ = ["grid", "grids", "stack", "cache_path", "num_layers"]
 
@@ -33,7 +34,7 @@ Layers = str | int | Iterable[int]
 
 def cache_path(run: Path | str, spec: ProbeSpec) -> Path:
     """Where the cells of `spec` on `run` are cached."""
-    return Path(run) / "analysis" / f"grid-{spec.name}-{spec.key}.nc"
+    return analysis_cache(run) / f"grid-{spec.name}-{spec.key}.nc"
 
 
 def grid(
@@ -49,7 +50,7 @@ def grid(
     """The (epoch, layer) grid of `probe` on the checkpoints of `run`.
 
     probe: a name, "abx" (options: items = an item file or an ABX set name of the corpus, "captions" or
-    "read", with corpus = the corpus root; speaker, context and any probes.abx.score option), "phone"
+    "read", with corpus = the corpus root; speaker, context and any probes.abx_engine.score option), "phone"
     (probes.phone_probe options), "cka" (reference = a checkpoint: CKA of each layer with the same
     layer of the reference; source = the utterances), "cka_run" (other = a run dir: CKA with the other
     run's checkpoint at the same epoch), "drift" (reference_epoch: CKA with the same run's checkpoint at

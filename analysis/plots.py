@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from analysis.atomic import write_atomic
+from training.fileio import write_atomic
 
 __all__ = [
     "heatmap",

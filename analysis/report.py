@@ -14,7 +14,6 @@ Files (all written atomically, so a report is never half-written):
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -26,11 +25,11 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from analysis import plots
-from analysis.atomic import write_text_atomic
 from analysis.claims import claims_markdown
 from analysis.forgetting_metrics import forgetting_table
 from analysis.study import RunSpec, Study, collect
 from analysis.tables import best_layer_table, recall_table, to_markdown, write_table
+from training.fileio import write_text_atomic
 
 __all__ = ["write_report", "report_runs", "forgetting_tables", "sharing_table", "FIGURES"]
 
@@ -219,26 +218,29 @@ def report_runs(
 
 
 def _config(run: Path) -> dict:
-    path = run / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a run directory (no config.json)")
-    return json.loads(path.read_text())
+    from training.rundir import read_config
+
+    return read_config(run)
 
 
 def _run_spec(run: Path) -> RunSpec:
     """A run as the report sees it: one started from another run's checkpoint (init_from) is
     stitched onto that run, whose checkpoint's epoch is its switch."""
+    from training.rundir import run_of
+
     init = _config(run).get("init_from")
     if not init:
         return RunSpec(name=run.resolve().name, path=run)
     checkpoint = Path(init["checkpoint"])
     return RunSpec(
-        name=run.resolve().name, path=run, base=checkpoint.parent.parent, switch=int(init["epoch"])
+        name=run.resolve().name, path=run, base=run_of(checkpoint), switch=int(init["epoch"])
     )
 
 
 def _corpus_of(run: Path) -> Path:
-    corpus = _config(run).get("corpus")
-    if not corpus:
-        raise ValueError(f"{run / 'config.json'}: names no corpus; pass --corpus")
-    return Path(corpus)
+    from training.rundir import run_corpus
+
+    corpus = run_corpus(run)
+    if corpus is None:
+        raise ValueError(f"{run}: its config.json names no corpus; pass --corpus")
+    return corpus

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.atomic import write_text_atomic
+from training.fileio import write_text_atomic
+from training.rundir import abx_item_file, checkpoint_path
 
 __all__ = ["reproduce", "Plan", "PLANS", "BASES", "VARIANTS", "run_dir_name", "variant_name"]
 
@@ -143,7 +144,7 @@ def _train(corpus: Path, run: Path, schedule: str, epochs: int, plan: Plan, **op
 
 
 def _finished(run: Path, last_epoch: int) -> bool:
-    return (run / "checkpoints" / f"epoch_{last_epoch:04d}.pt").is_file()
+    return checkpoint_path(run, last_epoch).is_file()
 
 
 def reproduce(
@@ -181,7 +182,7 @@ def reproduce(
     for a, b in plan.variants:
         name = variant_name(a, b)
         run = out / "runs" / run_dir_name(name)
-        start = runs[a].path / "checkpoints" / f"epoch_{plan.stage_a:04d}.pt"
+        start = checkpoint_path(runs[a].path, plan.stage_a)
         if not _finished(run, total):
             with timer.step(f"train {name}", progress):
                 _train(corpus, run, BASES[b], plan.stage_b, plan, preset=preset, device=device,
@@ -220,7 +221,7 @@ def _item_files(out: Path, corpus: Path, plan: Plan) -> dict[str, Path]:
         return {}
     return {
         name: subset_items(
-            corpus / "abx" / name / "items.item",
+            abx_item_file(name, corpus),
             out / "abx" / f"{name}.item",
             plan.abx_files_per_speaker,
         )

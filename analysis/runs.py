@@ -1,24 +1,20 @@
 """Reading run directories: their checkpoints by epoch, their metrics table, their stage switch.
 
-A run directory (DESIGN.md "On-disk formats") holds config.json, checkpoints/epoch_NNNN.pt and
-metrics.jsonl. Only these files are read here, so analysis works on runs from any machine.
+A run directory (docs/formats.md; its layout is owned by training.rundir) holds config.json,
+checkpoints/epoch_NNNN.pt and metrics.jsonl. Only these files are read here, so analysis works on runs
+from any machine.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
 
+from training.rundir import METRICS, RunNotFoundError, list_checkpoints
+
 __all__ = ["checkpoints", "read_metrics", "switch_epoch", "run_name", "RunNotFoundError"]
-
-_CHECKPOINT = re.compile(r"epoch_(\d+)\.pt$")
-
-
-class RunNotFoundError(FileNotFoundError):
-    """A path that is not a run directory (or has no checkpoints)."""
 
 
 def run_name(run: Path | str) -> str:
@@ -27,18 +23,13 @@ def run_name(run: Path | str) -> str:
 
 
 def checkpoints(run: Path | str) -> dict[int, Path]:
-    """The run's checkpoint files by epoch, in epoch order."""
-    folder = Path(run) / "checkpoints"
-    if not folder.is_dir():
-        raise RunNotFoundError(f"{run}: not a run directory (no checkpoints/ folder)")
-    found = {}
-    for path in folder.iterdir():
-        match = _CHECKPOINT.search(path.name)
-        if match:
-            found[int(match.group(1))] = path
+    """The run's checkpoint files by epoch, in epoch order; RunNotFoundError if it has none."""
+    found = list_checkpoints(run)
     if not found:
-        raise RunNotFoundError(f"{folder}: no checkpoints (epoch_NNNN.pt)")
-    return dict(sorted(found.items()))
+        raise RunNotFoundError(
+            f"{run}: not a run directory with checkpoints (checkpoints/epoch_NNNN.pt)"
+        )
+    return found
 
 
 def read_metrics(run: Path | str) -> pd.DataFrame:
@@ -48,7 +39,7 @@ def read_metrics(run: Path | str) -> pd.DataFrame:
     resumed run), the last non-missing value of each column wins. Nested objects (``{"recall":
     {"r1": ...}}``) are flattened with ``_`` (``recall_r1``).
     """
-    path = Path(run) / "metrics.jsonl" if Path(run).is_dir() else Path(run)
+    path = Path(run) / METRICS if Path(run).is_dir() else Path(run)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics file")
     rows = []
@@ -81,11 +72,16 @@ def _flatten(record: dict, prefix: str = "") -> dict:
     return flat
 
 
-def switch_epoch(metrics: pd.DataFrame) -> int | None:
+def switch_epoch(run_or_metrics: pd.DataFrame | Path | str) -> int | None:
     """The last epoch of the first stage (the checkpoint the second stage starts from), or None.
 
+    Args:
+        run_or_metrics: a run directory, its metrics.jsonl, or the table `read_metrics` returns.
     Read from the ``stage`` column; without one, from a change of ``alpha``.
     """
+    metrics = (
+        run_or_metrics if isinstance(run_or_metrics, pd.DataFrame) else read_metrics(run_or_metrics)
+    )
     for column in ("stage", "alpha"):
         if column in metrics.columns and metrics[column].notna().any():
             table = metrics.dropna(subset=[column]).sort_values("epoch")

@@ -18,9 +18,10 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from analysis.atomic import write_text_atomic
 from analysis.gridding import grids
 from analysis.runs import checkpoints, read_metrics, switch_epoch
+from training.fileio import write_text_atomic
+from training.rundir import abx_item_file, analysis_cache
 
 __all__ = [
     "RunSpec",
@@ -60,9 +61,7 @@ def abx_conditions(
     specs = {}
     for name in sets:
         wavs = Path(corpus) / "abx" / name / "wavs"
-        items = Path(corpus) / "abx" / name / "items.item"
-        if not items.is_file():
-            raise FileNotFoundError(f"{items}: the corpus has no ABX set {name!r}")
+        items = abx_item_file(name, corpus)
         where = {"items": str(items)}
         if item_files and name in item_files:
             where = {"items": str(item_files[name]), "wavs": str(wavs)}
@@ -255,7 +254,7 @@ def final_recall(
 
     last = list(checkpoints(run).values())[-1]
     identity = training.checkpoint_id(last)
-    cache = Path(run) / "analysis" / f"recall-{split}.json"
+    cache = analysis_cache(run) / f"recall-{split}.json"
     if cache.is_file():
         stored = json.loads(cache.read_text())
         if stored.get("checkpoint") == identity and "images" in stored["recall"]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from analysis.atomic import write_text_atomic
+from training.fileio import write_text_atomic
 
 __all__ = ["recall_table", "best_layer_table", "best_layer", "to_markdown", "write_table"]
 

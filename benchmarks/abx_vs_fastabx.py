@@ -58,7 +58,7 @@ def build_set(out: Path, n_files=400, items_per_file=50, n_speakers=20, dim=256,
 
 SSLVGS_RUN = """
 import json, resource, sys, time
-from probes.abx import load_feature_dir, score
+from probes.abx_engine import load_feature_dir, score
 from training.data import read_items
 base_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # after imports
 t0, c0 = time.perf_counter(), time.process_time()

@@ -50,7 +50,7 @@ print(json.dumps({"score": scores[0]["score"], "seconds": time.perf_counter() - 
 
 SSLVGS_RUN = """
 import json, sys, time, warnings
-from probes.abx import load_feature_dir, score
+from probes.abx_engine import load_feature_dir, score
 from training.data import read_items
 warnings.simplefilter("ignore")  # the dropped-items warning: its count is in the result's meta
 t0, c0 = time.perf_counter(), time.process_time()

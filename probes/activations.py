@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,27 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from probes.models import LayeredModel, as_layered_model, bounded_memory, resolve_layers
-from probes.sources import Source, Utterance, as_source
+from probes.models import (
+    LayeredModel,
+    as_layered_model,
+    bounded_memory,
+    corpus_of,
+    default_abx_set,
+    resolve_layers,
+)
+from probes.sources import AbxSet, Source, Utterance, as_source
 from probes.store import StoreWriter, open_store, read_header
 
-__all__ = ["extract", "cache_dir", "plan_batches"]
+__all__ = [
+    "extract",
+    "cache_dir",
+    "plan_batches",
+    "activations_for",
+    "layer_features",
+    "as_store",
+    "store_items",
+    "check_store_layers",
+]
 
 DTYPES = ("float32", "float16")
 
@@ -106,14 +122,13 @@ def extract(
 
 def cache_dir(layered: LayeredModel) -> Path:
     """Where stores of this model are cached: beside its run, or the user cache for in-memory models."""
+    from training.rundir import activation_cache, run_of, user_cache
+
     if layered.checkpoint is not None:
         checkpoint = layered.checkpoint.resolve()
-        run = checkpoint if checkpoint.is_dir() else checkpoint.parent
-        if run.name == "checkpoints":
-            run = run.parent
-        return run / "probes" / "activations"
-    root = os.environ.get("SSLVGS_CACHE") or Path.home() / ".cache" / "sslvgs"
-    return Path(root) / "activations"
+        run = run_of(checkpoint) or (checkpoint if checkpoint.is_dir() else checkpoint.parent)
+        return activation_cache(run)
+    return user_cache() / "activations"
 
 
 def plan_batches(
@@ -265,3 +280,73 @@ def _load_batch(utterances: list[Utterance], sample_rate: int) -> tuple[torch.Te
     for row, wave in enumerate(waves):
         batch[row, : len(wave)] = wave
     return batch, lengths
+
+
+# --- activations as the probes read them ---------------------------------------------------------
+
+
+def activations_for(
+    model: Any,
+    layers: Any,
+    source: Any = None,
+    *,
+    corpus: Any = None,
+    **extract_options: Any,
+) -> xr.Dataset:
+    """A model's (or a store's) activations of `layers` on `source` (default: the captions ABX set)."""
+    stored = as_store(model)
+    if stored is not None:
+        if isinstance(layers, str):
+            return stored
+        check_store_layers(stored, layers)
+        return stored.sel(layer=[layers] if isinstance(layers, Integral) else list(layers))
+    layered = as_layered_model(model)
+    if source is None:
+        source = AbxSet(default_abx_set(corpus_of(layered, corpus)))
+    return extract(layered, as_source(source), layers, **extract_options)
+
+
+def layer_features(dataset: xr.Dataset, layer: int) -> Any:
+    """One layer of a store as the ABX engine's Ragged features, keyed by utterance id.
+
+    Returns:
+        probes.abx_engine.Ragged over the store's utterances in frame order, data float32 [frames, D].
+    """
+    from probes.abx_engine.ragged import Ragged
+
+    data = dataset.activations.sel(layer=layer).values.astype(np.float32, copy=False)
+    offsets = dataset.offset.values
+    order = np.argsort(offsets, kind="stable")
+    bounds = np.append(offsets[order], len(data))
+    names = dataset.utterance.values[order].tolist()
+    return Ragged(data, bounds, names)
+
+
+def as_store(model: Any) -> xr.Dataset | None:
+    """`model` as an activation store if it is one (a Dataset or a store's path), else None."""
+    if isinstance(model, xr.Dataset):
+        return model
+    if isinstance(model, str | Path) and Path(model).is_dir() and read_header(model) is not None:
+        return open_store(model)
+    return None
+
+
+def store_items(dataset: xr.Dataset) -> Path:
+    """The item file a store was extracted from; ValueError for a store of another source."""
+    recorded = dataset.attrs.get("items") or ""
+    if not recorded:
+        raise ValueError(
+            f"the store of {dataset.attrs.get('model', 'a model')} was not extracted from an ABX set; "
+            "pass items=..."
+        )
+    return Path(recorded)
+
+
+def check_store_layers(dataset: xr.Dataset, layer: Any) -> None:
+    """ValueError naming the missing layer if the store lacks one of `layer` ("all": any store fits)."""
+    if isinstance(layer, str):
+        return
+    stored = dataset.layer.values.tolist()
+    for which in [layer] if isinstance(layer, Integral) else list(layer):
+        if which not in stored:
+            raise ValueError(f"layer {which!r} is not in the store (it holds layers {stored})")

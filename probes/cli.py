@@ -15,21 +15,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    # The ABX engine's own options (issue 6); a model-level variant can add options to this parser.
-    from probes.abx.command import register_abx
+    # The ABX engine's own command, with a model-level variant: --model scores a model's layer.
+    from probes.abx_engine.command import register_abx
 
     parser = register_abx(subparsers)
     parser.add_argument(
         "--model", help="checkpoint file or run directory: score its layer --layer (not FEATURES)"
     )
     parser.add_argument("--layer", type=int, help="with --model: 0 = feature encoder, 1..N")
+    parser.set_defaults(func=_abx)
     return parser
+
+
+def _abx(args: argparse.Namespace) -> int:
+    from probes.abx_engine.command import run_abx
+
+    return abx_of_model(args) if args.model is not None else run_abx(args)
 
 
 def abx_of_model(args: argparse.Namespace) -> int:
     """`sslvgs abx --model CHECKPOINT --layer L ITEM`: extract (or read the cache) and score."""
-    from probes.abx.command import report
-    from probes.api import abx
+    from probes.abx_engine.command import report
+    from probes.abx_probe import abx
 
     if args.features is not None:
         raise ValueError("give either FEATURES or --model CHECKPOINT --layer L, not both")

@@ -157,7 +157,7 @@ def similarity(
     Returns:
         DataArray (layer_a, layer_b) of CKA.
     """
-    from probes.api import activations_for
+    from probes.activations import activations_for
 
     ds_a = activations_for(
         model_a, layers, source, corpus=corpus, progress=progress, **extract_options

@@ -19,13 +19,22 @@ from typing import Any
 
 import torch
 
+from training.rundir import abx_item_file, run_corpus
+
 __all__ = [
+    "DEFAULT_ABX_SET",
+    "corpus_of",
+    "default_abx_set",
     "LayeredModel",
     "as_layered_model",
     "state_checksum",
     "resolve_layers",
     "bounded_memory",
 ]
+
+
+# The ABX set probes use when none is named: the corpus's spoken captions.
+DEFAULT_ABX_SET = "captions"
 
 
 @contextlib.contextmanager
@@ -224,3 +233,21 @@ def _torchaudio_hidden_states(
     finally:
         handle.remove()
     return (captured + list(layers))[: max_layer + 1], frame_lengths.long()
+
+
+def corpus_of(layered: LayeredModel, corpus: str | Path | None = None) -> Path:
+    """The corpus to probe on: `corpus` if given, else the one the model's run was trained on."""
+    if corpus is not None:
+        return Path(corpus)
+    recorded = run_corpus(layered.checkpoint) if layered.checkpoint is not None else None
+    if recorded is None:
+        raise ValueError(
+            f"{layered.description}: no corpus known (it was not loaded from a run directory whose "
+            "config.json names one); pass corpus=... or items=..."
+        )
+    return recorded
+
+
+def default_abx_set(corpus: Path) -> Path:
+    """The corpus's `captions` ABX item file."""
+    return abx_item_file(DEFAULT_ABX_SET, corpus)

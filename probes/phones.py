@@ -52,8 +52,7 @@ def phone_probe(
     from sklearn.preprocessing import StandardScaler
 
     from probes.activations import extract
-    from probes.api import corpus_of
-    from probes.models import as_layered_model
+    from probes.models import as_layered_model, corpus_of
     from probes.sources import CorpusSplit
 
     layered = as_layered_model(model)

@@ -13,7 +13,7 @@ from itertools import product
 import numpy as np
 import pandas as pd
 
-from probes.abx.conditions import Condition
+from probes.abx_engine.conditions import Condition
 
 __all__ = ["reference_cells", "reference_error", "reference_dtw", "reference_slices"]
 

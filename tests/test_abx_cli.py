@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from analysis.cli import main
-from probes.abx import score
+from probes.abx_engine import score
 from training.data import read_items
 
 HEADER = "#file onset offset #phone prev-phone next-phone speaker\n"

@@ -1,4 +1,4 @@
-"""The fast ABX engine against the slow loop reference (probes/abx/reference.py), on random small sets.
+"""The fast ABX engine against the slow loop reference (tests/abx_reference.py), on random small sets.
 
 Every condition, both slicing modes, the three distances, DTW and mean pooling, with ties (copied
 frames), one-frame items, all-zero frames, groups of one item and speakers with one file. Per cell, the
@@ -14,14 +14,14 @@ import numba
 import numpy as np
 import pandas as pd
 import pytest
+from abx_reference import reference_cells, reference_dtw, reference_error
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from probes.abx import DroppedItemsWarning, NoValidCellError, engine, score, small
-from probes.abx import cells as cells_module
-from probes.abx.engine import make_condition
-from probes.abx.kernels import dtw_pair
-from probes.abx.reference import reference_cells, reference_dtw, reference_error
+from probes.abx_engine import DroppedItemsWarning, NoValidCellError, engine, score, small
+from probes.abx_engine import cells as cells_module
+from probes.abx_engine.engine import make_condition
+from probes.abx_engine.kernels import dtw_pair
 
 CONDITIONS = [(s, c) for s in ("within", "across") for c in ("within", "any", "across")]
 COUNTS = ("n_triplets", "correct2")

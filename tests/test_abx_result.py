@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from abx_reference import reference_error
 
-from probes.abx import AbxResult, paired_difference, score, zerospeech_condition
-from probes.abx.reference import reference_error
+from probes.abx_engine import AbxResult, paired_difference, score, zerospeech_condition
 
 
 def cells_table(rows: list[tuple]) -> pd.DataFrame:

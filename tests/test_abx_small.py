@@ -1,4 +1,4 @@
-"""The numpy path for small within-type jobs (probes/abx/small.py) against the Numba kernels: same bits.
+"""The numpy path for small within-type jobs (probes/abx_engine/small.py) against the Numba kernels: same bits.
 
 The engine picks the numpy path below ``small.SMALL_WORK`` frame pairs, so that a small job does not
 pay for loading Numba; it must give exactly the counts the kernels give, ties included.
@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probes.abx import kernels, score, small
-from probes.abx.cells import build_layout
-from probes.abx.engine import make_condition
-from probes.abx.subsample import Subsampling
+from probes.abx_engine import kernels, score, small
+from probes.abx_engine.cells import build_layout
+from probes.abx_engine.engine import make_condition
+from probes.abx_engine.subsample import Subsampling
 
 EDGES = [-2.0, -1.0, -0.9999999, -0.5, -0.0, 0.0, 1e-30, 0.5, 0.9999999, 1.0, 2.0]
 
@@ -91,7 +91,7 @@ def within_sets(draw):
     return features, pd.DataFrame(rows)
 
 
-@pytest.mark.filterwarnings("ignore::probes.abx.slicing.DroppedItemsWarning")
+@pytest.mark.filterwarnings("ignore::probes.abx_engine.slicing.DroppedItemsWarning")
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=within_sets(),

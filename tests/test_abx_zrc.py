@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probes.abx import DroppedItemsWarning, load_feature_dir, score
+from probes.abx_engine import DroppedItemsWarning, load_feature_dir, score
 from training.data import read_items
 
 # zrc-abx2 takes the items in the order os.walk listed the feature files when the values were computed

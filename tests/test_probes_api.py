@@ -65,7 +65,7 @@ def test_abx_of_one_layer_is_the_engine_score_of_its_frames(random_run, small_co
             frames.utterance.values, frames.offset.values, frames.n_frames.values, strict=True
         )
     }
-    expected = probes.abx.score(features, items, speaker="across")
+    expected = probes.abx_engine.score(features, items, speaker="across")
     assert 0.0 < float(result) < 1.0
     assert float(result) == pytest.approx(float(expected))
     assert len(result.cells) > 0

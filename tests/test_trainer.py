@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from training import CheckpointError, RunConfigError, checkpoint_id, load_model, train
-from training.checkpoints import last_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from training.checkpoints import last_checkpoint, load_checkpoint, save_checkpoint
+from training.rundir import list_checkpoints
 from training.schedules import ScheduleError
 
 RECALL_KEYS = {f"{d}_r{k}" for d in ("speech_to_image", "image_to_speech") for k in (1, 5, 10)}
@@ -35,7 +36,7 @@ def test_a_run_holds_config_one_checkpoint_per_epoch_and_metrics(tiny_run):
     assert config["preset"] == "tiny" and config["schedule"] == [
         {"name": "vgs+", "alpha": 0.5, "epochs": 3}
     ]
-    assert [epoch for epoch, _ in list_checkpoints(tiny_run)] == [1, 2, 3]
+    assert list(list_checkpoints(tiny_run)) == [1, 2, 3]
     rows = metrics(tiny_run)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     for row in rows:
@@ -50,7 +51,7 @@ def test_load_model_takes_a_run_or_a_checkpoint(tiny_run):
     last = last_checkpoint(tiny_run)
     assert checkpoint_id(tiny_run) == checkpoint_id(last)
     assert re.fullmatch(r"[0-9a-f]{64}", checkpoint_id(last))
-    first = load_model(list_checkpoints(tiny_run)[0][1])
+    first = load_model(list_checkpoints(tiny_run)[1])
     assert first.epoch == 1
     assert not torch.equal(
         first.shared_layers[0].attention.q_proj.weight,
@@ -74,7 +75,7 @@ def test_resume_gives_exactly_the_weights_of_an_uninterrupted_run(small_corpus, 
     options = dict(QUICK, schedule="vgs,vgs+", stage_epochs="1,2", dropout=0.1, epochs_per_eval=3)
     straight = train(small_corpus, tmp_path / "straight", **options)
     interrupted = train(small_corpus, tmp_path / "resumed", stop_after_epoch=2, **options)
-    assert [e for e, _ in list_checkpoints(interrupted)] == [1, 2]
+    assert list(list_checkpoints(interrupted)) == [1, 2]
     resumed = train(small_corpus, tmp_path / "resumed", resume=True, **options)
     a, b = final_weights(straight), final_weights(resumed)
     assert a.keys() == b.keys()
@@ -132,11 +133,11 @@ def test_sigkill_mid_epoch_never_leaves_a_checkpoint_that_loads_as_complete(smal
         process.send_signal(signal.SIGKILL)
         process.wait()
     found = list_checkpoints(run)
-    assert found and found[-1][0] < 3
-    for _, path in found:
+    assert found and max(found) < 3
+    for path in found.values():
         load_checkpoint(path)  # verifies the checksum
     train(small_corpus, run, resume=True, **dict(QUICK, stage_epochs=3))
-    assert [e for e, _ in list_checkpoints(run)] == [1, 2, 3]
+    assert list(list_checkpoints(run)) == [1, 2, 3]
     assert [r["epoch"] for r in metrics(run)] == [1, 2, 3]
     assert not list((run / "checkpoints").glob(".*.tmp"))
 
@@ -150,7 +151,7 @@ def test_a_write_cut_short_leaves_no_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", killed)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(target, {"model": {"w": torch.ones(3)}})
-    assert not target.exists() and list_checkpoints(tmp_path) == []
+    assert not target.exists() and list_checkpoints(tmp_path) == {}
 
 
 def test_truncated_or_corrupt_checkpoints_are_errors_naming_the_file(tiny_run, tmp_path):

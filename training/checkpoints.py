@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,13 @@ import torch
 
 from training.config import ModelConfig, config_from_dict
 from training.fileio import write_bytes_atomic
+from training.rundir import list_checkpoints, resolve_checkpoint
 
 __all__ = [
     "CheckpointError",
     "save_checkpoint",
     "load_checkpoint",
     "checkpoint_id",
-    "list_checkpoints",
     "last_checkpoint",
     "load_model",
     "load_weights",
@@ -37,7 +36,6 @@ __all__ = [
 
 MAGIC = b"SSLVGS-CKPT-1\n"
 _HEADER_LEN = len(MAGIC) + 65
-_NAME = re.compile(r"^epoch_(\d{4,})\.pt$")
 
 
 class CheckpointError(ValueError):
@@ -69,7 +67,7 @@ def checkpoint_id(path: str | Path) -> str:
 
     `path` may be a run directory (its last checkpoint).
     """
-    path = _resolve(path)
+    path = resolve_checkpoint(path)
     with open(path, "rb") as f:
         return _read_header(path, f.read(_HEADER_LEN))
 
@@ -94,31 +92,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: unreadable checkpoint payload: {err}") from err
 
 
-def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """(epoch, path) of the run's complete checkpoint files, by epoch; temporary files are ignored."""
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
-    return sorted(found)
-
-
 def last_checkpoint(run_dir: str | Path) -> Path | None:
     """The run's checkpoint with the highest epoch, or None."""
     found = list_checkpoints(run_dir)
-    return found[-1][1] if found else None
-
-
-def _resolve(path: str | Path) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        last = last_checkpoint(path)
-        if last is None:
-            raise FileNotFoundError(f"{path}: run directory has no checkpoints/epoch_NNNN.pt")
-        return last
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint or run directory")
-    return path
+    return found[max(found)] if found else None
 
 
 def load_weights(
@@ -149,7 +126,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """The SSLVGS model of a checkpoint file, or of a run directory's last checkpoint, in eval mode."""
     from training.model import SSLVGS
 
-    path = _resolve(path)
+    path = resolve_checkpoint(path)
     payload = load_checkpoint(path, map_location=device)
     cfg = config_from_dict(ModelConfig, payload["model_config"])
     model = SSLVGS(cfg)

@@ -35,7 +35,6 @@ from training.batches import (
 from training.checkpoints import (
     CheckpointError,
     last_checkpoint,
-    list_checkpoints,
     load_checkpoint,
     load_weights,
     save_checkpoint,
@@ -49,12 +48,17 @@ from training.config import (
 from training.config import (
     preset as get_preset,
 )
-from training.losses import objective
 from training.model import SSLVGS
+from training.objective import objective
 from training.rundir import (
+    CHECKPOINTS,
+    CONFIG,
     RunConfigError,
     append_metrics,
     check_resume,
+    checkpoint_path,
+    list_checkpoints,
+    resolve_checkpoint,
     run_config,
     truncate_metrics,
     write_json_atomic,
@@ -129,7 +133,7 @@ def train(
     overrides.setdefault("region_dim", int(train_set.regions[train_set.image_keys[0]][0].shape[1]))
     model_cfg, train_cfg = get_preset(preset, **overrides)
 
-    config_path = run_dir / "config.json"
+    config_path = run_dir / CONFIG
     resuming = resume and config_path.exists()
     if resuming:
         stored = json.loads(config_path.read_text())
@@ -191,13 +195,13 @@ def train(
 
     if D.rank() == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        (run_dir / CHECKPOINTS).mkdir(exist_ok=True)
         if not resuming:
             write_json_atomic(
                 config_path,
                 run_config(preset, model_cfg, train_cfg, stages, corpus, init, start_epoch),
             )
-        for stale in (run_dir / "checkpoints").glob(".epoch_*.tmp"):
+        for stale in (run_dir / CHECKPOINTS).glob(".epoch_*.tmp"):
             stale.unlink()  # left by a process killed while writing
         truncate_metrics(run_dir, first_epoch - 1)
     D.barrier()
@@ -270,7 +274,7 @@ def train(
         if D.rank() == 0:
             append_metrics(run_dir, record)
             save_checkpoint(
-                run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt",
+                checkpoint_path(run_dir, epoch),
                 {
                     "format": 1,
                     "preset": preset,
@@ -302,9 +306,9 @@ def _initialise_from(
     expected_id: str | None = None,
 ) -> dict:
     """Load another run's weights (a checkpoint file or a run's last); what the new run records of it."""
-    from training.checkpoints import _resolve, checkpoint_id
+    from training.checkpoints import checkpoint_id
 
-    path = _resolve(source)
+    path = resolve_checkpoint(source)
     identity = checkpoint_id(path)
     if expected_id is not None and identity != expected_id:
         raise CheckpointError(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from probes.abx.conditions import Condition
+from probes.abx_engine.conditions import Condition
 
 __all__ = ["Layout", "Block", "build_layout", "plan_blocks", "cell_table", "MissingColumnError"]
 

@@ -63,14 +63,10 @@ def register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
 
 def run_abx(args: argparse.Namespace) -> int:
     """Handler of ``sslvgs abx``: exit 0 and the score on stdout; bad input raises (main prints it)."""
-    from probes.abx.engine import score
-    from probes.abx.ragged import load_feature_dir
+    from probes.abx_engine.engine import score
+    from probes.abx_engine.ragged import load_feature_dir
     from training.data.items import read_items
 
-    if getattr(args, "model", None) is not None:  # `--model CHECKPOINT --layer L` (probes.cli)
-        from probes.cli import abx_of_model
-
-        return abx_of_model(args)
     if args.features is None:
         raise ValueError("give FEATURES (a directory of per-file features) before ITEM")
     items = read_items(args.item)

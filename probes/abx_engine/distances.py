@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from probes.abx import kernels as parallel_kernels
+from probes.abx_engine import kernels as parallel_kernels
 
 __all__ = ["DISTANCES", "POOLINGS", "prepare_frames", "frame_distance_tile"]
 

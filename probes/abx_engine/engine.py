@@ -17,16 +17,16 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from probes.abx import kernels as parallel_kernels
-from probes.abx import small
-from probes.abx.cells import Block, Layout, build_layout, cell_table, plan_blocks
-from probes.abx.conditions import Condition, zerospeech_condition
-from probes.abx.distances import frame_distance_tile, prepare_frames
-from probes.abx.kernels import SERIAL
-from probes.abx.ragged import FeatureFileError, Ragged
-from probes.abx.result import AbxResult
-from probes.abx.slicing import check_finite, slice_items
-from probes.abx.subsample import Subsampling, count_subsampled, x_thresholds
+from probes.abx_engine import kernels as parallel_kernels
+from probes.abx_engine import small
+from probes.abx_engine.cells import Block, Layout, build_layout, cell_table, plan_blocks
+from probes.abx_engine.conditions import Condition, zerospeech_condition
+from probes.abx_engine.distances import frame_distance_tile, prepare_frames
+from probes.abx_engine.kernels import SERIAL
+from probes.abx_engine.ragged import FeatureFileError, Ragged
+from probes.abx_engine.result import AbxResult
+from probes.abx_engine.slicing import check_finite, slice_items
+from probes.abx_engine.subsample import Subsampling, count_subsampled, x_thresholds
 
 __all__ = ["score", "NoValidCellError", "prepare_items", "make_condition"]
 

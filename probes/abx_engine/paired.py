@@ -8,9 +8,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from probes.abx.engine import prepare_items, score
-from probes.abx.ragged import Ragged
-from probes.abx.result import AbxResult, PairedDifference, paired_interval
+from probes.abx_engine.engine import prepare_items, score
+from probes.abx_engine.ragged import Ragged
+from probes.abx_engine.result import AbxResult, PairedDifference, paired_interval
 
 __all__ = ["paired_difference"]
 

@@ -16,7 +16,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 import numpy as np
 import pandas as pd
 
-from probes.abx.ragged import FeatureFileError, Ragged
+from probes.abx_engine.ragged import FeatureFileError, Ragged
 
 __all__ = ["Slices", "slice_items", "SliceError", "DroppedItemsWarning", "check_finite"]
 

@@ -23,8 +23,8 @@ import math
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from probes.abx.cells import Layout
-from probes.abx.kernels import _ACOS, INV_PI
+from probes.abx_engine.cells import Layout
+from probes.abx_engine.kernels import _ACOS, INV_PI
 
 __all__ = ["SMALL_WORK", "eligible", "score_small", "angular_from_dot", "cosine_from_dot"]
 

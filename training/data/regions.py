@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["RegionError", "RegionFeatures", "LXMERT_FIELDS", "NUM_REGIONS"]
+__all__ = ["RegionError", "RegionFeatures", "LXMERT_FIELDS", "NUM_REGIONS", "open_regions"]
 
 NUM_REGIONS = 36
 LXMERT_FIELDS = (
@@ -151,3 +151,24 @@ def _read_tsv_row(location: tuple[Path, int, int]) -> tuple[np.ndarray, np.ndarr
     feats = _decode(where, "features", row["features"], count)
     scale = np.array([width, height, width, height], dtype=np.float32)
     return feats, np.clip(boxes / scale, 0.0, 1.0), where
+
+
+def open_regions(
+    path: str | os.PathLike | None = None, *, corpus: str | os.PathLike | None = None
+) -> RegionFeatures:
+    """The region features a corpus is trained and probed with.
+
+    Args:
+        path: a regions folder of ``<key>.npz`` files; None: the corpus's own ``regions/`` folder.
+        corpus: the corpus root (used when `path` is None).
+    Returns:
+        a lazy `RegionFeatures` mapping image key -> (feats [36, D], boxes [36, 4]).
+    """
+    if path is None:
+        if corpus is None:
+            raise ValueError("open_regions needs a regions path or the corpus root")
+        return RegionFeatures.from_corpus(corpus)
+    path = Path(path)
+    if path.is_dir():
+        return RegionFeatures.from_corpus(path.parent if path.name == "regions" else path)
+    return RegionFeatures.from_lxmert_tsv(path)

@@ -1,0 +1,34 @@
+# The public names of `training`, read by lazy_loader (SPEC 1) and by type checkers and editors:
+# each module loads on first use of one of its names, so reading an item file costs no torch.
+from . import data as data
+from . import rundir as rundir
+from .checkpoints import CheckpointError as CheckpointError
+from .checkpoints import checkpoint_id as checkpoint_id
+from .checkpoints import load_model as load_model
+from .config import PRESETS as PRESETS
+from .config import ModelConfig as ModelConfig
+from .config import TrainConfig as TrainConfig
+from .config import preset as preset
+from .corpus import DEFAULT_IMAGES as DEFAULT_IMAGES
+from .corpus import DEFAULT_REGION_DIM as DEFAULT_REGION_DIM
+from .corpus import build_corpus as build_corpus
+from .data.alignments import read_alignment as read_alignment
+from .data.audio import read_wav as read_wav
+from .data.captions import CaptionDataset as CaptionDataset
+from .data.captions import collate_captions as collate_captions
+from .data.items import read_items as read_items
+from .data.items import write_items as write_items
+from .data.regions import RegionFeatures as RegionFeatures
+from .data.spokencoco import load_split as load_split
+from .espeak import Synthesizer as Synthesizer
+from .espeak import Voice as Voice
+from .espeak import text_to_phones as text_to_phones
+from .interop import from_torchaudio as from_torchaudio
+from .interop import import_torchaudio_wav2vec2 as import_torchaudio_wav2vec2
+from .model import SSLVGS as SSLVGS
+from .rundir import RunConfigError as RunConfigError
+from .rundir import RunNotFoundError as RunNotFoundError
+from .schedules import PAPER_SCHEDULES as PAPER_SCHEDULES
+from .schedules import ScheduleError as ScheduleError
+from .schedules import parse_schedule as parse_schedule
+from .trainer import train as train

@@ -1,0 +1,65 @@
+"""Retrieval embeddings of a caption split: the one function that the trainer's validation recall and
+`probes.recall` both use, so that their numbers are the same numbers.
+
+Captions are embedded in batches of similar duration (read from the wav headers), so little of each
+batch is padding and no more than one batch of audio is in memory; images are embedded batch by batch
+from their region features.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from training.data.captions import collate_captions
+
+__all__ = ["embed_captions"]
+
+
+@torch.no_grad()
+def embed_captions(
+    model: Any,
+    dataset: Any,
+    *,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unmasked embeddings of every image and every caption of a `CaptionDataset`, in eval mode.
+
+    Args:
+        model: an SSLVGS (anything with `encode_audio(wav [B, T], lengths [B])` and
+            `encode_image(feats [B, 36, D], boxes [B, 36, 4])`), left in the mode it was in.
+        dataset: a `training.data.CaptionDataset`.
+    Returns:
+        (images [I, E] float32, captions [C, E] float32), rows in the dataset's image and caption order.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        order = np.argsort(dataset.durations(), kind="stable")
+        audio: np.ndarray | None = None
+        for start in tqdm(range(0, len(order), batch_size), desc=f"captions {dataset.split}",
+                          unit="batch", disable=not progress):  # fmt: skip
+            chosen = order[start : start + batch_size]
+            batch = collate_captions([dataset[int(i)] for i in chosen])
+            emb = model.encode_audio(batch["wav"].to(device), batch["wav_lengths"].to(device))
+            if audio is None:
+                audio = np.empty((len(dataset), emb.shape[1]), dtype=np.float32)
+            audio[chosen] = emb.float().cpu().numpy()
+        images = []
+        keys = dataset.image_keys
+        for start in tqdm(range(0, len(keys), batch_size), desc=f"images {dataset.split}",
+                          unit="batch", disable=not progress):  # fmt: skip
+            pairs = [dataset.regions[key] for key in keys[start : start + batch_size]]
+            feats = torch.stack([f for f, _ in pairs]).to(device)
+            boxes = torch.stack([b for _, b in pairs]).to(device)
+            images.append(model.encode_image(feats, boxes).float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    if audio is None:
+        raise ValueError(f"{dataset.split_file}: the split has no captions")
+    return np.concatenate(images), audio
