@@ -29,6 +29,7 @@ from .sources import Source as Source
 from .sources import Utterance as Utterance
 from .sources import WavList as WavList
 from .sources import as_source as as_source
+from .store import CorruptStoreError as CorruptStoreError
 from .store import IncompleteStoreError as IncompleteStoreError
 from .store import StoreMismatchError as StoreMismatchError
 from .store import StoreWriter as StoreWriter

@@ -8,6 +8,9 @@ as soon as it is computed. Stores are keyed by (checksum of the weights, source 
 - for any other in-memory model: `$SSLVGS_CACHE/activations/` (default `~/.cache/sslvgs/activations/`).
 
 A complete store holding a superset of the requested layers is a cache hit (read, no compute).
+Every check and write of a store holds its lock (`probes.store.locked`), so two processes that
+extract the same activations compute them once; a store that fails its integrity check is reported
+and rebuilt by the same call (docs/caches.md).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from probes.models import (
     resolve_layers,
 )
 from probes.sources import AbxSet, Source, Utterance, as_source
-from probes.store import StoreWriter, open_store, read_header
+from probes.store import StoreWriter, discard, locked, open_store, read_header, say, store_problem
 
 __all__ = [
     "extract",
@@ -113,11 +116,12 @@ def extract(
         path = cache_dir(layered) / _store_name(layered, src, wanted, dtype)
     else:
         path = Path(store)
+    with locked(path):
         hit = _superset_hit(path, header, wanted)
         if hit is not None:
             return hit
-    _fill(path, layered, src, header, device=device, overwrite=overwrite, progress=progress)
-    return open_store(path)
+        _fill(path, layered, src, header, device=device, overwrite=overwrite, progress=progress)
+        return open_store(path)
 
 
 def cache_dir(layered: LayeredModel) -> Path:
@@ -179,21 +183,28 @@ def _cached(layered: LayeredModel, src: Source, layers: list[int], dtype: str) -
     pattern = f"*-{_model_source_hash(layered, src)}-*.zarr"
     header = {"model_id": layered.model_id, "source_key": src.key, "dtype": dtype}
     for path in sorted(directory.glob(pattern)):
-        hit = _superset_hit(path, header, layers)
+        with locked(path):
+            hit = _superset_hit(path, header, layers)
         if hit is not None:
             return hit
     return None
 
 
 def _superset_hit(path: Path, header: dict[str, Any], layers: list[int]) -> xr.Dataset | None:
-    """The complete store at `path` if it holds these activations for all `layers`."""
+    """The complete store at `path` if it holds these activations for all `layers` and passes its
+    check; one that fails it is reported and removed (the caller holds its lock and rebuilds)."""
     existing = read_header(path)
     if existing is None or not existing.get("complete"):
         return None
     same = all(existing.get(key) == header[key] for key in ("model_id", "source_key", "dtype"))
     if not same or not set(layers) <= set(existing["layers"]):
         return None
-    dataset = open_store(path)
+    problem = store_problem(path, existing)
+    if problem is not None:
+        say(f"{path}: {problem}; rebuilding it")
+        discard(path)
+        return None
+    dataset = open_store(path, verify=False)
     return dataset if existing["layers"] == layers else dataset.sel(layer=layers)
 
 
@@ -216,7 +227,6 @@ def _fill(
     )
     if writer.complete:
         return
-    writer.trim()
     stored = read_header(path)
     plan = plan_batches(
         n_samples,

@@ -12,16 +12,25 @@ Layout of a store (zarr format 3; open it with `xr.open_zarr(path)`):
 
 Utterances keep the source's order; their frames are written in extraction order (batches of
 similar durations), so always locate an utterance through `offset`/`n_frames` (or `utt`).
-Progress lives in the group attributes (`batches_done`, `frames_done`, `complete`); zarr's local
-store replaces every file atomically, so an interrupted extraction resumes at the first batch
-that was not recorded, after trimming whatever a half-written batch left beyond `frames_done`.
+
+A store's life (docs/caches.md): its skeleton is built in a temp folder beside it and renamed into
+place, so the folder appears with its header; batches are appended and recorded in the group
+attributes (`batches_done`, `frames_done`); zarr's local store replaces every file atomically, so an
+interrupted extraction resumes at the first batch that was not recorded, after trimming whatever a
+half-written batch left beyond `frames_done`. Completion writes the consolidated metadata, then the
+chunk inventory (`probes.inventory`), and last the mark `complete` (with the inventory's checksum) in
+one atomic write of the group header. Every writer and checker holds `locked(path)`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import shutil
+import sys
 import warnings
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +38,29 @@ import numpy as np
 import xarray as xr
 import zarr
 
-__all__ = ["StoreWriter", "open_store", "StoreMismatchError", "IncompleteStoreError"]
+from probes.inventory import (
+    INVENTORY,
+    forget,
+    inventory_bytes,
+    inventory_problem,
+    remember,
+    take_inventory,
+)
+from training.fileio import exclusive, naming_os_errors, write_bytes_atomic
 
-STORE_FORMAT = 1
+__all__ = [
+    "StoreWriter",
+    "open_store",
+    "locked",
+    "store_problem",
+    "StoreMismatchError",
+    "IncompleteStoreError",
+    "CorruptStoreError",
+]
+
+# 2: completion writes a chunk inventory and marks the store complete last (1 marked it first).
+STORE_FORMAT = 2
+KNOWN_FORMATS = (1, STORE_FORMAT)
 # Header attributes that must agree for a store to hold the activations asked for.
 IDENTITY = ("model_id", "source_key", "layers", "dtype")
 
@@ -42,6 +71,32 @@ class StoreMismatchError(ValueError):
 
 class IncompleteStoreError(ValueError):
     """A store whose extraction was interrupted: extract again to resume it."""
+
+
+class CorruptStoreError(ValueError):
+    """A store marked complete that fails its check (a missing or damaged chunk, no metadata...)."""
+
+
+def say(message: str) -> None:
+    """Tell the user what happens to a store (waiting for a lock, rebuilding): one line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _reached(stage: str) -> None:
+    """A named instant of a store's life; the fault-injection tests replace this to kill the
+    process exactly there (stages: created, placed, mid-batch, batch-written, batch-recorded,
+    consolidated, inventoried, complete)."""
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold the lock of the store at `path` (`PATH.lock` beside it) while checking or writing it.
+
+    A second process waits (saying so on stderr) until the first is done. The lock is a
+    `filelock.FileLock`: the OS releases it when its holder dies, so a killed writer never blocks.
+    """
+    with exclusive(path, what="the activation store", notify=say):
+        yield
 
 
 class StoreWriter:
@@ -65,7 +120,12 @@ class StoreWriter:
         chunk_frames: int = 4096,
         overwrite: bool = False,
     ) -> StoreWriter:
-        """Start a store at `path`, or resume the unfinished one there with the same identity.
+        """Start a store at `path`, resume the unfinished one there with the same identity, or
+        return the complete one (`.complete`). Call it holding `locked(path)`.
+
+        A store of ours that cannot serve (an older format, a damaged header, a complete store that
+        fails its check) is reported on stderr and rebuilt; a folder that is not a store, or a
+        store of other activations, is replaced only with `overwrite`.
 
         Args:
             header: store attributes; must hold the IDENTITY keys (layers a list of ints, dtype a
@@ -77,13 +137,25 @@ class StoreWriter:
                 `overwrite`.
         """
         path = Path(path)
+        _remove_leftovers(path)
         if path.exists():
             existing = read_header(path)
-            if existing is not None and _same_identity(existing, header):
-                return cls(path, zarr.open_group(path, mode="r+", use_consolidated=False))
-            if not overwrite:
-                raise StoreMismatchError(_mismatch_message(path, existing, header))
-            shutil.rmtree(path)
+            if existing is None and not _is_ours(path):
+                if not overwrite:
+                    raise StoreMismatchError(_mismatch_message(path, existing, header))
+            elif existing is not None and not _same_identity(existing, header):
+                if not overwrite:
+                    raise StoreMismatchError(_mismatch_message(path, existing, header))
+            elif (problem := _unusable(path, existing)) is not None:
+                if problem:  # an empty folder goes without a word
+                    say(f"{path}: {problem}; rebuilding it")
+            elif existing["complete"]:
+                return cls(path, zarr.open_group(path, mode="r", use_consolidated=False))
+            else:
+                writer = cls(path, zarr.open_group(path, mode="r+", use_consolidated=False))
+                writer.trim()
+                return writer
+            discard(path)
         return cls._create(path, header, utterances, dim, chunk_frames)
 
     @classmethod
@@ -95,8 +167,10 @@ class StoreWriter:
         dim: int,
         chunk_frames: int,
     ) -> StoreWriter:
+        # Built aside and renamed into place: the folder appears with its header or not at all.
         path.parent.mkdir(parents=True, exist_ok=True)
-        group = zarr.open_group(path, mode="w")
+        building = _temp_beside(path)
+        group = zarr.open_group(building, mode="w")
         layers = np.asarray(header["layers"], dtype=np.int64)
         n_utts = len(utterances)
         group.create_array(
@@ -130,7 +204,10 @@ class StoreWriter:
                 "complete": False,
             }
         )
-        return cls(path, group)
+        _reached("created")
+        building.rename(path)
+        _reached("placed")
+        return cls(path, zarr.open_group(path, mode="r+", use_consolidated=False))
 
     @property
     def batches_done(self) -> int:
@@ -141,7 +218,10 @@ class StoreWriter:
         return bool(self.group.attrs["complete"])
 
     def trim(self) -> None:
-        """Drop frames a half-written batch left beyond the recorded progress."""
+        """Drop frames a half-written batch left beyond the recorded progress, and the temp files
+        of a write that was killed."""
+        for partial in self.path.rglob("*.partial"):
+            partial.unlink(missing_ok=True)
         frames = int(self.group.attrs["frames_done"])
         activations = self.group["activations"]
         if activations.shape[1] != frames:
@@ -165,52 +245,77 @@ class StoreWriter:
                 concatenated in batch order (an iterator, so one layer at a time is in memory).
             frame_rate: frames per second, for the `time` coordinate.
         """
-        start = int(self.group.attrs["frames_done"])
-        stop = start + int(n_frames.sum())
-        group = self.group
-        layers, _, dim = group["activations"].shape
-        group["activations"].resize((layers, stop, dim))
-        written = 0
-        for index, frames in enumerate(activations):
-            group["activations"][index, start:stop, :] = frames
-            written += 1
-        if written != layers:
-            raise ValueError(f"append got {written} layers of activations, the store has {layers}")
-        group["utt"].resize((stop,))
-        group["utt"][start:stop] = np.repeat(utt_indices, n_frames).astype(np.int32)
-        within = np.arange(stop - start) - np.repeat(np.cumsum(n_frames) - n_frames, n_frames)
-        group["time"].resize((stop,))
-        group["time"][start:stop] = ((within + 0.5) / frame_rate).astype(np.float32)
-        offsets = start + np.cumsum(n_frames) - n_frames
-        group["n_frames"].set_coordinate_selection(utt_indices, n_frames.astype(np.int64))
-        group["offset"].set_coordinate_selection(utt_indices, offsets.astype(np.int64))
-        # Recorded last: a batch counts only once all of it is on disk.
-        group.attrs.update({"batches_done": self.batches_done + 1, "frames_done": stop})
+        with naming_os_errors(self.path):
+            start = int(self.group.attrs["frames_done"])
+            stop = start + int(n_frames.sum())
+            group = self.group
+            layers, _, dim = group["activations"].shape
+            group["activations"].resize((layers, stop, dim))
+            written = 0
+            for index, frames in enumerate(activations):
+                group["activations"][index, start:stop, :] = frames
+                written += 1
+                _reached("mid-batch")
+            if written != layers:
+                raise ValueError(
+                    f"append got {written} layers of activations, the store has {layers}"
+                )
+            group["utt"].resize((stop,))
+            group["utt"][start:stop] = np.repeat(utt_indices, n_frames).astype(np.int32)
+            within = np.arange(stop - start) - np.repeat(np.cumsum(n_frames) - n_frames, n_frames)
+            group["time"].resize((stop,))
+            group["time"][start:stop] = ((within + 0.5) / frame_rate).astype(np.float32)
+            offsets = start + np.cumsum(n_frames) - n_frames
+            group["n_frames"].set_coordinate_selection(utt_indices, n_frames.astype(np.int64))
+            group["offset"].set_coordinate_selection(utt_indices, offsets.astype(np.int64))
+            _reached("batch-written")
+            # Recorded last: a batch counts only once all of it is on disk.
+            group.attrs.update({"batches_done": self.batches_done + 1, "frames_done": stop})
+            _reached("batch-recorded")
 
     def finish(self) -> None:
-        """Mark the store complete and consolidate its metadata (so xr.open_zarr reads it fast)."""
-        self.group.attrs.update({"complete": True})
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-            zarr.consolidate_metadata(self.path)
+        """Consolidate the metadata (xr.open_zarr reads it in one file), record the inventory and,
+        last, mark the store complete: a kill at any instant leaves a store that the same call
+        finishes, and "complete" vouches for everything before it."""
+        with naming_os_errors(self.path):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
+                # A resumed finish finds the inventory of the killed one: not a zarr node, fine.
+                warnings.filterwarnings("ignore", f"Object at {INVENTORY}", UserWarning)
+                zarr.consolidate_metadata(self.path)
+            _reached("consolidated")
+            inventory = take_inventory(self.path)
+            listing = inventory_bytes(inventory)
+            write_bytes_atomic(self.path / INVENTORY, listing)
+            _reached("inventoried")
+            # Opened through the consolidated metadata, so that rewriting the header keeps it.
+            group = zarr.open_group(self.path, mode="r+", use_consolidated=True)
+            group.attrs.update({"complete": True, "inventory_crc32": zlib.crc32(listing)})
+        self.group = group
+        remember(self.path, inventory["files"])
+        _reached("complete")
 
 
 def read_header(path: str | Path) -> dict[str, Any] | None:
-    """The attributes of the store at `path`, or None if it is not a store of ours."""
+    """The attributes of the store at `path` (any format we wrote), or None if it is not one."""
     try:
         group = zarr.open_group(path, mode="r", use_consolidated=False)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
+        attrs = dict(group.attrs)
+    except Exception:  # noqa: BLE001  (a missing, foreign or torn header all mean "not a store")
         return None
-    attrs = dict(group.attrs)
-    return attrs if attrs.get("format") == STORE_FORMAT else None
+    return attrs if attrs.get("format") in KNOWN_FORMATS else None
 
 
-def open_store(path: str | Path) -> xr.Dataset:
+def open_store(path: str | Path, *, verify: bool = True) -> xr.Dataset:
     """Open a complete store lazily (dask arrays: nothing is read until used).
 
+    Args:
+        verify: check every chunk against the store's inventory first (a full read the first
+            time this process opens the store, `stat` alone afterwards; docs/caches.md).
     Raises:
         FileNotFoundError: no store at `path`.
         IncompleteStoreError: an interrupted extraction.
+        CorruptStoreError: a store marked complete that fails its check (the message says why).
     """
     path = Path(path)
     header = read_header(path)
@@ -221,7 +326,83 @@ def open_store(path: str | Path) -> xr.Dataset:
             f"{path}: extraction was interrupted after {header['batches_done']} batches; "
             "call probes.extract again with the same model and source to resume it"
         )
-    return xr.open_zarr(path, consolidated=True)
+    problem = store_problem(path, header) if verify else None
+    if problem is None:
+        try:
+            return xr.open_zarr(path, consolidated=True)
+        except Exception as err:  # noqa: BLE001  (whatever zarr raises, the store is unreadable)
+            problem = f"it cannot be opened ({_one_line(err)})"
+    raise CorruptStoreError(
+        f"{path}: {problem}; call probes.extract again with the same model and source to rebuild it"
+    )
+
+
+def store_problem(path: str | Path, header: dict[str, Any] | None = None) -> str | None:
+    """Why the complete store at `path` cannot be trusted, or None when it is whole.
+
+    Checks the format, every inventoried file (present, its size, its CRC-32) and that zarr
+    opens the consolidated metadata.
+    """
+    path = Path(path)
+    header = read_header(path) if header is None else header
+    if header is None:
+        return "its header cannot be read"
+    if header.get("format") != STORE_FORMAT:
+        return f"it was written in store format {header.get('format')} (this sslvgs reads {STORE_FORMAT})"
+    problem = inventory_problem(path, header.get("inventory_crc32"))
+    if problem is not None:
+        return problem
+    try:
+        zarr.open_consolidated(path, mode="r")
+    except Exception as err:  # noqa: BLE001
+        return f"its consolidated metadata cannot be read ({_one_line(err)})"
+    return None
+
+
+def discard(path: Path) -> None:
+    """Remove a store (holding its lock): renamed aside first, so a kill midway leaves a temp
+    folder that the next writer removes, not half a store."""
+    forget(path)
+    if path.is_dir():
+        aside = _temp_beside(path)
+        path.rename(aside)
+        shutil.rmtree(aside, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
+
+
+def _unusable(path: Path, header: dict[str, Any] | None) -> str | None:
+    """Why a store of ours must be rebuilt rather than resumed or read ("" for an empty folder),
+    or None."""
+    if header is None:
+        if path.is_dir() and not any(path.iterdir()):
+            return ""
+        return "a damaged activation store (its header cannot be read)"
+    if header.get("format") != STORE_FORMAT or header.get("complete"):
+        return store_problem(path, header)
+    return None
+
+
+def _is_ours(path: Path) -> bool:
+    """An empty folder, or one with our arrays: safe to replace without `overwrite`."""
+    if path.is_dir() and not any(path.iterdir()):
+        return True
+    return (path / "activations" / "zarr.json").is_file() or (path / INVENTORY).is_file()
+
+
+def _temp_beside(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temp folders that a killed writer of this store left beside it (we hold its lock)."""
+    if path.parent.is_dir():
+        for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _same_identity(existing: dict[str, Any], header: dict[str, Any]) -> bool:

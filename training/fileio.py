@@ -34,6 +34,7 @@ __all__ = [
     "npz_bytes",
     "exclusive",
     "LockedError",
+    "naming_os_errors",
 ]
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
@@ -65,15 +66,16 @@ def write_atomic(path: Path | str, write: Callable[[Path], Any], *, sync_dir: bo
     since the temp name ends in `.tmp`. Whatever `write` raises, the temp file is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_temp(path)
-    try:
-        write(tmp)
-        _fsync(tmp, os.O_RDONLY)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with naming_os_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _create_temp(path)
+        try:
+            write(tmp)
+            _fsync(tmp, os.O_RDONLY)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     if sync_dir:
         _fsync(path.parent, os.O_RDONLY)
     return path
@@ -116,6 +118,25 @@ def npz_bytes(**arrays: np.ndarray) -> bytes:
 def write_npz(path: Path | str, **arrays: np.ndarray) -> Path:
     """Write `arrays` as an .npz at `path`, atomically and byte-for-byte reproducibly."""
     return write_bytes_atomic(path, npz_bytes(**arrays))
+
+
+@contextlib.contextmanager
+def naming_os_errors(path: Path | str) -> Iterator[None]:
+    """Re-raise an OSError that names no file as the same error naming `path`.
+
+    A full disk's `[Errno 28]` comes from write(), which knows no file name; wrapped in this, the
+    error every user sees says which file was being written.
+    """
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None or err.errno is None:
+            raise
+        try:
+            named = type(err)(err.errno, err.strerror, str(path))
+        except TypeError:  # a subclass with another constructor
+            named = OSError(err.errno, err.strerror, str(path))
+        raise named from err
 
 
 class LockedError(RuntimeError):
