@@ -228,10 +228,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, OSError) as err:
+    except Exception as err:
+        if not _named(err):
+            raise  # a bug: its traceback is what a report of it needs
         # Bad input: one clear line, no traceback. Library errors name the file and entry themselves.
-        print(f"sslvgs {args.command}: error: {err}", file=sys.stderr)
+        print(f"sslvgs {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+_PACKAGES = ("training", "probes", "analysis")
+
+
+def _named(err: Exception) -> bool:
+    """An error that tells the user what to fix: bad input (ValueError), a file's trouble (OSError),
+    or any error class of sslvgs's own (LockedError, EspeakError, ...), wherever it derives from."""
+    if isinstance(err, ValueError | OSError):
+        return True
+    return any(kind.__module__.partition(".")[0] in _PACKAGES for kind in type(err).__mro__)
+
+
+def _one_line(err: Exception) -> str:
+    """The message on one line (a multi-line message's lines joined by '; ')."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = ""
+    for line in lines:
+        text += line if not text else (" " if text.endswith(":") else "; ") + line
+    return text or type(err).__name__
 
 
 if __name__ == "__main__":

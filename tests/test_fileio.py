@@ -64,3 +64,28 @@ def test_a_process_killed_before_the_rename_leaves_only_a_dot_tmp_file(tmp_path,
     assert left.name.startswith(".epoch_0001.pt.") and left.name.endswith(".tmp")
     assert list(tmp_path.glob(".epoch_*.tmp")) == [left]
     real_unlink(left)
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch):
+    """write() reports ENOSPC with no file name; the error that reaches the user has one."""
+    import errno
+
+    def full(tmp):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "corpus" / "wavs" / "u1.wav"
+    with pytest.raises(
+        OSError, match=r"\[Errno 28\] No space left on device: '.*corpus/wavs/u1\.wav'"
+    ):
+        write_atomic(target, full)
+    assert os.listdir(target.parent) == []
+    real_fsync = os.fsync
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full"))
+    )
+    with pytest.raises(OSError, match="u1.wav") as caught:
+        write_bytes_atomic(target, b"data")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    with pytest.raises(FileNotFoundError, match="elsewhere"):  # an error naming its own file stays
+        write_atomic(target, lambda tmp: open(tmp_path / "elsewhere" / "x"))
