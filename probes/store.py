@@ -25,6 +25,7 @@ one atomic write of the group header. Every writer and checker holds `locked(pat
 from __future__ import annotations
 
 import contextlib
+import glob
 import secrets
 import shutil
 import sys
@@ -397,7 +398,7 @@ def _temp_beside(path: Path) -> Path:
 def _remove_leftovers(path: Path) -> None:
     """Temp folders that a killed writer of this store left beside it (we hold its lock)."""
     if path.parent.is_dir():
-        for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
