@@ -14,7 +14,7 @@ Targets (all on one small corpus and one tiny run, built first and shared):
     extract    sslvgs extract RUN CORPUS/abx/read --out STORE --batch-size 2   (the store's values)
     train      sslvgs train CORPUS RUN --stage-epochs 2 [--resume]             (every checkpoint's
                weights and optimizer state, metrics.jsonl's epochs)
-    grid       sslvgs grid RUN --probe abx --items read --layers 0,4           (the grid's values)
+    grid       sslvgs grid RUN --probe abx --items read --layers 0,2,4         (the grid's values)
     reproduce  sslvgs reproduce OUT --quick                                    (every .csv table)
 
     python benchmarks/fault_injection.py --n 5 [--targets extract,grid] [--work DIR] [--seed 0]
