@@ -141,10 +141,9 @@ class StoreWriter:
         _remove_leftovers(path)
         if path.exists():
             existing = read_header(path)
-            if existing is None and not _is_ours(path):
-                if not overwrite:
-                    raise StoreMismatchError(_mismatch_message(path, existing, header))
-            elif existing is not None and not _same_identity(existing, header):
+            if (existing is None and not _is_ours(path)) or (
+                existing is not None and not _same_identity(existing, header)
+            ):
                 if not overwrite:
                     raise StoreMismatchError(_mismatch_message(path, existing, header))
             elif (problem := _unusable(path, existing)) is not None:
@@ -157,7 +156,8 @@ class StoreWriter:
                 writer.trim()
                 return writer
             discard(path)
-        return cls._create(path, header, utterances, dim, chunk_frames)
+        with naming_os_errors(path):
+            return cls._create(path, header, utterances, dim, chunk_frames)
 
     @classmethod
     def _create(

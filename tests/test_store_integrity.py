@@ -229,3 +229,25 @@ def test_the_check_reads_a_store_once_per_process(model, wavdir, tmp_path, monke
     assert len(reads) == n_files
     open_store(path)
     assert len(reads) == n_files
+
+
+def test_a_full_disk_names_the_store_and_the_same_call_then_finishes(
+    model, wavdir, tmp_path, monkeypatch
+):
+    import errno
+
+    import zarr.storage._local as local
+
+    whole = whole_store(model, wavdir, tmp_path / "whole.zarr")
+    real_put = local._put
+
+    def full_after_a_while(path, value, exclusive=False):
+        if "activations/c/1" in str(path):  # the disk fills up in the middle of the first batch
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_put(path, value, exclusive=exclusive)
+
+    monkeypatch.setattr(local, "_put", full_after_a_while)
+    with pytest.raises(OSError, match=r"\[Errno 28\] No space left on device: '.*cut\.zarr'"):
+        whole_store(model, wavdir, tmp_path / "cut.zarr")
+    monkeypatch.setattr(local, "_put", real_put)
+    xr.testing.assert_identical(whole_store(model, wavdir, tmp_path / "cut.zarr"), whole)
