@@ -17,10 +17,12 @@ time writes a folder (a lock beside it, `OUT.lock`); a second waits for it, or r
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
 import shutil
+import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -305,7 +307,8 @@ def build_corpus(
     if variation is not None:  # a clean corpus keeps the settings (and bytes) of earlier versions
         settings["variation"] = variation.settings()
     scenes, read, pools = plan_corpus(images, captions_per_image, seed)
-    with exclusive(root, what="the corpus build", wait=wait):
+    say = functools.partial(print, file=sys.stderr)
+    with exclusive(root, what="the corpus build", wait=wait, notify=say):
         _check_settings(root, settings)
         _build(root, scenes, read, pools, settings, variation, progress)
     return root
