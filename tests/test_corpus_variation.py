@@ -202,5 +202,7 @@ def test_bad_variation_ranges_are_refused() -> None:
         dataclasses.replace(NATURAL, snr=(30.0, 10.0))
     with pytest.raises(ValueError, match="speed"):
         Variation(speed=(0.2, 1.0))
+    with pytest.raises(ValueError, match="rate"):
+        Variation(rate=1.5)
     with pytest.raises(ValueError, match="expected one of natural, clean"):
         build_corpus("/nonexistent/never", images=3, variation="noisy", progress=False)

@@ -88,6 +88,11 @@ class Variation:
             raise ValueError(f"variation speed: {self.speed} must lie within 0.5..2")
         if self.rt60[0] <= 0:
             raise ValueError(f"variation rt60: {self.rt60} must be positive")
+        if not (0 <= self.rate < 1 and self.pitch >= 0 and self.range >= 0):
+            raise ValueError(
+                f"variation rate/pitch/range: {self.rate}/{self.pitch}/{self.range} must be >= 0 "
+                "(rate below 1)"
+            )
         if not 0 <= self.babble <= 1:
             raise ValueError(f"variation babble: {self.babble} is not a probability")
 
