@@ -34,3 +34,64 @@ def test_corpus_command_reports_bad_arguments_in_one_line(
     assert main(["corpus", str(tmp_path / "c"), "--images", "2", "--no-progress"]) == 2
     error = capsys.readouterr().err.strip()
     assert "at least 3" in error and len(error.splitlines()) == 1
+
+
+def test_a_second_build_of_one_folder_waits_or_refuses_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Another process building OUT holds `OUT.lock`: --wait 0 refuses naming the folder, a wait that
+    runs out says how long it waited, and nothing is written meanwhile."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "corpus"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from training.fileio import exclusive\n"
+         f"with exclusive({str(out)!r}, what='the corpus build'):\n"
+         "    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["corpus", str(out), "--images", "3", "--wait", "0", "--no-progress"]) == 2
+        error = capsys.readouterr().err.strip()
+        assert str(out) in error and "being written by another process" in error
+        assert len(error.splitlines()) == 1
+        assert main(["corpus", str(out), "--images", "3", "--wait", "0.5", "--no-progress"]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert "waiting for another process" in error[0] and "after 0.5 s" in error[-1]
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_full_disk_names_the_file_being_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import training.corpus as corpus_module
+
+    real = corpus_module.write_bytes_atomic
+
+    def full_disk(path, *parts, **kwargs):
+        if str(path).endswith(".wav"):
+            raise OSError(errno.ENOSPC, "No space left on device")  # as a failing write() says it
+        return real(path, *parts, **kwargs)
+
+    monkeypatch.setattr(corpus_module, "write_bytes_atomic", full_disk)
+    out = tmp_path / "corpus"
+    assert main(["corpus", str(out), "--images", "3", "--no-progress"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "No space left on device" in error and len(error.splitlines()) == 1
+    assert str(out / "wavs" / "train" / "scene_00000_0.wav") in error
+
+
+def test_variation_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "c"
+    for bad, says in ((["--snr", "5"], "expected LOW,HIGH"), (["--snr", "30,10"], "is empty"),
+                      (["--clean", "--snr", "5,10"], "no noise")):  # fmt: skip
+        assert main(["corpus", str(out), "--images", "3", "--no-progress", *bad]) == 2
+        assert says in capsys.readouterr().err
+    assert not out.exists()

@@ -35,23 +35,72 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_REGION_DIM,
         help="region feature dimension (2048: LXMERT)",
     )
+    parser.add_argument(
+        "--variation",
+        default="natural",
+        choices=("natural", "clean"),
+        help="natural (default): each utterance its own realisation (voice jitter, speed, room, "
+        "noise; docs/corpus.md); clean: plain espeak-ng, the corpus of earlier versions",
+    )
+    parser.add_argument(
+        "--clean", dest="variation", action="store_const", const="clean", help="--variation clean"
+    )
+    parser.add_argument(
+        "--snr",
+        default=None,
+        metavar="LOW,HIGH",
+        help="range of the natural corpus's signal-to-noise ratios in dB (default 10,30)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait at most this long for another build of OUT (default: until it ends; 0: refuse)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_corpus)
 
 
+def _variation(args: argparse.Namespace):
+    """The Variation (or None: clean) that --variation and --snr ask for."""
+    import dataclasses
+
+    from training.variation import VARIATIONS
+
+    variation = VARIATIONS[args.variation]
+    if args.snr is None:
+        return variation
+    if variation is None:
+        raise ValueError("--snr: a clean corpus has no noise (drop --clean or --snr)")
+    try:
+        low, high = (float(x) for x in args.snr.split(","))
+    except ValueError:
+        raise ValueError(f"--snr {args.snr!r}: expected LOW,HIGH in dB, e.g. 10,30") from None
+    return dataclasses.replace(variation, snr=(low, high))
+
+
 def _corpus(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     from training.corpus import build_corpus
+    from training.fileio import LockedError
 
-    root = build_corpus(
-        args.out,
-        images=args.images,
-        captions_per_image=args.captions_per_image,
-        seed=args.seed,
-        region_dim=args.region_dim,
-        progress=not args.no_progress,
-    )
+    try:
+        root = build_corpus(
+            args.out,
+            images=args.images,
+            captions_per_image=args.captions_per_image,
+            seed=args.seed,
+            region_dim=args.region_dim,
+            variation=_variation(args),
+            wait=args.wait,
+            progress=not args.no_progress,
+        )
+    except LockedError as error:
+        print(f"sslvgs corpus: error: {error}", file=sys.stderr)
+        return 2
     counts = json.loads((root / "manifest.json").read_text())["counts"]
     captions = ", ".join(f"{split} {n}" for split, n in counts["captions"].items())
     print(f"corpus in {root.resolve()} (captions: {captions})")

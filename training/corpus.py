@@ -4,17 +4,27 @@
 spoken captions per image (espeak-ng, a different synthetic speaker each) with phone alignments, and
 two ZeroSpeech ABX sets; the layout is documented in the README ("Corpus layout").
 
+Every utterance is its own realisation (`variation="natural"`, the default; training/variation.py):
+the speaker's voice jittered, a speed perturbation, a room and noise, drawn per utterance;
+`variation="clean"` gives the plain espeak-ng corpus of earlier versions, byte for byte.
+
 Reproducible and resumable: everything is planned up front from the seed, each image and each
 utterance draws from its own random stream and every file is written atomically, so a build that was
-interrupted picks up where it stopped and ends with the same bytes as one that was not.
+interrupted picks up where it stopped and ends with the same bytes as one that was not. One build at a
+time writes a folder (a lock beside it, `OUT.lock`); a second waits for it, or refuses with `wait=0`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import json
 import os
 import shutil
+import sys
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,18 +33,27 @@ from tqdm.auto import tqdm
 
 from training.abx_sets import abx_items, write_abx_items
 from training.data.alignments import write_alignment
-from training.data.audio import resample, resampled_position, wav_bytes
-from training.espeak import Synthesis, Synthesizer, Voice
-from training.fileio import write_bytes_atomic, write_npz, write_text_atomic
+from training.data.audio import wav_bytes
+from training.espeak import ESPEAK_SAMPLE_RATE, Synthesis, Synthesizer, Voice
+from training.fileio import exclusive, write_bytes_atomic, write_npz, write_text_atomic
 from training.grammar import describe_scene, read_sentence
 from training.scenes import RegionEncoder, SceneObject, random_scene, render_scene
 from training.speakers import make_speakers
+from training.variation import (
+    VARIATIONS,
+    Realisation,
+    Variation,
+    draw_realisation,
+    realise,
+    to_rate,
+)
 
 __all__ = [
     "DEFAULT_IMAGES",
     "DEFAULT_REGION_DIM",
     "PAPER_REGION_DIM",
     "SAMPLE_RATE",
+    "VARIATION_TABLE",
     "build_corpus",
     "plan_corpus",
     "split_sizes",
@@ -48,6 +67,8 @@ IMAGE_SIZE = 224
 READ_SENTENCES_PER_SPEAKER = 25
 GENERATOR_VERSION = 1
 SETTINGS_FILE = ".build-settings.json"  # written first; a resumed build must match it
+SPLITS = ("train", "val", "test")
+VARIATION_TABLE = "variation.tsv"  # each utterance's realisation (natural corpora only)
 
 
 @dataclass(frozen=True)
@@ -117,23 +138,56 @@ def plan_corpus(
     return scenes, read, pools
 
 
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Name `path` in an OSError that names no file (a full disk: "[Errno 28] No space left")."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None and error.errno is not None:
+            raise OSError(
+                error.errno, f"{error.strerror} (writing the corpus)", str(path)
+            ) from None
+        raise
+
+
+def _streams(seed: int, utt: Utterance) -> tuple[np.random.Generator, np.random.Generator]:
+    """The utterance's own streams: one for its realisation's parameters, one for its signals."""
+    key = zlib.crc32(utt.uttid.encode())
+    return np.random.default_rng([seed, 4, key, 0]), np.random.default_rng([seed, 4, key, 1])
+
+
+def _realisation(seed: int, utt: Utterance, voice: Voice, variation: Variation) -> Realisation:
+    return draw_realisation(_streams(seed, utt)[0], voice, variation, ESPEAK_SAMPLE_RATE)
+
+
 def _to_corpus_rate(synthesis: Synthesis) -> tuple[np.ndarray, list[int]]:
     """int16 samples at 16 kHz and the phone bounds (len(phones) + 1, first 0, last T) moved along."""
-    audio = resample(synthesis.samples.astype(np.float64), synthesis.sample_rate, SAMPLE_RATE)
-    samples = np.clip(np.rint(audio), -32768, 32767).astype(np.int16)
-    bounds = [
-        resampled_position(int(s), synthesis.sample_rate, SAMPLE_RATE) for s in synthesis.starts
-    ]
-    return samples, [*bounds, samples.size]
+    audio, bounds = to_rate(synthesis.samples, synthesis.starts, synthesis.sample_rate, SAMPLE_RATE)
+    return np.clip(np.rint(audio), -32768, 32767).astype(np.int16), bounds
 
 
-def _speak(synthesizer: Synthesizer, root: Path, utt: Utterance, voice: Voice) -> None:
-    synthesis = synthesizer(utt.text, voice)
-    samples, bounds = _to_corpus_rate(synthesis)
+def _speak(
+    synthesizer: Synthesizer, root: Path, utt: Utterance, voice: Voice, *,
+    seed: int = 0, variation: Variation | None = None,
+) -> None:  # fmt: skip
+    """Synthesise `utt` (realised under `variation`, or clean) and write its wav and alignment."""
+    if variation is None:
+        synthesis = synthesizer(utt.text, voice)
+        samples, bounds = _to_corpus_rate(synthesis)
+    else:
+        realisation = _realisation(seed, utt, voice, variation)
+        synthesis = synthesizer(utt.text, realisation.voice)
+        audio, bounds = to_rate(
+            synthesis.samples, synthesis.starts, realisation.source_rate, SAMPLE_RATE
+        )
+        samples = realise(audio, realisation, _streams(seed, utt)[1], SAMPLE_RATE)
     if any(b >= e for b, e in zip(bounds[:-1], bounds[1:], strict=True)):
         raise RuntimeError(f"a phone of {utt.uttid} ({utt.text!r}) vanished when resampling")
-    write_bytes_atomic(root / utt.wav, wav_bytes(samples, SAMPLE_RATE))
-    write_alignment(root / utt.alignment, bounds, list(synthesis.phones), SAMPLE_RATE)
+    with _writing(root / utt.wav):
+        write_bytes_atomic(root / utt.wav, wav_bytes(samples, SAMPLE_RATE))
+    with _writing(root / utt.alignment):
+        write_alignment(root / utt.alignment, bounds, list(synthesis.phones), SAMPLE_RATE)
 
 
 def _write_scene(root: Path, scene: Scene, encoder: RegionEncoder, seed: int, index: int) -> None:
@@ -141,11 +195,13 @@ def _write_scene(root: Path, scene: Scene, encoder: RegionEncoder, seed: int, in
     if not png.exists():
         buffer = io.BytesIO()
         render_scene(scene.objects, IMAGE_SIZE).save(buffer, format="PNG")  # no time or text chunks
-        write_bytes_atomic(png, buffer.getvalue())
+        with _writing(png):
+            write_bytes_atomic(png, buffer.getvalue())
     regions = root / "regions" / f"{scene.key}.npz"
     if not regions.exists():
         feats, boxes = encoder(scene.objects, np.random.default_rng([seed, 2, index]))
-        write_npz(regions, feats=feats, boxes=boxes)
+        with _writing(regions):
+            write_npz(regions, feats=feats, boxes=boxes)
 
 
 def _split_json(scenes: list[Scene], split: str) -> str:
@@ -168,14 +224,24 @@ def _copy_into_abx(root: Path, utt: Utterance) -> Utterance:
     target = f"abx/captions/wavs/{utt.uttid}.wav"
     if not (root / target).exists():
         tmp = root / f"abx/captions/wavs/.{utt.uttid}.tmp"
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(root / utt.wav, tmp)
-        except OSError:
-            shutil.copyfile(root / utt.wav, tmp)
-        os.replace(tmp, root / target)
+        with _writing(root / target):
+            _link_or_copy(root / utt.wav, tmp, root / target)
     return Utterance(utt.uttid, utt.split, utt.text, utt.speaker, target)
+
+
+def _link_or_copy(source: Path, tmp: Path, target: Path) -> None:
+    """`target` becomes `source`'s bytes (a hard link where possible), via `tmp`, atomically."""
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _check_settings(root: Path, settings: dict) -> None:
@@ -195,6 +261,14 @@ def _check_settings(root: Path, settings: dict) -> None:
         write_text_atomic(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
 
 
+def _variation(variation: str | Variation | None) -> Variation | None:
+    if isinstance(variation, Variation) or variation is None:
+        return variation
+    if variation not in VARIATIONS:
+        raise ValueError(f"variation {variation!r}: expected one of {', '.join(VARIATIONS)}")
+    return VARIATIONS[variation]
+
+
 def build_corpus(
     out: str | os.PathLike,
     *,
@@ -202,9 +276,16 @@ def build_corpus(
     captions_per_image: int = 5,
     seed: int = 0,
     region_dim: int = DEFAULT_REGION_DIM,
+    variation: str | Variation | None = "natural",
+    wait: float | None = None,
     progress: bool = True,
 ) -> Path:
     """Build (or finish building) the spoken-scenes corpus in `out`; returns its path.
+
+    variation: "natural" (each utterance its own realisation, see training/variation.py), "clean"
+    or None (plain espeak-ng, the corpus of earlier versions byte for byte), or a `Variation` with
+    other ranges. wait: seconds to wait for another build of the same folder (None: as long as it
+    takes, 0: refuse at once with `training.fileio.LockedError`).
 
     Same arguments, same bytes. A folder that holds a partial build with the same arguments is
     completed; one with other arguments, or unrelated files, is refused (ValueError).
@@ -212,6 +293,7 @@ def build_corpus(
     root = Path(out)
     if captions_per_image < 1:
         raise ValueError(f"captions_per_image must be at least 1, got {captions_per_image}")
+    variation = _variation(variation)
     settings = {
         "generator_version": GENERATOR_VERSION,
         "images": images,
@@ -222,12 +304,30 @@ def build_corpus(
         "sample_rate": SAMPLE_RATE,
         "read_sentences_per_speaker": READ_SENTENCES_PER_SPEAKER,
     }
+    if variation is not None:  # a clean corpus keeps the settings (and bytes) of earlier versions
+        settings["variation"] = variation.settings()
     scenes, read, pools = plan_corpus(images, captions_per_image, seed)
-    _check_settings(root, settings)
+    say = functools.partial(print, file=sys.stderr)
+    with exclusive(root, what="the corpus build", wait=wait, notify=say):
+        _check_settings(root, settings)
+        _build(root, scenes, read, pools, settings, variation, progress)
+    return root
+
+
+def _build(
+    root: Path,
+    scenes: list[Scene],
+    read: list[Utterance],
+    pools: dict[str, dict[str, Voice]],
+    settings: dict,
+    variation: Variation | None,
+    progress: bool,
+) -> None:
+    seed = settings["seed"]
     for stale in root.rglob(".*.tmp"):  # half-written files of a build that was killed
         stale.unlink()
     voices = {name: voice for pool in pools.values() for name, voice in pool.items()}
-    encoder = RegionEncoder(region_dim, seed)
+    encoder = RegionEncoder(settings["region_dim"], seed)
     utterances = [u for scene in scenes for u in scene.captions] + read
     total = len(scenes) + len(utterances)
     with tqdm(total=total, desc="corpus", unit="item", disable=not progress) as bar:
@@ -237,25 +337,44 @@ def build_corpus(
         with Synthesizer() as synthesizer:
             for utt in utterances:
                 if not ((root / utt.wav).exists() and (root / utt.alignment).exists()):
-                    _speak(synthesizer, root, utt, voices[utt.speaker])
+                    voice = voices[utt.speaker]
+                    _speak(synthesizer, root, utt, voice, seed=seed, variation=variation)
                 bar.update()
-    for split in ("train", "val", "test"):
-        write_text_atomic(root / f"spokencoco_{split}.json", _split_json(scenes, split))
+    texts = {f"spokencoco_{split}.json": _split_json(scenes, split) for split in SPLITS}
+    if variation is not None:
+        texts[VARIATION_TABLE] = _variation_table(utterances, voices, seed, variation)
+    for name, text in texts.items():
+        with _writing(root / name):
+            write_text_atomic(root / name, text)
     test = [_copy_into_abx(root, u) for s in scenes if s.split == "test" for u in s.captions]
     abx_counts = {}
     for name, members in (("captions", test), ("read", read)):
         table = abx_items(root, members)
-        write_abx_items(root / "abx" / name / "items.item", table)
+        with _writing(root / "abx" / name / "items.item"):
+            write_abx_items(root / "abx" / name / "items.item", table)
         abx_counts[name] = {
             "files": len(members),
             "items": len(table),
             "phones": int(table["phone"].nunique()),
         }
     manifest = _manifest(settings, scenes, read, pools, abx_counts)
-    write_text_atomic(
-        root / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False) + "\n"
-    )
-    return root
+    with _writing(root / "manifest.json"):
+        write_text_atomic(
+            root / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False) + "\n"
+        )
+
+
+def _variation_table(
+    utterances: list[Utterance], voices: dict[str, Voice], seed: int, variation: Variation
+) -> str:
+    """Tab-separated: each utterance's id, speaker and realisation (`Realisation.row`)."""
+    lines = []
+    for utt in utterances:
+        row = _realisation(seed, utt, voices[utt.speaker], variation).row()
+        if not lines:
+            lines.append("\t".join(["uttid", "speaker", *row]))
+        lines.append("\t".join([utt.uttid, utt.speaker, *(str(v) for v in row.values())]))
+    return "\n".join(lines) + "\n"
 
 
 def _manifest(
@@ -266,7 +385,7 @@ def _manifest(
     abx_counts: dict,
 ) -> dict:
     counts = {"images": {}, "captions": {}, "speakers": {}}
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         members = [s for s in scenes if s.split == split]
         counts["images"][split] = len(members)
         counts["captions"][split] = sum(len(s.captions) for s in members)
