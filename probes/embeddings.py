@@ -23,12 +23,19 @@ def embed_split(
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    regions: Any = None,
+    resample: bool = False,
+    allow_outside: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, Path]:
     """Embeddings of one split for recall@k.
 
     Args:
         model: checkpoint file, run directory or SSLVGS (it needs encode_audio and encode_image).
+        split: train, val, test (the file that serves it: docs/data.md) or a split file's name.
         corpus: corpus root; default: the one in the run's config.json.
+        regions: region features (any PATH `training.data.open_regions` takes, or opened ones);
+            None: the corpus's own regions/ folder.
+        resample, allow_outside: as `training.data.CaptionDataset`.
     Returns:
         (image_emb [I, E], audio_emb [C, E], caption_image_index [C], model description, corpus root)
     Raises:
@@ -45,9 +52,9 @@ def embed_split(
             f"{layered.description} has no speech-image branches: recall needs an SSLVGS"
         )
     root = corpus_of(layered, corpus)
-    if not load_split(root, split):
+    if not load_split(root, split, allow_outside=allow_outside):
         raise ValueError(f"{split_path(root, split)}: the split has no images and no captions")
-    dataset = CaptionDataset(root, split)
+    dataset = CaptionDataset(root, split, regions, resample=resample, allow_outside=allow_outside)
     module.to(device)
     with bounded_memory(device):
         images, audio = embed_captions(
