@@ -67,7 +67,8 @@ def test_a_stem_found_nowhere_names_the_item_line(tmp_path: Path) -> None:
     _tone(tmp_path / "audio" / "x.wav")
     items = _items(tmp_path / "a.item", ["x", "x", "missing"])
     with pytest.raises(
-        FileNotFoundError, match=r"a.item:4 \(#file missing\): no audio file missing"
+        FileNotFoundError,
+        match=r"a.item:4 \(#file missing\): no audio file missing.wav or missing.flac under",
     ):
         AbxSet(items, tmp_path / "audio")
 

@@ -44,6 +44,7 @@ def test_tsv_and_hdf5_read_the_same_2048_d_regions(small_corpus: Path, public: d
             assert np.allclose(got_boxes.numpy(), boxes, atol=1e-6)
 
 
+@pytest.mark.slow  # one short epoch of the tiny preset: about 15 s on a quiet machine
 def test_train_and_recall_on_karpathy_with_lxmert_tsv(
     small_corpus: Path, public: dict, tmp_path: Path
 ) -> None:
@@ -65,9 +66,14 @@ def test_train_and_recall_on_karpathy_with_lxmert_tsv(
     assert via_tsv.attrs["split_file"].endswith("SpokenCOCO_test_unrolled_karpathy.json")
     xr.testing.assert_equal(via_tsv, via_hdf5)
     assert np.isfinite(via_tsv.values).all()
+    # A run whose config.json records its regions is recalled on its own corpus with nothing else.
+    config["regions"] = tsvs
+    (run / "config.json").write_text(json.dumps(config))
+    xr.testing.assert_equal(recall(run, "test", progress=False), via_tsv)
     assert test.image_keys == [e["key"] for e in load_split(small_corpus, "test")]
 
 
+@pytest.mark.slow  # two extractions of the read set: about 15 s on a quiet machine
 def test_librispeech_flac_folders_score_as_the_original_items(
     small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -68,21 +68,20 @@ def find_by_stem(
         AmbiguousFileError: a name has two candidates (naming both).
         SpokenCocoError: a name that leaves `root` without `allow_outside`.
     """
-    root, suffixes = Path(root), tuple(suffixes)
-    if not root.is_dir():
+    root, suffixes, names = Path(root), tuple(suffixes), list(dict.fromkeys(names))
+    if names and not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder (looking for {what}s)")
     index: dict[str, list[Path]] | None = None  # walked once, when a plain stem is first asked for
     found: dict[str, Path] = {}
-    for name in dict.fromkeys(names):
+    for name in names:
         if os.sep in name or "/" in name or name in (".", ".."):
             candidates = _at_path(root, name, suffixes, where(name), allow_outside)
         else:
             index = stem_index(root, suffixes) if index is None else index
             candidates = index.get(name, [])
         if not candidates:
-            raise FileNotFoundError(
-                f"{where(name)}: no {what} {name}{{{','.join(suffixes)}}} under {root}"
-            )
+            tried = " or ".join(f"{Path(name).name}{s}" for s in suffixes)
+            raise FileNotFoundError(f"{where(name)}: no {what} {tried} under {root}")
         if len(candidates) > 1:
             raise AmbiguousFileError(
                 f"{where(name)}: two {what}s for {name!r}: {candidates[0]} and {candidates[1]}"
