@@ -319,13 +319,22 @@ def _unrolled(document: dict) -> dict:
 
 def test_split_names_resolve_by_documented_precedence(tmp_path: Path) -> None:
     from training.data import split_path
+    from training.data.spokencoco import SplitPrecedenceWarning
 
     document = _mini_corpus(tmp_path)  # SpokenCOCO_val.json: the distributed per-image file
     assert split_path(tmp_path, "val").name == "SpokenCOCO_val.json"
     (tmp_path / "SpokenCOCO_val_unrolled_karpathy.json").write_text(json.dumps(_unrolled(document)))
-    assert split_path(tmp_path, "val").name == "SpokenCOCO_val_unrolled_karpathy.json"
+    with pytest.warns(
+        SplitPrecedenceWarning,
+        match="'val' is served by SpokenCOCO_val_unrolled_karpathy.json .*also present: SpokenCOCO_val.json",
+    ):
+        assert split_path(tmp_path, "val").name == "SpokenCOCO_val_unrolled_karpathy.json"
     (tmp_path / "spokencoco_val.json").write_text(json.dumps(document))
-    assert split_path(tmp_path, "val").name == "spokencoco_val.json"
+    with pytest.warns(
+        SplitPrecedenceWarning,
+        match="also present: SpokenCOCO_val_unrolled_karpathy.json, SpokenCOCO_val.json",
+    ):
+        assert split_path(tmp_path, "val").name == "spokencoco_val.json"
     assert split_path(tmp_path, "SpokenCOCO_val.json").name == "SpokenCOCO_val.json"
     with pytest.raises(
         FileNotFoundError,
@@ -355,6 +364,7 @@ def test_unrolled_karpathy_entries_regroup_per_image(tmp_path: Path) -> None:
 def test_an_entry_of_neither_schema_names_file_and_entry(tmp_path: Path) -> None:
     document = _unrolled(_mini_corpus(tmp_path))
     document["data"][2] = {"image": "val2014/x.jpg", "audio": "x.wav"}
+    (tmp_path / "SpokenCOCO_val.json").unlink()
     (tmp_path / "SpokenCOCO_val_unrolled_karpathy.json").write_text(json.dumps(document))
     with pytest.raises(
         SpokenCocoError,

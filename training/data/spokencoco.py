@@ -14,8 +14,8 @@ Two schemas are read (docs/data.md):
 
   regrouped per image on load, images in order of first appearance.
 
-A split name finds its file by the precedence of `SPLIT_FILES` (first that exists wins); a name ending in
-``.json`` is that file under the root. Wav paths are relative to the JSON's folder and must stay inside it
+A split name finds its file by the precedence of `SPLIT_FILES` (first that exists wins, with a
+`SplitPrecedenceWarning` naming the others); a name ending in ``.json`` is that file under the root. Wav paths are relative to the JSON's folder and must stay inside it
 unless ``allow_outside=True``. The image key (the region-feature key) is the image file's stem.
 """
 
@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 __all__ = [
-    "SpokenCocoError", "SPLIT_FILES", "load_split", "split_path", "inside_root", "caption_where",
+    "SpokenCocoError", "SplitPrecedenceWarning", "SPLIT_FILES", "load_split", "split_path", "inside_root", "caption_where",
 ]  # fmt: skip
 
 CAPTION_FIELDS = ("wav", "text", "speaker", "uttid")
@@ -38,6 +39,10 @@ SPLIT_FILES = (
     "SpokenCOCO_{split}_unrolled_karpathy.json",
     "SpokenCOCO_{split}.json",
 )
+
+
+class SplitPrecedenceWarning(UserWarning):
+    """Two files could serve one split; the one of higher precedence is read (the message names both)."""
 
 
 class SpokenCocoError(ValueError):
@@ -53,9 +58,16 @@ def split_path(root: str | os.PathLike, split: str) -> Path:
             return root / split
         raise FileNotFoundError(f"{root / split}: no such split file")
     names = [name.format(split=split) for name in SPLIT_FILES]
-    for name in names:
-        if (root / name).is_file():
-            return root / name
+    present = [root / name for name in names if (root / name).is_file()]
+    if len({p.resolve() for p in present}) > 1:  # one file on a case-insensitive disk is not two
+        warnings.warn(
+            f"{root}: split {split!r} is served by {present[0].name} (the precedence of "
+            f"docs/data.md); also present: {', '.join(p.name for p in present[1:])}",
+            SplitPrecedenceWarning,
+            stacklevel=2,
+        )
+    if present:
+        return present[0]
     raise FileNotFoundError(f"{root}: no split file for {split!r} (looked for {', '.join(names)})")
 
 
