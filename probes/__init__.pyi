@@ -27,6 +27,7 @@ from .sources import AbxSet as AbxSet
 from .sources import CorpusSplit as CorpusSplit
 from .sources import Source as Source
 from .sources import Utterance as Utterance
+from .sources import AudioFolder as AudioFolder
 from .sources import WavList as WavList
 from .sources import as_source as as_source
 from .store import CorruptStoreError as CorruptStoreError

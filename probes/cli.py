@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.data.options import add_allow_outside_option, add_regions_option
+
 __all__ = ["register"]
 
 
@@ -23,6 +25,11 @@ def _register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
         "--model", help="checkpoint file or run directory: score its layer --layer (not FEATURES)"
     )
     parser.add_argument("--layer", type=int, help="with --model: 0 = feature encoder, 1..N")
+    parser.add_argument(
+        "--wavs",
+        help="with --model: folder under which each #file is found as .wav or .flac, at any "
+        "depth (LibriSpeech's layout included); default: wavs/ beside the item file",
+    )
     parser.set_defaults(func=_abx)
     return parser
 
@@ -30,6 +37,8 @@ def _register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
 def _abx(args: argparse.Namespace) -> int:
     from probes.abx_engine.command import run_abx
 
+    if args.model is None and args.wavs is not None:
+        raise ValueError("--wavs goes with --model (FEATURES are read from their folder)")
     return abx_of_model(args) if args.model is not None else run_abx(args)
 
 
@@ -43,7 +52,7 @@ def abx_of_model(args: argparse.Namespace) -> int:
     if args.layer is None:
         raise ValueError("--model needs --layer L (0 = feature encoder, 1..N transformer layers)")
     result = abx(
-        args.model, args.layer, args.item, speaker=args.speaker, context=args.context,
+        args.model, args.layer, args.item, wavs=args.wavs, speaker=args.speaker, context=args.context,
         distance=args.distance, pooling=None if args.pooling == "none" else args.pooling,
         compat=args.compat, max_size_group=args.max_size_group, max_x_across=args.max_x_across,
         seed=args.seed, progress=not args.quiet and not args.json,
@@ -91,6 +100,7 @@ def _register_extract(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--resample", action="store_true", help="resample audio at another rate")
+    add_allow_outside_option(parser)
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a store of other activations"
     )
@@ -100,8 +110,11 @@ def _register_extract(subparsers: argparse._SubParsersAction) -> None:
 
 def _extract(args: argparse.Namespace) -> int:
     from probes.activations import extract
+    from probes.sources import as_source
 
     source = args.source[0] if len(args.source) == 1 else args.source
+    if args.allow_outside_root:
+        source = as_source(source, split=args.split, wavs=args.wavs, allow_outside=True)
     dataset = extract(
         args.model, source, args.layers, args.out, split=args.split, wavs=args.wavs,
         dtype=args.dtype, batch_size=args.batch_size, device=args.device, resample=args.resample,
@@ -123,7 +136,12 @@ def _register_recall(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", help="checkpoint file or run directory")
     parser.add_argument("corpus", nargs="?", help="corpus root (default: the run's)")
-    parser.add_argument("--split", default="test")
+    parser.add_argument(
+        "--split", default="test", help="train, val, test (docs/data.md: which file serves it)"
+    )
+    add_regions_option(parser)
+    parser.add_argument("--resample", action="store_true", help="resample audio at another rate")
+    add_allow_outside_option(parser)
     parser.add_argument("-k", type=int, nargs="+", default=[1, 5, 10])
     parser.add_argument("--bootstrap", type=int, default=0, help="resamples for a 95%% interval")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -135,12 +153,15 @@ def _register_recall(subparsers: argparse._SubParsersAction) -> None:
 
 def _recall(args: argparse.Namespace) -> int:
     import json
+    from pathlib import Path
 
     from probes.retrieval import recall
 
     result = recall(
         args.model, args.split, args.k, args.corpus, batch_size=args.batch_size, device=args.device,
-        bootstrap=args.bootstrap, progress=not args.quiet,
+        bootstrap=args.bootstrap, progress=not args.quiet, resample=args.resample,
+        regions=None if args.regions is None else [Path(p) for p in args.regions],
+        allow_outside=args.allow_outside_root,
     )  # fmt: skip
     rows = [
         {"direction": str(d), "k": int(k), "recall": float(result.sel(direction=d, k=k)),

@@ -23,12 +23,20 @@ def embed_split(
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    regions: Any = None,
+    resample: bool = False,
+    allow_outside: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, Path]:
     """Embeddings of one split for recall@k.
 
     Args:
         model: checkpoint file, run directory or SSLVGS (it needs encode_audio and encode_image).
+        split: train, val, test (the file that serves it: docs/data.md) or a split file's name.
         corpus: corpus root; default: the one in the run's config.json.
+        regions: region features (any PATH `training.data.open_regions` takes, or opened ones);
+            None: those the run's config.json records (``regions``) when probing the run's own
+            corpus, else the corpus's regions/ folder.
+        resample, allow_outside: as `training.data.CaptionDataset`.
     Returns:
         (image_emb [I, E], audio_emb [C, E], caption_image_index [C], model description, corpus root)
     Raises:
@@ -45,12 +53,24 @@ def embed_split(
             f"{layered.description} has no speech-image branches: recall needs an SSLVGS"
         )
     root = corpus_of(layered, corpus)
-    if not load_split(root, split):
+    if regions is None:
+        regions = _recorded_regions(layered, root)
+    if not load_split(root, split, allow_outside=allow_outside):
         raise ValueError(f"{split_path(root, split)}: the split has no images and no captions")
-    dataset = CaptionDataset(root, split)
+    dataset = CaptionDataset(root, split, regions, resample=resample, allow_outside=allow_outside)
     module.to(device)
     with bounded_memory(device):
         images, audio = embed_captions(
             module, dataset, batch_size=batch_size, device=device, progress=progress
         )
     return images, audio, dataset.caption_image_index.numpy(), layered.description, root
+
+
+def _recorded_regions(layered: Any, root: Path) -> Any:
+    """The region features the model's run was trained with, when `root` is the run's corpus."""
+    from training.rundir import read_config, run_corpus, run_of
+
+    run = run_of(layered.checkpoint) if layered.checkpoint is not None else None
+    if run is None or run_corpus(run) is None or Path(run_corpus(run)).resolve() != root.resolve():
+        return None
+    return read_config(run).get("regions")

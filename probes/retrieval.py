@@ -30,23 +30,37 @@ def recall(
     confidence: float = 0.95,
     seed: int = 0,
     progress: bool = True,
+    regions: Any = None,
+    resample: bool = False,
+    allow_outside: bool = False,
 ) -> xr.DataArray:
     """Recall@k of a trained model on a corpus split (SpokenCOCO protocol).
 
     Args:
         model: checkpoint file, run directory, or a loaded SSLVGS.
-        split: corpus split whose images and captions are retrieved among each other.
+        split: corpus split whose images and captions are retrieved among each other (train, val,
+            test: the file that serves it is in docs/data.md, e.g. the Karpathy test split).
         corpus: corpus root; default: the one recorded in the run's config.json.
+        regions: region features: a folder of .npz, LXMERT obj36 TSV(s), FaST-VGS HDF5 file(s)
+            (a list for several); default: the corpus's own regions/ folder.
+        resample: resample captions at another rate than the model's (refused by default).
+        allow_outside: read wav paths that leave the split file's folder.
     Returns:
-        as `recall_at_k`, with attrs naming the model, corpus and split.
+        as `recall_at_k`, with attrs naming the model, corpus, split, split file and regions.
     """
     from probes.embeddings import embed_split
+    from training.data.spokencoco import split_path
 
     image_emb, audio_emb, owner, model_name, root = embed_split(
-        model, split, corpus, batch_size=batch_size, device=device, progress=progress
-    )
+        model, split, corpus, batch_size=batch_size, device=device, progress=progress,
+        regions=regions, resample=resample, allow_outside=allow_outside,
+    )  # fmt: skip
     result = recall_at_k(
         image_emb, audio_emb, owner, k, bootstrap=bootstrap, confidence=confidence, seed=seed
     )
-    result.attrs.update(model=model_name, corpus=str(root), split=split, probe="recall")
+    result.attrs.update(
+        model=model_name, corpus=str(root), split=split, probe="recall",
+        split_file=str(split_path(root, split)),
+        regions=str(regions if regions is not None else "regions/"),
+    )  # fmt: skip
     return result

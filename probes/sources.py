@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Utterance", "Source", "CorpusSplit", "AbxSet", "WavList", "as_source"]
+__all__ = [
+    "Utterance", "Source", "CorpusSplit", "AbxSet", "WavList", "AudioFolder", "as_source",
+]  # fmt: skip
 
-SPLIT_FILE = "spokencoco_{split}.json"
 ITEM_FILE = "items.item"
 
 
@@ -72,35 +73,46 @@ class Source:
         return self._key
 
 
-def CorpusSplit(root: str | Path, split: str) -> Source:
-    """The spoken captions of one split of a SpokenCOCO-layout corpus (JSON order)."""
-    from training.data import load_split
+def CorpusSplit(root: str | Path, split: str, *, allow_outside: bool = False) -> Source:
+    """The spoken captions of one split of a SpokenCOCO-layout corpus (file order).
+
+    The split file is whichever serves `split` (`training.data.spokencoco.split_path`: our own
+    ``spokencoco_{split}.json``, the Karpathy unrolled file, or the distributed one).
+    """
+    from training.data.spokencoco import caption_where, load_split, split_path
 
     root = Path(root).resolve()
-    split_file = root / SPLIT_FILE.format(split=split)
-    if not split_file.exists():
-        raise FileNotFoundError(f"{split_file}: no such split file (split {split!r} of {root})")
+    split_file = split_path(root, split)
     utterances = [
         Utterance(
             id=str(caption["uttid"]),
-            wav=_existing_wav(Path(caption["wav"]), root, f"{split_file} ({caption['uttid']})"),
+            wav=_existing_wav(caption["wav"], f"{split_file}: {caption_where(caption)}"),
             speaker=str(caption.get("speaker", "")),
             text=str(caption.get("text", "")),
         )
-        for entry in load_split(root, split)
+        for entry in load_split(root, split, allow_outside=allow_outside)
         for caption in entry["captions"]
     ]
     return Source(name=split, origin=f"{split_file}", utterances=utterances, corpus=root, _key=None)
 
 
-def AbxSet(items: str | Path, wavs: str | Path | None = None) -> Source:
-    """The wavs an item file names (#file column, order of first appearance).
+def AbxSet(
+    items: str | Path, wavs: str | Path | None = None, *, allow_outside: bool = False
+) -> Source:
+    """The audio files an item file names (#file column, order of first appearance).
 
     Args:
         items: a ZeroSpeech item file, or a directory holding `items.item`.
-        wavs: the directory of `<#file>.wav`; defaults to `wavs/` beside the item file.
+        wavs: the folder under which each #file is found by stem, at any depth, as ``.wav`` or
+            ``.flac`` (LibriSpeech's SPEAKER/CHAPTER/ folders included); default: `wavs/` beside
+            the item file.
+        allow_outside: read a #file written as a path that leaves `wavs` (``../x``).
+    Raises:
+        FileNotFoundError naming the item line of a #file found nowhere; AmbiguousFileError naming
+        both files of a #file found twice.
     """
     from training.data import read_items
+    from training.data.lookup import find_audio
 
     items = Path(items).resolve()
     if items.is_dir():
@@ -109,69 +121,97 @@ def AbxSet(items: str | Path, wavs: str | Path | None = None) -> Source:
         raise FileNotFoundError(f"{items}: no such item file")
     wav_dir = Path(wavs).resolve() if wavs is not None else items.parent / "wavs"
     table = read_items(items)
-    utterances: dict[str, Utterance] = {}
+    first = {}
     for file, speaker, line in zip(table["file"], table["speaker"], table["line"], strict=True):
-        if file in utterances:
-            continue
-        where = f"{items}:{line} (#file {file})"
-        wav = _existing_wav(wav_dir / f"{file}.wav", wav_dir, where)
-        utterances[file] = Utterance(id=str(file), wav=wav, speaker=str(speaker))
+        first.setdefault(file, (speaker, line))
+    found = find_audio(
+        wav_dir, first, where=lambda f: f"{items}:{first[f][1]} (#file {f})",
+        allow_outside=allow_outside,
+    )  # fmt: skip
+    utterances = [
+        Utterance(id=str(file), wav=found[file].resolve(), speaker=str(speaker))
+        for file, (speaker, _) in first.items()
+    ]
     corpus = items.parent.parent.parent if items.parent.parent.name == "abx" else None
     return Source(
         name=f"abx-{items.parent.name}",
         origin=f"{items} with wavs in {wav_dir}",
-        utterances=list(utterances.values()),
+        utterances=utterances,
         items=items,
         corpus=corpus,
     )
 
 
 def WavList(wavs: Sequence[str | Path], *, name: str = "wavs") -> Source:
-    """Wav files given one by one; ids are the file stems (which must be distinct)."""
+    """Audio files given one by one; ids are the file stems (which must be distinct)."""
     paths = [Path(wav).resolve() for wav in wavs]
     for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such wav file")
+            raise FileNotFoundError(f"{path}: no such audio file")
     utterances = [Utterance(id=path.stem, wav=path) for path in paths]
-    return Source(name=name, origin=f"{len(paths)} wav files", utterances=utterances)
+    return Source(name=name, origin=f"{len(paths)} audio files", utterances=utterances)
 
 
-def as_source(source: Any, *, split: str | None = None, wavs: str | Path | None = None) -> Source:
+def AudioFolder(folder: str | Path) -> Source:
+    """Every ``.wav`` and ``.flac`` at any depth under `folder`; two files of one stem are an error."""
+    from training.data.lookup import AUDIO_SUFFIXES, find_audio, stem_index
+
+    folder = Path(folder).resolve()
+    stems = sorted(stem_index(folder, AUDIO_SUFFIXES))
+    if not stems:
+        raise ValueError(
+            f"{folder}: neither a corpus, an ABX set (items.item) nor a folder of audio"
+        )
+    found = find_audio(folder, stems, where=lambda stem: f"{folder} (stem {stem})")
+    return WavList([found[stem] for stem in stems], name=folder.name)
+
+
+def is_corpus(path: Path) -> bool:
+    """Whether `path` holds a SpokenCOCO split file of any accepted name."""
+    from training.data.spokencoco import SPLIT_FILES
+
+    return any(any(path.glob(name.format(split="*"))) for name in SPLIT_FILES)
+
+
+def as_source(
+    source: Any,
+    *,
+    split: str | None = None,
+    wavs: str | Path | None = None,
+    allow_outside: bool = False,
+) -> Source:
     """Coerce what the user passed into a `Source`.
 
     Accepted: a `Source`; `(corpus_dir, split)`; a corpus directory with `split=`; an ABX set
-    directory (holding `items.item`) or an item file, with optional `wavs=`; a directory of wav files;
-    a wav file; a list of wav files.
+    directory (holding `items.item`) or an item file, with optional `wavs=`; a folder of audio files
+    (.wav, .flac, at any depth); an audio file; a list of audio files. `allow_outside`: read wav
+    paths (split files) and #file paths (item files) that leave their root.
     """
     if isinstance(source, Source):
         return source
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], str):
-        return CorpusSplit(source[0], source[1])
+        return CorpusSplit(source[0], source[1], allow_outside=allow_outside)
     if isinstance(source, list | tuple):
         return WavList(source)
     path = Path(source)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such corpus, ABX set, item file or wav file")
+        raise FileNotFoundError(f"{path}: no such corpus, ABX set, item file or audio file")
     if path.is_file():
-        return AbxSet(path, wavs) if path.suffix == ".item" else WavList([path])
+        if path.suffix == ".item":
+            return AbxSet(path, wavs, allow_outside=allow_outside)
+        return WavList([path])
     if (path / ITEM_FILE).exists():
-        return AbxSet(path, wavs)
-    if any(path.glob(SPLIT_FILE.format(split="*"))):
+        return AbxSet(path, wavs, allow_outside=allow_outside)
+    if is_corpus(path):
         if split is None:
             raise ValueError(
                 f"{path} is a corpus directory: name its split (split= or --split: train, val or test)"
             )
-        return CorpusSplit(path, split)
-    found = sorted(path.glob("*.wav"))
-    if not found:
-        raise ValueError(
-            f"{path}: neither a corpus, an ABX set (items.item) nor a directory of wavs"
-        )
-    return WavList(found, name=path.name)
+        return CorpusSplit(path, split, allow_outside=allow_outside)
+    return AudioFolder(path)
 
 
-def _existing_wav(wav: Path, root: Path, where: str) -> Path:
-    resolved = wav if wav.is_absolute() else root / wav
-    if not resolved.is_file():
-        raise FileNotFoundError(f"{where}: wav file {resolved} is not there")
-    return resolved.resolve()
+def _existing_wav(wav: Path, where: str) -> Path:
+    if not wav.is_file():
+        raise FileNotFoundError(f"{where}: wav file {wav} is not there")
+    return wav.resolve()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from training.data import (
     WavError,
     collate_captions,
     load_split,
+    open_regions,
     read_alignment,
     read_wav,
     write_alignment,
@@ -303,3 +306,194 @@ def test_alignment_round_trip_and_errors(tmp_path: Path) -> None:
             read_alignment(tmp_path / "bad.txt")
     with pytest.raises(ValueError, match="bounds"):
         write_alignment(tmp_path / "x.txt", [0, 5], ["a", "b"])
+
+
+# ---------------------------------------------------------------- one split resolver, both schemas
+
+
+def _unrolled(document: dict) -> dict:
+    """The grouped document as a Karpathy unrolled one: one caption per entry, no speaker/uttid."""
+    return {"data": [{"image": e["image"], "caption": {"wav": c["wav"], "text": c["text"]}}
+                     for e in document["data"] for c in e["captions"]]}  # fmt: skip
+
+
+def test_split_names_resolve_by_documented_precedence(tmp_path: Path) -> None:
+    from training.data import split_path
+    from training.data.spokencoco import SplitPrecedenceWarning
+
+    document = _mini_corpus(tmp_path)  # SpokenCOCO_val.json: the distributed per-image file
+    assert split_path(tmp_path, "val").name == "SpokenCOCO_val.json"
+    (tmp_path / "SpokenCOCO_val_unrolled_karpathy.json").write_text(json.dumps(_unrolled(document)))
+    with pytest.warns(
+        SplitPrecedenceWarning,
+        match="'val' is served by SpokenCOCO_val_unrolled_karpathy.json .*also present: SpokenCOCO_val.json",
+    ):
+        assert split_path(tmp_path, "val").name == "SpokenCOCO_val_unrolled_karpathy.json"
+    (tmp_path / "spokencoco_val.json").write_text(json.dumps(document))
+    with pytest.warns(
+        SplitPrecedenceWarning,
+        match="also present: SpokenCOCO_val_unrolled_karpathy.json, SpokenCOCO_val.json",
+    ):
+        assert split_path(tmp_path, "val").name == "spokencoco_val.json"
+    assert split_path(tmp_path, "SpokenCOCO_val.json").name == "SpokenCOCO_val.json"
+    with pytest.raises(
+        FileNotFoundError,
+        match="'test' .*spokencoco_test.json, SpokenCOCO_test_unrolled_karpathy.json, SpokenCOCO_test.json",
+    ):
+        split_path(tmp_path, "test")
+
+
+def test_unrolled_karpathy_entries_regroup_per_image(tmp_path: Path) -> None:
+    document = _mini_corpus(tmp_path)
+    grouped = load_split(tmp_path, "val")
+    (tmp_path / "SpokenCOCO_val.json").unlink()
+    (tmp_path / "SpokenCOCO_val_unrolled_karpathy.json").write_text(json.dumps(_unrolled(document)))
+    unrolled = load_split(tmp_path, "val")
+    assert [e["key"] for e in unrolled] == [e["key"] for e in grouped]
+    assert [[c["wav"] for c in e["captions"]] for e in unrolled] == [
+        [c["wav"] for c in e["captions"]] for e in grouped
+    ]
+    assert (
+        unrolled[0]["captions"][1]["uttid"] == Path(document["data"][0]["captions"][1]["wav"]).stem
+    )
+    assert [c["entry"] for e in unrolled for c in e["captions"]] == [0, 1, 2]
+    dataset = CaptionDataset(tmp_path, "val")
+    assert len(dataset) == 3 and dataset.caption_image_index.tolist() == [0, 0, 1]
+
+
+def test_an_entry_of_neither_schema_names_file_and_entry(tmp_path: Path) -> None:
+    document = _unrolled(_mini_corpus(tmp_path))
+    document["data"][2] = {"image": "val2014/x.jpg", "audio": "x.wav"}
+    (tmp_path / "SpokenCOCO_val.json").unlink()
+    (tmp_path / "SpokenCOCO_val_unrolled_karpathy.json").write_text(json.dumps(document))
+    with pytest.raises(
+        SpokenCocoError,
+        match="unrolled_karpathy.json: entry 2: expected an object with image and captions .* or image and caption",
+    ):
+        load_split(tmp_path, "val")
+
+
+def test_a_caption_whose_image_has_no_regions_names_both(tmp_path: Path) -> None:
+    _mini_corpus(tmp_path)
+    (tmp_path / "regions" / "COCO_val2014_000000000001.npz").unlink()
+    with pytest.raises(
+        RegionError,
+        match=r"SpokenCOCO_val.json: entry 1 \(image COCO_val2014_000000000001.jpg\): no region features for 'COCO_val2014_000000000001' in .*regions",
+    ):
+        CaptionDataset(tmp_path, "val")
+
+
+def test_captions_at_another_rate_are_refused_unless_resampled(tmp_path: Path) -> None:
+    document = _mini_corpus(tmp_path)
+    wav = tmp_path / document["data"][1]["captions"][0]["wav"]
+    soundfile.write(wav, _tone(8000, 0.2, 300.0), 8000, subtype="PCM_16")
+    with pytest.raises(
+        WavError, match=r"entry 1, caption 0: .*-0.wav: sampled at 8000 Hz.*resample=True"
+    ):
+        CaptionDataset(tmp_path, "val")[2]
+    assert CaptionDataset(tmp_path, "val", resample=True)[2]["wav"].shape == (3200,)
+
+
+def test_an_empty_wav_in_recall_is_named(tmp_path: Path) -> None:
+    from probes import recall
+    from training import SSLVGS, preset
+
+    document = _mini_corpus(tmp_path)
+    wav = tmp_path / document["data"][0]["captions"][1]["wav"]
+    wav.write_bytes(wav_bytes(np.zeros(0, np.int16), 16000))
+    model = SSLVGS(preset("tiny", region_dim=8)[0])
+    with pytest.raises(
+        WavError, match=r"SpokenCOCO_val.json: entry 0, caption 1: .*-1.wav: empty audio"
+    ):
+        recall(model, "val", corpus=tmp_path, progress=False)
+    wav.write_bytes(b"")
+    with pytest.raises(
+        WavError, match=r"SpokenCOCO_val.json: entry 0, caption 1: .*-1.wav: unreadable"
+    ):
+        recall(model, "val", corpus=tmp_path, progress=False)
+
+
+# ---------------------------------------------------------------- region layouts: errors, bounds
+
+
+def test_tsv_feature_length_and_repeated_images_are_named(tmp_path: Path) -> None:
+    feats, boxes = np.zeros((36, 4), np.float32), np.ones((36, 4), np.float32)
+    fields = _lxmert_row("a", 10, 10, feats, boxes).split("\t")
+    short = base64.b64encode(np.zeros(36 * 4 - 1, np.float32).tobytes()).decode()
+    (tmp_path / "one.tsv").write_text("\t".join([*fields[:9], short]) + "\n")
+    with pytest.raises(
+        RegionError, match="one.tsv:1: field features has 572 bytes, not 36 float32 rows"
+    ):
+        open_regions(tmp_path / "one.tsv")["a"]
+    (tmp_path / "two.tsv").write_text("\t".join(fields) + "\n")
+    (tmp_path / "three.tsv").write_text("\n" + "\t".join(fields) + "\n")
+    with pytest.raises(
+        RegionError, match="three.tsv:2: image 'a' again \\(first at .*two.tsv:1\\)"
+    ):
+        open_regions([tmp_path / "two.tsv", tmp_path / "three.tsv"])
+
+
+def _hdf5(folder: Path, names=("img_h", "img_w", "boxes", "features"), rows: int = 3) -> Path:
+    import h5py
+
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {"img_h": np.full(rows, 20), "img_w": np.full(rows, 10),
+              "boxes": np.tile(np.array([0, 0, 5, 10], np.float32), (rows, 36, 1)),
+              "features": np.arange(rows * 36 * 6, dtype=np.float32).reshape(rows, 36, 6)}  # fmt: skip
+    path = folder / "SpokenCOCO_val_imgfeat.hdf5"
+    with h5py.File(path, "w") as handle:
+        for name in names:
+            handle[name] = arrays[name]
+    (folder / "SpokenCOCO_val_imgid2idex.json").write_text(json.dumps({"a": 0, "b": 2}))
+    return path
+
+
+def test_hdf5_layout_with_its_index_and_box_order(tmp_path: Path) -> None:
+    path = _hdf5(tmp_path / "coco_img_feat")
+    regions = open_regions(path)
+    assert sorted(regions) == ["a", "b"] and regions.dim == 6
+    feats, boxes = regions["b"]
+    assert torch.equal(feats[0], torch.arange(72 * 6, 72 * 6 + 6, dtype=torch.float32))
+    assert torch.equal(boxes[0], torch.tensor([0.0, 0.0, 0.5, 0.5]))
+    order = {"a": np.arange(36)[::-1], "b": np.arange(36)}  # numpy arrays, as FaST-VGS pickles them
+    with open(tmp_path / "coco_img_feat" / "SpokenCOCO_val_imgid2ordered_indices.pkl", "wb") as f:
+        pickle.dump(order, f)
+    assert torch.equal(open_regions(path)["a"][0][0], regions["a"][0][35])
+
+
+def test_hdf5_missing_a_dataset_is_named(tmp_path: Path) -> None:
+    path = _hdf5(tmp_path, names=("img_h", "img_w", "features"))
+    with pytest.raises(RegionError, match=r"SpokenCOCO_val_imgfeat.hdf5: missing dataset 'boxes'"):
+        open_regions(path)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, (f"touch {_Evil.marker}",))
+
+
+def test_a_box_order_pickle_never_runs_code(tmp_path: Path) -> None:
+    path = _hdf5(tmp_path)
+    _Evil.marker = tmp_path / "ran"
+    with open(tmp_path / "SpokenCOCO_val_imgid2ordered_indices.pkl", "wb") as f:
+        pickle.dump({"a": _Evil()}, f)
+    with pytest.raises(
+        RegionError,
+        match=r"ordered_indices.pkl: not read \(global posix.system refused\).*convert it to JSON as SpokenCOCO_val_imgid2ordered_indices.json",
+    ):
+        open_regions(path)
+    assert not _Evil.marker.exists()
+    (tmp_path / "SpokenCOCO_val_imgid2ordered_indices.json").write_text(
+        json.dumps({"a": list(range(36))[::-1], "b": list(range(36))})
+    )  # the converted form is read instead
+    assert open_regions(path)["a"][0].shape == (36, 6)
+
+
+def test_only_a_bounded_number_of_images_is_kept(tmp_path: Path) -> None:
+    rows = [_lxmert_row(f"i{k}", 10, 10, np.full((36, 4), k, np.float32), np.ones((36, 4), np.float32))
+            for k in range(20)]  # fmt: skip
+    (tmp_path / "r.tsv").write_text("\n".join(rows) + "\n")
+    regions = open_regions(tmp_path / "r.tsv", cache_size=4)
+    for key in regions:
+        assert float(regions[key][0][0, 0]) == float(key[1:])
+    assert len(regions._cache) == 4 and list(regions._cache) == ["i16", "i17", "i18", "i19"]

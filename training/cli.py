@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.data.options import add_regions_option
+
 __all__ = ["register"]
 
 
@@ -126,6 +128,7 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--schedule", default=None, help="stages (default: the preset's, vgs+)")
     parser.add_argument("--stage-epochs", default=None, help="epochs per stage, e.g. 20,50")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    add_regions_option(parser)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--batch-size", type=int, default=None, help="global batch size")
     parser.add_argument("--init-from", default=None, help="start from this checkpoint's weights")
@@ -186,6 +189,7 @@ def _train(args: argparse.Namespace) -> int:
         init_from=args.init_from,
         progress=not args.no_progress,
         stop_after_epoch=args.stop_after_epoch,
+        regions=args.regions,
         **overrides,
     )
     lines = (run / "metrics.jsonl").read_text().splitlines()

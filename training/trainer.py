@@ -113,6 +113,7 @@ def train(
     init_from: str | os.PathLike | None = None,
     progress: bool = True,
     stop_after_epoch: int | None = None,
+    regions: Any = None,
     **overrides: Any,
 ) -> Path:
     """Train the VGS+ model on a corpus under a schedule; returns the run directory.
@@ -121,7 +122,8 @@ def train(
     vgs+); stage_epochs: epochs per stage. resume: continue from the run's last checkpoint.
     init_from: a checkpoint (or run) whose weights start this run; epochs are numbered on from its
     epoch. stop_after_epoch: return after that epoch as if interrupted (resume continues). overrides:
-    any ModelConfig/TrainConfig field. The region feature size is taken from the corpus.
+    any ModelConfig/TrainConfig field. regions: region features, any PATH `training.data.open_regions`
+    takes (None: the corpus's regions/ folder); the region feature size is read from them.
     """
     from training.data import CaptionDataset
 
@@ -129,7 +131,7 @@ def train(
     device = D.setup(device)
     if batch_size is not None:
         overrides["batch_size"] = batch_size
-    train_set = CaptionDataset(corpus, "train")
+    train_set = CaptionDataset(corpus, "train", regions=regions)
     overrides.setdefault("region_dim", int(train_set.regions[train_set.image_keys[0]][0].shape[1]))
     model_cfg, train_cfg = get_preset(preset, **overrides)
 

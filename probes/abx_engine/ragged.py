@@ -117,7 +117,14 @@ def _as_numpy(array) -> np.ndarray:
 
 
 def load_feature_file(path: str | os.PathLike) -> np.ndarray:
-    """Read one ``[frames, dim]`` array from ``.npy``, ``.pt`` (a tensor) or ZeroSpeech ``.txt``."""
+    """Read one ``[frames, dim]`` array from ``.npy``, ``.pt`` (a tensor) or ZeroSpeech ``.txt``.
+
+    Raises FeatureFileError naming the file for anything else: a ``.pt`` that is not a plain tensor
+    (it is loaded with ``weights_only=True``: no pickled code runs), an array that is not 2-D or has
+    no frames, an unreadable file.
+    """
+    import pickle
+
     path = Path(path)
     try:
         if path.suffix == ".npy":
@@ -125,41 +132,53 @@ def load_feature_file(path: str | os.PathLike) -> np.ndarray:
         elif path.suffix == ".pt":
             import torch
 
-            array = _as_numpy(torch.load(path, map_location="cpu", weights_only=True))
+            array = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(array, torch.Tensor):
+                raise FeatureFileError(
+                    f"{path}: holds a {type(array).__name__}, not a tensor [frames, dim]"
+                )
+            array = _as_numpy(array)
         elif path.suffix == ".txt":
             array = np.loadtxt(path, dtype=np.float64, ndmin=2)
         else:
             raise FeatureFileError(
                 f"{path}: unsupported feature file type (use {', '.join(FEATURE_SUFFIXES)})"
             )
-    except (ValueError, OSError, RuntimeError) as err:
+    except (ValueError, OSError, RuntimeError, pickle.UnpicklingError, EOFError) as err:
         if isinstance(err, (FeatureFileError, FileNotFoundError)):
             raise
-        raise FeatureFileError(f"{path}: cannot read features: {err}") from err
-    if array.ndim != 2:
-        raise FeatureFileError(f"{path}: features must be [frames, dim], got shape {array.shape}")
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise FeatureFileError(f"{path}: cannot read features: {reason}") from err
+    _check_shape(path, array.shape)
     return array
+
+
+def _check_shape(path: Path, shape: tuple[int, ...]) -> None:
+    if len(shape) != 2:
+        raise FeatureFileError(f"{path}: features must be [frames, dim], got shape {shape}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise FeatureFileError(f"{path}: features of shape {shape} have no frames or no dimension")
 
 
 def load_feature_dir(root: str | os.PathLike, names: Sequence[str]) -> Ragged:
     """Load the features of ``names`` (item-file ``#file`` stems) from a directory, as one Ragged.
 
-    Each name is looked for as ``root/name.npy``, ``.pt`` or ``.txt`` (also in subdirectories).
-    Raises FileNotFoundError naming the first missing file, FeatureFileError for a bad file.
+    Each name is looked for as ``name.npy``, ``.pt`` or ``.txt`` at any depth under ``root``
+    (`training.data.lookup.find_by_stem`). Raises FileNotFoundError naming the first missing file,
+    AmbiguousFileError naming both files of a name found twice (``sub/x.npy`` beside ``x.npy``, or
+    ``x.npy`` beside ``x.pt``), FeatureFileError for a bad file; a name written as a path that leaves
+    ``root`` is refused.
     """
+    from training.data.lookup import find_by_stem
+
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"feature directory {root} does not exist")
-    found: dict[str, Path] = {}
-    for path in sorted(root.rglob("*")):
-        if path.suffix in FEATURE_SUFFIXES and path.is_file():
-            found.setdefault(path.stem, path)
     names = list(dict.fromkeys(names))
-    for name in names:
-        if name not in found:
-            raise FileNotFoundError(
-                f"no feature file for {name!r} in {root} (looked for {name}{{{','.join(FEATURE_SUFFIXES)}}})"
-            )
+    found = find_by_stem(
+        root, names, suffixes=FEATURE_SUFFIXES, what="feature file",
+        where=lambda name: f"{root}: #file {name!r}",
+    )  # fmt: skip
     ragged = _read_npy_files(names, [found[name] for name in names])
     if ragged is not None:
         return ragged
@@ -199,6 +218,8 @@ def _read_npy_files(names: list[str], paths: list[Path]) -> Ragged | None:
     for shape, fortran, kind, _ in headers:
         if len(shape) != 2 or fortran or kind != dtype or shape[1] != dim or kind.hasobject:
             return None  # np.load and Ragged.from_mapping read it, or name what is wrong
+    for path, (shape, *_) in zip(paths, headers, strict=True):
+        _check_shape(path, shape)  # an empty file cannot be read into (and has nothing to score)
     lengths = [h[0][0] for h in headers]
     ragged = Ragged.from_lengths(np.empty((sum(lengths), dim), dtype), lengths, names)
     for path, (_, _, _, offset), start, stop in zip(

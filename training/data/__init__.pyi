@@ -10,8 +10,11 @@ from .captions import collate_captions as collate_captions
 from .items import ItemFileError as ItemFileError
 from .items import read_items as read_items
 from .items import write_items as write_items
+from .lookup import AmbiguousFileError as AmbiguousFileError
+from .lookup import find_audio as find_audio
 from .regions import RegionError as RegionError
 from .regions import RegionFeatures as RegionFeatures
 from .regions import open_regions as open_regions
 from .spokencoco import SpokenCocoError as SpokenCocoError
 from .spokencoco import load_split as load_split
+from .spokencoco import split_path as split_path

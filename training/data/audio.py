@@ -41,16 +41,23 @@ def resampled_position(position: int, source_rate: int, target_rate: int) -> int
     return (2 * position * target_rate + source_rate) // (2 * source_rate)
 
 
-def read_wav(path: str | os.PathLike, sample_rate: int = 16000) -> torch.Tensor:
+def read_wav(
+    path: str | os.PathLike, sample_rate: int = 16000, *, resample_audio: bool = True
+) -> torch.Tensor:
     """Read an audio file as float32 [T] in [-1, 1]: channels averaged, resampled to `sample_rate`.
 
     Raises FileNotFoundError for a missing file and WavError (a ValueError) for an empty or
-    unreadable one, naming the file.
+    unreadable one, or one at another rate when `resample_audio` is False, naming the file.
     """
     path = Path(path)
     samples, rate = _checked(path, soundfile.read, dtype="float32", always_2d=True)
     if samples.shape[0] == 0:
         raise WavError(f"{path}: empty audio file (no samples)")
+    if not resample_audio and rate != sample_rate:
+        raise WavError(
+            f"{path}: sampled at {rate} Hz, not {sample_rate} Hz; pass resample=True (--resample) "
+            "to resample it"
+        )
     mono = samples.mean(axis=1)
     mono = resample(mono, int(rate), sample_rate).astype(np.float32, copy=False)
     return torch.from_numpy(np.ascontiguousarray(mono))

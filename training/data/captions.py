@@ -9,8 +9,8 @@ import torch
 from torch.utils.data import Dataset
 
 from training.data.audio import read_wav, wav_seconds
-from training.data.regions import RegionFeatures
-from training.data.spokencoco import load_split, split_path
+from training.data.regions import RegionError, RegionFeatures, open_regions
+from training.data.spokencoco import caption_where, load_split, split_path
 
 __all__ = ["CaptionDataset", "collate_captions"]
 
@@ -19,28 +19,40 @@ class CaptionDataset(Dataset):
     """Every caption of one split; item i -> dict(wav float32 [T] at 16 kHz, image_index int,
     image_key str, uttid, speaker, text, feats float32 [36, D], boxes float32 [36, 4]).
 
-    `regions` defaults to the corpus's own `regions/` folder. For retrieval, `image_keys` lists the
-    split's images (image_index indexes it), `caption_image_index` is a long [N captions] tensor and
-    `image_regions()` returns (feats [N images, 36, D], boxes [N images, 36, 4]).
+    The split file is whichever serves `split` (`training.data.spokencoco.split_path`). `regions` is
+    an opened `RegionFeatures`, or any PATH `open_regions` takes (None: the corpus's own `regions/`
+    folder). Audio at another rate than `sample_rate` is refused unless `resample`; wav paths that
+    leave the split file's folder are refused unless `allow_outside`. For retrieval, `image_keys`
+    lists the split's images (image_index indexes it), `caption_image_index` is a long [N captions]
+    tensor and `image_regions()` returns (feats [N images, 36, D], boxes [N images, 36, 4]).
     """
 
     def __init__(
         self,
         root: str | os.PathLike,
         split: str,
-        regions: RegionFeatures | None = None,
+        regions: RegionFeatures | str | os.PathLike | list | None = None,
         sample_rate: int = 16000,
+        *,
+        resample: bool = False,
+        allow_outside: bool = False,
     ) -> None:
         self.root = Path(root)
         self.split = split
         self.split_file = split_path(root, split)
-        self.entries = load_split(root, split)
-        self.regions = RegionFeatures.from_corpus(root) if regions is None else regions
+        self.entries = load_split(root, split, allow_outside=allow_outside)
+        if not isinstance(regions, RegionFeatures):
+            regions = open_regions(regions, corpus=root)
+        self.regions = regions
         self.sample_rate = sample_rate
+        self.resample = resample
         self.image_keys = [entry["key"] for entry in self.entries]
-        missing = [key for key in self.image_keys if key not in self.regions]
-        if missing:
-            raise KeyError(f"{self.split_file}: no region features for image(s) {missing[:5]}")
+        for entry in self.entries:
+            if entry["key"] not in self.regions:
+                raise RegionError(
+                    f"{self.split_file}: entry {entry['entry']} (image {entry['image'].name}): no "
+                    f"region features for {entry['key']!r} in {self.regions.origin}"
+                )
         self.captions = [
             (image_index, k)
             for image_index, entry in enumerate(self.entries)
@@ -57,9 +69,9 @@ class CaptionDataset(Dataset):
         entry = self.entries[image_index]
         caption = entry["captions"][k]
         try:
-            wav = read_wav(caption["wav"], self.sample_rate)
+            wav = read_wav(caption["wav"], self.sample_rate, resample_audio=self.resample)
         except (OSError, ValueError) as error:
-            where = f"{self.split_file}: entry {entry['entry']}, caption {k}"
+            where = f"{self.split_file}: {caption_where(caption)}"
             raise type(error)(f"{where}: {error}") from error
         feats, boxes = self.regions[entry["key"]]
         return {
@@ -82,7 +94,7 @@ class CaptionDataset(Dataset):
                 try:
                     seconds = wav_seconds(entry["captions"][k]["wav"])
                 except (OSError, ValueError) as error:  # as __getitem__: say where the caption is
-                    where = f"{self.split_file}: entry {entry['entry']}, caption {k}"
+                    where = f"{self.split_file}: {caption_where(entry['captions'][k])}"
                     raise type(error)(f"{where}: {error}") from error
                 self._durations.append(seconds)
         return self._durations

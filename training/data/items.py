@@ -22,6 +22,8 @@ from training.fileio import write_text_atomic
 
 __all__ = ["ItemFileError", "read_items", "write_items", "ITEM_COLUMNS"]
 
+# Columns the reader adds to every table: an extra header column may not take their names.
+RESERVED_COLUMNS = ("onset_text", "offset_text", "line")
 # Canonical column names, in file order, and the header spellings they come from.
 ITEM_COLUMNS = ("file", "onset", "offset", "phone", "prev", "next", "speaker")
 HEADER_NAMES = ("#file", "onset", "offset", "#phone", "prev-phone", "next-phone", "speaker")
@@ -66,11 +68,18 @@ def read_items(path: str | os.PathLike) -> pd.DataFrame:
     speaker`` (strings, and floats for the times), ``onset_text, offset_text`` (the times as written),
     ``line`` (1-based line number in the file, for error messages) and any extra header columns.
     Raises FileNotFoundError if the file is missing and ItemFileError (a ValueError) naming the file and
-    line for a missing header column, a wrong number of fields, an unparsable time or onset >= offset.
+    line for a missing, repeated or reserved header column, a wrong number of fields, an unparsable
+    time, onset >= offset, or text that is not UTF-8.
     """
     path = Path(path)
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.read().splitlines()
+    raw = path.read_bytes()
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ItemFileError(
+            path, line, f"not UTF-8 text (byte {raw[error.start]:#04x} at offset {error.start})"
+        ) from None
     if not lines or not lines[0].strip():
         raise ItemFileError(path, 1, "empty file: expected the header " + " ".join(HEADER_NAMES))
     names = [_column_name(field) for field in lines[0].split()]
@@ -83,6 +92,12 @@ def read_items(path: str | os.PathLike) -> pd.DataFrame:
         )
     if len(set(names)) != len(names):
         raise ItemFileError(path, 1, f"header repeats a column: {lines[0]!r}")
+    reserved = [n for n in names if n in RESERVED_COLUMNS]
+    if reserved:
+        raise ItemFileError(
+            path, 1, f"header column {reserved[0]!r} is a name the reader uses itself "
+            f"({', '.join(RESERVED_COLUMNS)}); rename it",
+        )  # fmt: skip
     at = {name: i for i, name in enumerate(names)}
     rows: dict[str, list] = {name: [] for name in names}
     rows["onset_text"], rows["offset_text"], rows["line"] = [], [], []
