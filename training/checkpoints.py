@@ -32,6 +32,7 @@ __all__ = [
     "last_checkpoint",
     "load_model",
     "load_weights",
+    "initialise_from",
 ]
 
 MAGIC = b"SSLVGS-CKPT-1\n"
@@ -134,3 +135,30 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     model.checkpoint_path = path
     model.epoch = payload.get("epoch")
     return model.to(device).eval()
+
+
+def initialise_from(
+    model: torch.nn.Module,
+    source: str | Path,
+    device: str | torch.device = "cpu",
+    expected_id: str | None = None,
+) -> dict[str, Any]:
+    """Load the weights of a checkpoint (or a run's last) into `model` to start a new run from them.
+
+    Returns what the new run records of its start: {"checkpoint": absolute path, "checkpoint_id",
+    "epoch", "step"}. `expected_id`: the checksum the run recorded; CheckpointError if it changed.
+    """
+    path = resolve_checkpoint(source)
+    identity = checkpoint_id(path)
+    if expected_id is not None and identity != expected_id:
+        raise CheckpointError(
+            f"{path}: changed since this run started from it (checksum {identity[:12]})"
+        )
+    payload = load_checkpoint(path, map_location=device)
+    load_weights(model, payload["model"], path)
+    return {
+        "checkpoint": str(Path(path).resolve()),
+        "checkpoint_id": identity,
+        "epoch": int(payload.get("epoch", 0)),
+        "step": int(payload.get("step", 0)),
+    }

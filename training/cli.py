@@ -118,25 +118,40 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         "w2v2 (alpha 0), vgs (alpha 1), vgs+ (alpha 0.5) or alpha=X, e.g. --schedule vgs,w2v2 "
         "--stage-epochs 20,50; the paper's variants are named: w2v2, vgs, vgs+, w2v2-then-vgs+, "
         "vgs-then-vgs+, w2v2-then-vgs, vgs-then-w2v2, vgs+-then-w2v2, vgs+-then-vgs. "
-        "Several GPUs: torchrun --nproc-per-node N -m analysis.cli train ...",
+        "With --resume, every option left out takes the run's value and an option that differs "
+        "from the run's is refused unless named in --allow-change. One process trains a run at a "
+        "time. Several GPUs: torchrun --nproc-per-node N -m analysis.cli train ...",
     )
     parser.add_argument("corpus", help="corpus folder (SpokenCOCO layout with region features)")
     parser.add_argument("run", help="run directory (created; with --resume, continued)")
     parser.add_argument(
-        "--preset", default="tiny", choices=("tiny", "small", "paper"), help="model size"
+        "--preset", default=None, choices=("tiny", "small", "paper"), help="model size (tiny)"
     )
     parser.add_argument("--schedule", default=None, help="stages (default: the preset's, vgs+)")
     parser.add_argument("--stage-epochs", default=None, help="epochs per stage, e.g. 20,50")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    add_regions_option(parser)
+    parser.add_argument(
+        "--allow-change",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="with --resume: let FIELD (lr, batch_size, corpus, schedule, ...) differ from the "
+        "run's; the change is recorded in config.json. Repeatable, or comma-separated",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--batch-size", type=int, default=None, help="global batch size")
     parser.add_argument("--init-from", default=None, help="start from this checkpoint's weights")
+    add_regions_option(parser)
     parser.add_argument("--epochs-per-eval", type=int, default=None, help="validate every N epochs")
     parser.add_argument("--eval-split", default=None, help="split for validation recall (val)")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
     parser.add_argument("--seed", type=int, default=None, help="seed of init, data order, masks")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the model",
+    )
     parser.add_argument(
         "--precision", default=None, choices=("auto", "fp32", "bf16"), help="auto: bf16 on CUDA"
     )
@@ -155,8 +170,12 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    """Options left out stay out of the call (None), so a resume takes the run's values."""
     import json
+    import sys
 
+    from training.fileio import LockedError
+    from training.rundir import METRICS
     from training.trainer import train
 
     overrides = {}
@@ -174,25 +193,31 @@ def _train(args: argparse.Namespace) -> int:
         "lr": args.lr,
         "seed": args.seed,
         "precision": args.precision,
-        "compile": args.compile or None,
+        "compile": args.compile,
     }
     overrides.update({k: v for k, v in named.items() if v is not None})
-    run = train(
-        args.corpus,
-        args.run,
-        preset=args.preset,
-        schedule=args.schedule,
-        stage_epochs=args.stage_epochs,
-        resume=args.resume,
-        device=args.device,
-        batch_size=args.batch_size,
-        init_from=args.init_from,
-        progress=not args.no_progress,
-        stop_after_epoch=args.stop_after_epoch,
-        regions=args.regions,
-        **overrides,
-    )
-    lines = (run / "metrics.jsonl").read_text().splitlines()
+    allow = [name.strip() for item in args.allow_change for name in item.split(",") if name.strip()]
+    try:
+        run = train(
+            args.corpus,
+            args.run,
+            preset=args.preset,
+            schedule=args.schedule,
+            stage_epochs=args.stage_epochs,
+            resume=args.resume,
+            device=args.device,
+            batch_size=args.batch_size,
+            init_from=args.init_from,
+            regions=args.regions,
+            allow_change=allow,
+            progress=not args.no_progress,
+            stop_after_epoch=args.stop_after_epoch,
+            **overrides,
+        )
+    except LockedError as err:  # another process trains this run: refused by name, like bad input
+        print(f"sslvgs train: error: {err}", file=sys.stderr)
+        return 2
+    lines = (run / METRICS).read_text().splitlines()
     if lines:
         last = json.loads(lines[-1])
         shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in last.items()}

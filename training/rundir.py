@@ -11,15 +11,14 @@ This module is light (no torch): the ABX command and the CLI's help import it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from training.config import ModelConfig, TrainConfig, config_to_dict
 from training.fileio import write_json_atomic, write_text_atomic
-from training.schedules import Stage
 
 __all__ = [
     "CHECKPOINTS",
@@ -38,11 +37,10 @@ __all__ = [
     "resolve_checkpoint",
     "run_corpus",
     "run_of",
+    "run_regions",
     "user_cache",
     "append_metrics",
-    "check_resume",
-    "run_config",
-    "truncate_metrics",
+    "repair_metrics",
     "write_json_atomic",
 ]
 
@@ -148,6 +146,16 @@ def run_corpus(path: str | Path) -> Path | None:
     return Path(corpus) if corpus else None
 
 
+def run_regions(path: str | Path) -> list[Path] | None:
+    """The region feature paths recorded in the config.json of the run that holds `path`; None when
+    the run used its corpus's own ``regions/`` folder (or `path` is not a run)."""
+    run = run_of(path)
+    if run is None or not (run / CONFIG).is_file():
+        return None
+    regions = read_config(run).get("regions")
+    return [Path(p) for p in regions] if regions else None
+
+
 def abx_item_file(items: str | Path, corpus: str | Path | None = None) -> Path:
     """An item file, an ABX set directory (``items.item`` inside) or a set's name in `corpus`'s
     ``abx/<set>/items.item`` -> the item file; FileNotFoundError saying what was tried."""
@@ -186,29 +194,7 @@ def user_cache() -> Path:
     return Path(os.environ.get("SSLVGS_CACHE") or Path.home() / ".cache" / "sslvgs")
 
 
-# --- config.json and metrics.jsonl --------------------------------------------------------------
-
-
-def run_config(
-    preset: str,
-    model_cfg: ModelConfig,
-    train_cfg: TrainConfig,
-    stages: list[Stage],
-    corpus: Path,
-    init: dict | None,
-    start_epoch: int,
-) -> dict:
-    """The contents of config.json: enough to rebuild the model and continue the schedule."""
-    return {
-        "format": 1,
-        "preset": preset,
-        "corpus": str(corpus),
-        "schedule": [dataclasses.asdict(s) for s in stages],
-        "start_epoch": start_epoch,
-        "init_from": init,
-        "model": config_to_dict(model_cfg),
-        "train": config_to_dict(train_cfg),
-    }
+# --- metrics.jsonl ------------------------------------------------------------------------------
 
 
 def append_metrics(run_dir: Path, record: dict) -> None:
@@ -219,43 +205,78 @@ def append_metrics(run_dir: Path, record: dict) -> None:
         os.fsync(f.fileno())
 
 
-def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
-    """Drop metric lines of epochs after the checkpoint a resumed run restarts from."""
-    path = Path(run_dir) / METRICS
-    if not path.exists():
-        return
-    keep = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("epoch", 0) <= last_epoch
-    ]
-    write_text_atomic(path, "".join(line + "\n" for line in keep))
-
-
-def check_resume(
-    run_dir: Path,
-    stored: dict,
-    preset: str,
-    model_cfg: ModelConfig,
-    stages: list[Stage] | None,
+def repair_metrics(
+    run_dir: str | Path,
+    last_epoch: int,
+    record_of: Callable[[int], dict | None],
+    notify: Callable[[str], Any] = print,
 ) -> None:
-    """RunConfigError naming config.json if a resume asks for another preset, schedule or model."""
-    where = Path(run_dir) / CONFIG
-    if stored["preset"] != preset:
-        raise RunConfigError(
-            f"{where}: the run was trained with preset {stored['preset']!r}, not {preset!r}"
+    """Make metrics.jsonl hold one line per checkpointed epoch up to `last_epoch`, before a resume.
+
+    Lines of epochs after `last_epoch` (a process killed between the line and its checkpoint) are
+    dropped. A line that is not JSON (a torn, half-written line), a missing file or a missing epoch
+    is rebuilt from `record_of(epoch)` (the record the epoch's checkpoint holds), and `notify` is
+    told so in one line naming the file and the line. The file is rewritten atomically, and only
+    when something changed; lines without an epoch are kept where they were.
+    """
+    path = Path(run_dir) / METRICS
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else None
+    keyed: list[tuple[int, str]] = []  # (epoch, line), sorted by epoch (stable) when written
+    where: dict[int, int] = {}  # epoch -> its line's index in keyed
+    torn, dropped, epoch = [], 0, 0
+    for number, line in enumerate(lines or [], start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            torn.append(number)
+            continue
+        if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+            epoch = record["epoch"]
+            if epoch > last_epoch or epoch in where:  # a duplicate: the last line wins, as
+                dropped += 1  # readers of the file take it
+                if epoch > last_epoch:
+                    continue
+                keyed[where[epoch]] = (-1, "")
+            where[epoch] = len(keyed)
+        keyed.append((epoch, line))
+    rebuilt, lacking = [], []
+    for e in list_checkpoints(run_dir):
+        if e <= last_epoch and e not in where:
+            record = record_of(e)
+            (lacking if record is None else rebuilt).append(e)
+            if record is not None:
+                keyed.append((e, json.dumps(record)))
+    if not (torn or dropped or rebuilt):
+        return  # whole (or a new run: no file, no checkpoint)
+    kept = [line for e, line in sorted(keyed, key=lambda pair: pair[0]) if e >= 0]
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
+    if lines is None:
+        problem = "missing"
+    elif torn:
+        problem = (
+            f"line {torn[0]} is not JSON (a torn write)"
+            if len(torn) == 1
+            else (f"lines {', '.join(map(str, torn))} are not JSON (torn writes)")
         )
-    if stages is not None and [dataclasses.asdict(s) for s in stages] != stored["schedule"]:
-        raise RunConfigError(
-            f"{where}: the run's schedule is {stored['schedule']}, not the one asked for"
-        )
-    asked = json.loads(json.dumps(config_to_dict(model_cfg)))
-    if asked != stored["model"]:
-        # Name the fields: a preset can change between versions (tiny was width 64, now `small`).
-        run = stored["model"]
-        differ = [k for k in sorted(set(asked) | set(run)) if asked.get(k) != run.get(k)]
-        shown = ", ".join(f"{k} {run.get(k)!r} (asked {asked.get(k)!r})" for k in differ[:6])
-        raise RunConfigError(
-            f"{where}: the run's model configuration differs from the one asked for: {shown}"
-            + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
-        )
+    elif rebuilt:
+        problem = f"no line for epoch(s) {_ranges(rebuilt)}"
+    else:
+        return  # only lines of epochs past the last checkpoint dropped: an ordinary resume
+    said = f"{path}: {problem}; "
+    said += f"rebuilt epoch(s) {_ranges(rebuilt)} from the checkpoints" if rebuilt else "dropped"
+    if lacking:
+        said += f"; epoch(s) {_ranges(lacking)} left out (their checkpoints hold no metrics)"
+    notify(said)
+
+
+def _ranges(epochs: list[int]) -> str:
+    """[1, 2, 3, 5] -> '1-3, 5'."""
+    parts, start = [], None
+    for i, e in enumerate(epochs):
+        start = e if start is None else start
+        if i + 1 == len(epochs) or epochs[i + 1] != e + 1:
+            parts.append(f"{start}-{e}" if e > start else str(e))
+            start = None
+    return ", ".join(parts)

@@ -1,9 +1,11 @@
 """The scheduled multi-task trainer: nothing hidden, one loop, resumable to the bit on the CPU.
 
-Per epoch: a seeded permutation of the training captions cut into global batches (each process takes
-its slice); per step both losses are computed and logged, only the weighted ones are differentiated;
-Adam(W) with warm-up then linear decay, restarted at every stage; at the end of the epoch, validation
-recall (every `epochs_per_eval` epochs and at the end), one line of metrics.jsonl, one checkpoint.
+`train` reads top to bottom (docs/training.md): setup (what the run is, its data, its model), resume
+(the last checkpoint's weights, counters and RNG state), then the epoch loop. Per epoch: a seeded
+permutation of the training captions cut into global batches (each process takes its slice); per
+step both losses are computed and logged, only the weighted ones are differentiated; Adam(W) with
+warm-up then linear decay, restarted at every stage; at the end of the epoch, validation recall
+(every `epochs_per_eval` epochs and at the end), one line of metrics.jsonl, one checkpoint.
 
 Exact resumption: the data order and every random draw of the objectives are functions of (seed,
 epoch, caption), the quantizer temperature a function of the update count, and the checkpoint holds
@@ -15,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,41 +35,362 @@ from training.batches import (
     epoch_batches,
     warmup_linear,
 )
-from training.checkpoints import (
-    CheckpointError,
-    last_checkpoint,
-    load_checkpoint,
-    load_weights,
-    save_checkpoint,
-)
-from training.config import (
-    ModelConfig,
-    TrainConfig,
-    config_from_dict,
-    config_to_dict,
-)
-from training.config import (
-    preset as get_preset,
-)
+from training.checkpoints import initialise_from, load_checkpoint, load_weights, save_checkpoint
+from training.config import TrainConfig, config_to_dict
+from training.fileio import exclusive
 from training.model import SSLVGS
 from training.objective import objective
+from training.runconfig import Run, RunRequest, plan_run, region_paths
 from training.rundir import (
     CHECKPOINTS,
     CONFIG,
     RunConfigError,
     append_metrics,
-    check_resume,
     checkpoint_path,
     list_checkpoints,
-    resolve_checkpoint,
-    run_config,
-    truncate_metrics,
+    repair_metrics,
     write_json_atomic,
 )
-from training.schedules import Stage, parse_schedule, stage_of
+from training.schedules import Stage, stage_of
 from training.validation import validation_recall
 
 __all__ = ["RunConfigError", "train"]
+
+
+def train(
+    corpus: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
+    preset: str | None = None,
+    schedule: str | None = None,
+    stage_epochs: str | Sequence[int] | int | None = None,
+    resume: bool = False,
+    device: str = "cpu",
+    batch_size: int | None = None,
+    init_from: str | os.PathLike | None = None,
+    regions: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    allow_change: Sequence[str] = (),
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+    **overrides: Any,
+) -> Path:
+    """Train the VGS+ model on a corpus under a schedule; returns the run directory.
+
+    Args:
+        corpus: the corpus root (SpokenCOCO layout).
+        run_dir: the run directory (config.json, checkpoints/epoch_NNNN.pt, metrics.jsonl).
+        preset: tiny, small or paper (default tiny; a resume takes the run's).
+        schedule: a comma list of w2v2 / vgs / vgs+ / alpha=X or a paper schedule name (default:
+            the preset's, vgs+); stage_epochs: epochs per stage.
+        resume: continue the run from its last checkpoint. Options not given take the run's
+            values; a given option that differs from the run's is refused (RunConfigError naming
+            each field with both values) unless named in `allow_change` (recorded in config.json).
+        init_from: a checkpoint (or run) whose weights start this run; epochs are numbered on.
+        regions: region features (a folder, LXMERT TSV(s) or HDF5); default the corpus's regions/.
+        stop_after_epoch: return after that epoch as if interrupted (resume continues).
+        overrides: any ModelConfig/TrainConfig field. The region feature size comes from the data.
+    Raises:
+        RunConfigError: a resume that differs from the run; LockedError: the run is being trained.
+    """
+    if batch_size is not None:
+        overrides["batch_size"] = batch_size
+    request = RunRequest(
+        corpus=Path(corpus).resolve(), run_dir=Path(run_dir), preset=preset, schedule=schedule,
+        stage_epochs=stage_epochs, init_from=init_from, regions=region_paths(regions),
+        overrides=overrides, allow_change=tuple(allow_change), resume=resume,
+    )  # fmt: skip
+    device = D.setup(device)
+    with _run_lock(request.run_dir):
+        # ---- setup: what the run is, its data, its model
+        run = plan_run(request)
+        train_set, val_set = _open_data(run)
+        run = run.with_region_dim(_region_dim(train_set), given="region_dim" in overrides)
+        torch.manual_seed(run.train.seed)
+        model = SSLVGS(run.model).to(device)
+        # ---- resume: the last checkpoint's weights, counters and RNG state (or init_from's weights)
+        run, resumed = _restore(model, run, init_from, device)
+        D.barrier()  # every process has read the run directory before rank 0 writes to it
+        if D.rank() == 0:
+            _prepare_run_dir(run, resumed)
+        D.barrier()
+        loop = _Loop.build(model, run, train_set, device, progress)
+        # ---- the epoch loop
+        optim, step = None, resumed.step
+        for epoch in range(resumed.epoch + 1, run.last_epoch + 1):
+            stage_index, stage = _stage(run, epoch)
+            if optim is None or optim.stage_index != stage_index:
+                optim = _stage_optimizer(loop, stage_index, epoch, resumed.state)
+            with _deterministic_on_cpu(device):
+                record = _train_epoch(loop, optim, stage, epoch, step)
+            step = record["step"]
+            if D.rank() == 0 and _evaluates(run, epoch):
+                record.update(_evaluate(model, val_set, run.train, device))
+            if D.rank() == 0:
+                append_metrics(run.run_dir, record)  # the line first: a checkpoint vouches for it
+                save_checkpoint(
+                    checkpoint_path(run.run_dir, epoch), _checkpoint(loop, optim, record)
+                )
+            D.barrier()
+            if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                break
+    return Path(run_dir)
+
+
+# ---- setup ---------------------------------------------------------------------------------------
+
+
+def _run_lock(run_dir: Path):
+    """The run's lock, held for the whole of training by rank 0: a second `train` of the same run
+    refuses at once, naming it; a lock of a killed process is released by the OS."""
+    if D.rank() != 0:
+        return contextlib.nullcontext()
+    return exclusive(run_dir.resolve(), what="the run", wait=0)
+
+
+def _open_data(run: Run):
+    """(training captions, validation captions) of the run's corpus with its region features."""
+    from training.data import CaptionDataset
+    from training.data.regions import open_regions
+
+    paths = run.regions
+    regions = open_regions(
+        paths if paths is None or len(paths) > 1 else paths[0], corpus=run.corpus
+    )
+    train_set = CaptionDataset(run.corpus, "train", regions=regions)
+    val_set = CaptionDataset(run.corpus, run.train.eval_split, regions=regions)
+    if run.train.train_subset:
+        subset = range(min(run.train.train_subset, len(train_set)))
+        train_set = torch.utils.data.Subset(train_set, subset)
+    return train_set, val_set
+
+
+def _region_dim(captions) -> int:
+    dataset = captions.dataset if isinstance(captions, torch.utils.data.Subset) else captions
+    return int(dataset.regions[dataset.image_keys[0]][0].shape[1])
+
+
+@dataclass(frozen=True)
+class _Resumed:
+    """Where training picks up: the last epoch done, the update count, the checkpoint it came from."""
+
+    epoch: int
+    step: int
+    state: dict | None = None
+
+
+def _restore(model: SSLVGS, run: Run, init_from, device: str) -> tuple[Run, _Resumed]:
+    """Load the weights training continues from; returns the run (with its start) and the point."""
+    last = max(list_checkpoints(run.run_dir), default=None) if run.resumed else None
+    if last is not None:
+        path = checkpoint_path(run.run_dir, last)
+        state = load_checkpoint(path, map_location=device)
+        if state.get("preset") != run.preset:
+            raise RunConfigError(
+                f"{path}: checkpoint of preset {state.get('preset')!r}, not {run.preset!r}"
+            )
+        load_weights(model, state["model"], path)
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        return run, _Resumed(state["epoch"], state["step"], state)
+    if run.resumed and run.init is not None:  # killed before its first checkpoint: start again
+        init = initialise_from(model, run.init["checkpoint"], device, run.init["checkpoint_id"])
+        return run, _Resumed(run.start_epoch, init["step"])
+    if not run.resumed and init_from is not None:
+        init = initialise_from(model, init_from, device)
+        run = dataclasses.replace(run, init=init, start_epoch=init["epoch"])
+        return run, _Resumed(init["epoch"], init["step"])
+    return run, _Resumed(run.start_epoch, 0)
+
+
+def _prepare_run_dir(run: Run, resumed: _Resumed) -> None:
+    """Rank 0: config.json written (a new run, or a recorded change), leftovers of a killed write
+    removed, metrics.jsonl made to end at the epoch training resumes after."""
+    (run.run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    if run.config() != run.stored:
+        write_json_atomic(run.run_dir / CONFIG, run.config())
+    for stale in (run.run_dir / CHECKPOINTS).glob(".epoch_*.tmp"):
+        stale.unlink()
+
+    def record_of(epoch: int) -> dict | None:
+        return load_checkpoint(checkpoint_path(run.run_dir, epoch)).get("metrics")
+
+    repair_metrics(run.run_dir, resumed.epoch, record_of)
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """What every step of the run uses: the model (and its DDP/compiled wrapper), the data, the
+    settings."""
+
+    model: SSLVGS
+    net: torch.nn.Module  # the model as the forward pass calls it
+    run: Run
+    train_set: Any
+    device: str
+    progress: bool
+    steps_per_epoch: int
+    max_samples: int
+
+    @property
+    def cfg(self) -> TrainConfig:
+        return self.run.train
+
+    @classmethod
+    def build(cls, model: SSLVGS, run: Run, train_set, device: str, progress: bool) -> _Loop:
+        net = model
+        if D.is_distributed():
+            net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+        if run.train.compile:
+            net = torch.compile(net)
+        steps = len(train_set) // run.train.batch_size
+        if steps == 0:
+            raise ValueError(
+                f"batch size {run.train.batch_size} exceeds the {len(train_set)} training "
+                f"captions of {run.corpus}"
+            )
+        samples = int(run.train.max_seconds * run.model.sample_rate)
+        return cls(model, net, run, train_set, device, progress, steps, samples)
+
+
+# ---- the loop ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Optim:
+    stage_index: int
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+
+def _stage(run: Run, epoch: int) -> tuple[int, Stage]:
+    index, _ = stage_of(run.stages, epoch - run.start_epoch)
+    return index, run.stages[index]
+
+
+def _stage_optimizer(loop: _Loop, stage_index: int, epoch: int, resumed: dict | None) -> _Optim:
+    """Adam with decoupled weight decay and a warm-up/linear-decay schedule, fresh at every stage;
+    a stage resumed after its first epoch takes the checkpoint's optimizer and schedule state."""
+    cfg, stage = loop.cfg, loop.run.stages[stage_index]
+    optimizer = torch.optim.AdamW(
+        loop.model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
+        weight_decay=cfg.weight_decay,
+    )  # fmt: skip
+    total = stage.epochs * loop.steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_linear(total, cfg.warmup_fraction)
+    )
+    _, epoch_in_stage = stage_of(loop.run.stages, epoch - loop.run.start_epoch)
+    if resumed is not None and resumed["stage"] == stage_index and epoch_in_stage > 1:
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["lr_scheduler"])
+    return _Optim(stage_index, optimizer, scheduler)
+
+
+def _train_epoch(loop: _Loop, optim: _Optim, stage: Stage, epoch: int, step: int) -> dict:
+    """One pass over the epoch's batches, from update `step` on; returns the epoch's line of
+    metrics.jsonl (the mean of each loss over its steps; validation recall is added to it later)."""
+    from tqdm.auto import tqdm
+
+    cfg, model, started = loop.cfg, loop.model, time.perf_counter()
+    batches = [D.local_slice(b) for b in _epoch_batches(loop, epoch)]
+    loader = DataLoader(
+        EpochView(loop.train_set, cfg.seed, epoch, loop.max_samples),
+        batch_sampler=batches,
+        collate_fn=collate_with_seeds,
+        num_workers=cfg.extra.get("num_workers", 0),
+    )
+    w_av, w_aud = stage.weights
+    totals, done = {"loss_av": 0.0, "loss_aud": 0.0}, 0
+    loop.net.train()
+    bar = tqdm(loader, desc=f"epoch {epoch} ({stage.name})", leave=False,
+               disable=not loop.progress or D.rank() != 0)  # fmt: skip
+    for batch in bar:
+        model.set_num_updates(step + done)
+        with _autocast(loop.device, cfg.precision):
+            loss_av, loss_aud = _losses(loop, batch, stage)
+        # A loss of weight 0 is computed (and logged) without a graph, so it sends no gradient.
+        loss = sum(w * loss for w, loss in ((w_av, loss_av), (w_aud, loss_aud)) if w > 0)
+        optim.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optim.optimizer.step()
+        optim.scheduler.step()
+        done += 1
+        totals["loss_av"] += float(loss_av.detach())
+        totals["loss_aud"] += float(loss_aud.detach())
+        bar.set_postfix({k: f"{v / done:.3f}" for k, v in totals.items()})
+    loss_av, loss_aud = (totals[k] / max(1, len(batches)) for k in ("loss_av", "loss_aud"))
+    return {
+        "epoch": epoch,
+        "stage": optim.stage_index,
+        "stage_name": stage.name,
+        "alpha": stage.alpha,
+        "loss_av": loss_av,
+        "loss_aud": loss_aud,
+        "loss": stage.alpha * loss_av + (1 - stage.alpha) * loss_aud,
+        "lr": optim.optimizer.param_groups[0]["lr"],
+        "step": step + loop.steps_per_epoch,
+        "quantizer_temperature": float(model.quantizer.temperature),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _epoch_batches(loop: _Loop, epoch: int) -> list[list[int]]:
+    """The epoch's global batches (caption indices), length-bucketed if the config asks."""
+    cfg, lengths = loop.cfg, None
+    if cfg.length_bucket_batches:
+        lengths = [min(s, cfg.max_seconds) for s in caption_durations(loop.train_set)]
+    return epoch_batches(
+        len(loop.train_set), cfg.batch_size, cfg.seed, epoch, lengths, cfg.length_bucket_batches
+    )
+
+
+def _losses(loop: _Loop, batch: dict, stage: Stage):
+    """(loss_av, loss_aud) of one batch over the global batch; only weighted losses keep a graph."""
+    w_av, w_aud = stage.weights
+    device = loop.device
+    out = loop.net(
+        batch["wav"].to(device), batch["wav_lengths"].to(device), batch["feats"].to(device),
+        batch["boxes"].to(device), batch["sample_seed"], av_grad=w_av > 0, aud_grad=w_aud > 0,
+    )  # fmt: skip
+    index = batch["image_index"].to(device)
+    return objective(loop.model, out, index, D.global_sum, D.gather)
+
+
+def _evaluates(run: Run, epoch: int) -> bool:
+    """Validation every `epochs_per_eval` epochs of this run, and after its last."""
+    return (epoch - run.start_epoch) % run.train.epochs_per_eval == 0 or epoch == run.last_epoch
+
+
+def _evaluate(model: SSLVGS, val_set, cfg: TrainConfig, device: str) -> dict[str, float]:
+    started = time.perf_counter()
+    recall = validation_recall(model, val_set, cfg.eval_batch_size, device)
+    return {**recall, "eval_seconds": time.perf_counter() - started}
+
+
+def _checkpoint(loop: _Loop, optim: _Optim, record: dict) -> dict:
+    """Everything a resume needs (and the epoch's metrics record, from which metrics.jsonl is
+    rebuilt if it is lost)."""
+    cuda = torch.cuda.is_available()
+    return {
+        "format": 1,
+        "preset": loop.run.preset,
+        "model_config": config_to_dict(loop.run.model),
+        "train_config": config_to_dict(loop.cfg),
+        "model": loop.model.state_dict(),
+        "optimizer": optim.optimizer.state_dict(),
+        "lr_scheduler": optim.scheduler.state_dict(),
+        "epoch": record["epoch"],
+        "stage": optim.stage_index,
+        "step": record["step"],
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if cuda else None,
+        "metrics": record,
+    }
+
+
+# ---- numerics ------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -92,319 +416,7 @@ def _deterministic_on_cpu(device: str):
 
 
 def _autocast(device: str, precision: str):
+    """bf16 autocast for precision bf16, and for auto on CUDA; fp32 otherwise."""
     kind = "cuda" if device.startswith("cuda") else "cpu"
     use_bf16 = precision == "bf16" or (precision == "auto" and kind == "cuda")
     return torch.autocast(kind, dtype=torch.bfloat16, enabled=use_bf16)
-
-
-# ---- the loop -----------------------------------------------------------------------------------
-
-
-def train(
-    corpus: str | os.PathLike,
-    run_dir: str | os.PathLike,
-    *,
-    preset: str = "tiny",
-    schedule: str | None = None,
-    stage_epochs: str | list[int] | int | None = None,
-    resume: bool = False,
-    device: str = "cpu",
-    batch_size: int | None = None,
-    init_from: str | os.PathLike | None = None,
-    progress: bool = True,
-    stop_after_epoch: int | None = None,
-    regions: Any = None,
-    **overrides: Any,
-) -> Path:
-    """Train the VGS+ model on a corpus under a schedule; returns the run directory.
-
-    schedule: a comma list of w2v2 / vgs / vgs+ / alpha=X or a paper schedule name (None: the preset's,
-    vgs+); stage_epochs: epochs per stage. resume: continue from the run's last checkpoint.
-    init_from: a checkpoint (or run) whose weights start this run; epochs are numbered on from its
-    epoch. stop_after_epoch: return after that epoch as if interrupted (resume continues). overrides:
-    any ModelConfig/TrainConfig field. regions: region features, any PATH `training.data.open_regions`
-    takes (None: the corpus's regions/ folder); the region feature size is read from them.
-    """
-    from training.data import CaptionDataset
-
-    corpus, run_dir = Path(corpus).resolve(), Path(run_dir)
-    device = D.setup(device)
-    if batch_size is not None:
-        overrides["batch_size"] = batch_size
-    train_set = CaptionDataset(corpus, "train", regions=regions)
-    overrides.setdefault("region_dim", int(train_set.regions[train_set.image_keys[0]][0].shape[1]))
-    model_cfg, train_cfg = get_preset(preset, **overrides)
-
-    config_path = run_dir / CONFIG
-    resuming = resume and config_path.exists()
-    if resuming:
-        stored = json.loads(config_path.read_text())
-        asked = (
-            None
-            if schedule is None and stage_epochs is None
-            else parse_schedule(
-                schedule or train_cfg.schedule, stage_epochs, train_cfg.stage_epochs
-            )
-        )
-        check_resume(run_dir, stored, preset, model_cfg, asked)
-        model_cfg = config_from_dict(ModelConfig, stored["model"])
-        train_cfg = config_from_dict(TrainConfig, stored["train"])
-        stages = [Stage(**s) for s in stored["schedule"]]
-        start_epoch, init = stored["start_epoch"], stored["init_from"]
-    else:
-        if config_path.exists() or list_checkpoints(run_dir):
-            raise RunConfigError(
-                f"{run_dir}: already holds a run; pass resume=True (--resume) or another directory"
-            )
-        stages = parse_schedule(
-            schedule or train_cfg.schedule, stage_epochs, train_cfg.stage_epochs
-        )
-        train_cfg = dataclasses.replace(
-            train_cfg,
-            schedule=",".join(s.name for s in stages),
-            stage_epochs=tuple(s.epochs for s in stages),
-        )
-        start_epoch, init = 0, None
-
-    val_set = CaptionDataset(corpus, train_cfg.eval_split, regions=train_set.regions)
-    if train_cfg.train_subset:
-        train_set = torch.utils.data.Subset(
-            train_set, range(min(train_cfg.train_subset, len(train_set)))
-        )
-    torch.manual_seed(train_cfg.seed)
-    model = SSLVGS(model_cfg).to(device)
-    step, first_epoch, state = 0, start_epoch + 1, None
-    if resuming and last_checkpoint(run_dir) is not None:
-        path = last_checkpoint(run_dir)
-        state = load_checkpoint(path, map_location=device)
-        if state.get("preset") != preset:
-            raise RunConfigError(
-                f"{path}: checkpoint of preset {state.get('preset')!r}, not {preset!r}"
-            )
-        load_weights(model, state["model"], path)
-        step, first_epoch = state["step"], state["epoch"] + 1
-    elif (
-        resuming and init is not None
-    ):  # killed before its first checkpoint: start again from the source
-        step = _initialise_from(
-            model, init["checkpoint"], device, expected_id=init["checkpoint_id"]
-        )["step"]
-    elif init_from is not None:
-        init = _initialise_from(model, init_from, device)
-        step, start_epoch = init["step"], init["epoch"]
-        first_epoch = start_epoch + 1
-    last_epoch = start_epoch + sum(s.epochs for s in stages)
-
-    if D.rank() == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CHECKPOINTS).mkdir(exist_ok=True)
-        if not resuming:
-            write_json_atomic(
-                config_path,
-                run_config(preset, model_cfg, train_cfg, stages, corpus, init, start_epoch),
-            )
-        for stale in (run_dir / CHECKPOINTS).glob(".epoch_*.tmp"):
-            stale.unlink()  # left by a process killed while writing
-        truncate_metrics(run_dir, first_epoch - 1)
-    D.barrier()
-
-    net = model
-    if D.is_distributed():
-        net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-    if train_cfg.compile:
-        net = torch.compile(net)
-    steps_per_epoch = len(train_set) // train_cfg.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"batch size {train_cfg.batch_size} exceeds the {len(train_set)} training captions of {corpus}"
-        )
-    max_samples = int(train_cfg.max_seconds * model_cfg.sample_rate)
-
-    optimizer = scheduler = None
-    current_stage = None
-    if state is not None:
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
-
-    for epoch in range(first_epoch, last_epoch + 1):
-        stage_index, epoch_in_stage = stage_of(stages, epoch - start_epoch)
-        stage = stages[stage_index]
-        if current_stage != stage_index:
-            optimizer, scheduler = _new_optimizer(model, train_cfg, stage.epochs * steps_per_epoch)
-            if state is not None and state["stage"] == stage_index and epoch_in_stage > 1:
-                optimizer.load_state_dict(state["optimizer"])
-                scheduler.load_state_dict(state["lr_scheduler"])
-            current_stage = stage_index
-
-        started = time.perf_counter()
-        with _deterministic_on_cpu(device):
-            sums = _train_epoch(
-                net,
-                model,
-                optimizer,
-                scheduler,
-                train_set,
-                train_cfg,
-                stage,
-                epoch,
-                step,
-                max_samples,
-                device,
-                progress,
-            )
-        step += steps_per_epoch
-        record = {
-            "epoch": epoch,
-            "stage": stage_index,
-            "stage_name": stage.name,
-            "alpha": stage.alpha,
-            "loss_av": sums["loss_av"],
-            "loss_aud": sums["loss_aud"],
-            "loss": stage.alpha * sums["loss_av"] + (1 - stage.alpha) * sums["loss_aud"],
-            "lr": optimizer.param_groups[0]["lr"],
-            "step": step,
-            "quantizer_temperature": float(model.quantizer.temperature),
-            "seconds": time.perf_counter() - started,
-        }
-        if D.rank() == 0 and (
-            (epoch - start_epoch) % train_cfg.epochs_per_eval == 0 or epoch == last_epoch
-        ):
-            started = time.perf_counter()
-            record.update(validation_recall(model, val_set, train_cfg.eval_batch_size, device))
-            record["eval_seconds"] = time.perf_counter() - started
-        if D.rank() == 0:
-            append_metrics(run_dir, record)
-            save_checkpoint(
-                checkpoint_path(run_dir, epoch),
-                {
-                    "format": 1,
-                    "preset": preset,
-                    "model_config": config_to_dict(model_cfg),
-                    "train_config": config_to_dict(train_cfg),
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "lr_scheduler": scheduler.state_dict(),
-                    "epoch": epoch,
-                    "stage": stage_index,
-                    "step": step,
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all()
-                    if torch.cuda.is_available()
-                    else None,
-                    "metrics": record,
-                },
-            )
-        D.barrier()
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            break
-    return run_dir
-
-
-def _initialise_from(
-    model: SSLVGS,
-    source: str | os.PathLike,
-    device: str,
-    expected_id: str | None = None,
-) -> dict:
-    """Load another run's weights (a checkpoint file or a run's last); what the new run records of it."""
-    from training.checkpoints import checkpoint_id
-
-    path = resolve_checkpoint(source)
-    identity = checkpoint_id(path)
-    if expected_id is not None and identity != expected_id:
-        raise CheckpointError(
-            f"{path}: changed since this run started from it (checksum {identity[:12]})"
-        )
-    payload = load_checkpoint(path, map_location=device)
-    load_weights(model, payload["model"], path)
-    epoch, step = int(payload.get("epoch", 0)), int(payload.get("step", 0))
-    return {
-        "checkpoint": str(Path(path).resolve()),
-        "checkpoint_id": identity,
-        "epoch": epoch,
-        "step": step,
-    }
-
-
-def _new_optimizer(model: torch.nn.Module, cfg: TrainConfig, total_steps: int):
-    """Adam with decoupled weight decay and a warm-up/linear-decay schedule: fresh at every stage."""
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=cfg.lr,
-        betas=cfg.adam_betas,
-        eps=cfg.adam_eps,
-        weight_decay=cfg.weight_decay,
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_linear(total_steps, cfg.warmup_fraction)
-    )
-    return optimizer, scheduler
-
-
-def _train_epoch(
-    net,
-    model: SSLVGS,
-    optimizer,
-    scheduler,
-    train_set,
-    cfg: TrainConfig,
-    stage: Stage,
-    epoch: int,
-    step: int,
-    max_samples: int,
-    device: str,
-    progress: bool,
-) -> dict[str, float]:
-    """One pass over the epoch's batches; returns the mean of each loss over its steps."""
-    from tqdm.auto import tqdm
-
-    lengths = None
-    if cfg.length_bucket_batches:
-        lengths = [min(s, cfg.max_seconds) for s in caption_durations(train_set)]
-    batches = [
-        D.local_slice(b)
-        for b in epoch_batches(
-            len(train_set), cfg.batch_size, cfg.seed, epoch, lengths, cfg.length_bucket_batches
-        )
-    ]
-    loader = DataLoader(
-        EpochView(train_set, cfg.seed, epoch, max_samples),
-        batch_sampler=batches,
-        collate_fn=collate_with_seeds,
-        num_workers=cfg.extra.get("num_workers", 0),
-    )
-    w_av, w_aud = stage.weights
-    totals, first_step = {"loss_av": 0.0, "loss_aud": 0.0}, step
-    net.train()
-    bar = tqdm(
-        loader,
-        desc=f"epoch {epoch} ({stage.name})",
-        disable=not progress or D.rank() != 0,
-        leave=False,
-    )
-    for batch in bar:
-        model.set_num_updates(step)
-        with _autocast(device, cfg.precision):
-            out = net(
-                batch["wav"].to(device), batch["wav_lengths"].to(device), batch["feats"].to(device), batch["boxes"].to(device),
-                batch["sample_seed"], av_grad=w_av > 0, aud_grad=w_aud > 0,
-            )  # fmt: skip
-            loss_av, loss_aud = objective(
-                model, out, batch["image_index"].to(device), D.global_sum, D.gather
-            )
-        # A loss of weight 0 is computed (and logged) without a graph, so it sends no gradient.
-        loss = sum(w * loss for w, loss in ((w_av, loss_av), (w_aud, loss_aud)) if w > 0)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        totals["loss_av"] += float(loss_av.detach())
-        totals["loss_aud"] += float(loss_aud.detach())
-        bar.set_postfix(
-            {name: f"{value / (step - first_step):.3f}" for name, value in totals.items()}
-        )
-    n = max(1, len(batches))
-    return {k: v / n for k, v in totals.items()}
