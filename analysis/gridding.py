@@ -101,19 +101,33 @@ def grids(
     }
 
 
-def stack(runs: Mapping[str, xr.DataArray] | Sequence[xr.DataArray]) -> xr.DataArray:
+def stack(
+    runs: Mapping[str, xr.DataArray | Mapping[int, xr.DataArray]] | Sequence[xr.DataArray],
+    dim: str = "run",
+) -> xr.DataArray:
     """Grids of several runs as one DataArray (run, epoch, layer), NaN where a run lacks an epoch.
 
-    runs: run name -> grid, or a list of grids (named by their ``run`` attr).
+    runs: run name -> grid, or a list of grids (named by their ``run`` attr); or run name -> {seed:
+    grid}, which gives dims (run, seed, epoch, layer) (NaN where a run lacks a seed). Interval coords
+    (`low`, `high`, same dims as the values) are stacked with the values.
     """
     if not isinstance(runs, Mapping):
         runs = {grid.attrs.get("run", str(i)): grid for i, grid in enumerate(runs)}
     if not runs:
         raise ValueError("stack: no grids given")
-    arrays = [g.drop_vars("checkpoint", errors="ignore") for g in runs.values()]
-    stacked = xr.concat(arrays, dim="run", join="outer", combine_attrs="drop_conflicts")
-    stacked = stacked.assign_coords(run=list(runs))
+    arrays = [
+        stack({int(s): g for s, g in grid.items()}, dim="seed")
+        if isinstance(grid, Mapping)
+        else grid.drop_vars("checkpoint", errors="ignore")
+        for grid in runs.values()
+    ]
+    stacked = xr.concat(
+        arrays, dim=dim, join="outer", coords="different", compat="equals",
+        combine_attrs="drop_conflicts",
+    )  # fmt: skip
+    stacked = stacked.assign_coords({dim: list(runs)})
     stacked.attrs.pop("run", None)
+    stacked.attrs.pop("switch", None)
     return stacked
 
 
