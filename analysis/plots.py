@@ -86,6 +86,8 @@ def heatmap(
     if epoch is not None and epoch in list(table.columns):
         # Heatmap cells sit at integer offsets: the line goes after the switch epoch's column.
         ax.axvline(list(table.columns).index(epoch) + 1, **SWITCH_STYLE)
+    elif epoch is not None and len(table.columns) and epoch == table.columns[0] - 1:
+        ax.axvline(0, **SWITCH_STYLE)  # a run started from another's checkpoint at `epoch`
     _mark_overlap(ax, grid, table, overlap, epoch)
     ax.set_xlabel("epoch")
     ax.set_ylabel("layer")

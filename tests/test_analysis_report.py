@@ -213,3 +213,44 @@ def test_two_identical_models_are_undecided(study: Study) -> None:
     assert claims[0].verdict == "undecided at this size" and claims[0].comparison.difference == 0
     assert claims[2].verdict == "undecided at this size"
     assert "**undecided at this size**" in claims_markdown(tied, claims).split("### ")[1]
+
+
+@pytest.mark.slow
+def test_several_seeds_give_mean_and_spread_beside_the_intervals(
+    study: Study, tmp_path: Path
+) -> None:
+    """Seed 1 of every model (a second copy, its recall 5 points higher): per-model tables with the
+    mean and the between-seed SD, and claims decided on the seed-averaged difference."""
+    seeded = dataclasses.replace(
+        study,
+        runs={**study.runs},
+        metrics={**study.metrics},
+        abx={c: dict(g) for c, g in study.abx.items()},
+        recall={**study.recall},
+        recall_intervals={**study.recall_intervals},
+        ranks={**study.ranks},
+        best_cells={c: dict(r) for c, r in study.best_cells.items()},
+        drift={},
+        similarity={},
+    )
+    for index, (name, spec) in enumerate(study.runs.items()):
+        other = f"{name} seed-1"
+        seeded.runs[other] = dataclasses.replace(spec, name=other, model=name, seed=1)
+        seeded.metrics[other] = study.metrics[name]
+        for condition in study.abx:
+            seeded.abx[condition][other] = study.abx[condition][name]
+        seeded.recall[other] = {k: v + 0.05 for k, v in study.recall[name].items()}
+        seeded.recall_intervals[other] = study.recall_intervals[name]
+        seeded.ranks[other] = planted_ranks(study.recall[name]["speech_to_image_r1"], 50 + index)
+        for condition, results in study.best_cells.items():
+            seeded.best_cells[condition][other] = results[name]
+    assert seeded.seeds("VGS") == {0: "VGS", 1: "VGS seed-1"}
+    write_report(seeded, tmp_path)
+    summary = pd.read_csv(tmp_path / "tables" / "table1_recall_seeds.csv", index_col="model")
+    assert summary.loc["VGS", "seeds"] == 2
+    assert summary.loc["VGS", "speech→image R@1"] == pytest.approx(32.5)
+    assert summary.loc["VGS", "speech→image R@1 seed sd"] == pytest.approx(5 / np.sqrt(2))
+    report = (tmp_path / "report.md").read_text()
+    assert "## Tables I and II over seeds" in report
+    claim = report.split("### ")[1]
+    assert "mean of 2 seeds" in claim and "Per seed: seed 0:" in claim
