@@ -182,6 +182,11 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
         "--quick", action="store_true", help="a few minutes: fewer images, epochs, variants"
     )
     parser.add_argument("--images", type=int, help="corpus size (default: the plan's)")
+    parser.add_argument(
+        "--train-captions",
+        type=int,
+        help="train on the first N training captions (0: all; default: the plan's, 800)",
+    )
     parser.add_argument("--stage-epochs", help="epochs before and after the switch, e.g. 20,50")
     parser.add_argument("--every", type=int, help="probe every N-th epoch (default: the plan's)")
     parser.add_argument("--corpus", help="use this existing corpus instead of building one in OUT")
@@ -222,6 +227,9 @@ def _reproduce(args: argparse.Namespace) -> int:
                 f"--stage-epochs: expected two positive counts like 20,50, not {args.stage_epochs!r}"
             )
         changes.update(stage_a=stages[0], stage_b=stages[1])
+    if args.train_captions is not None:
+        overrides = dict(plan.overrides) | {"train_subset": args.train_captions}
+        changes["overrides"] = tuple(overrides.items())
     plan = dataclasses.replace(plan, **{k: v for k, v in changes.items() if v is not None})
     client = _client(args.workers)
     try:

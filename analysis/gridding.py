@@ -126,6 +126,12 @@ def stack(
         combine_attrs="drop_conflicts",
     )  # fmt: skip
     stacked = stacked.assign_coords({dim: list(runs)})
+    switches = [
+        g.attrs.get("switch") if not isinstance(g, Mapping) else None for g in runs.values()
+    ]
+    if dim == "run" and any(s is not None for s in switches):  # heatmaps mark each run's switch
+        values = [np.nan if s is None else float(s) for s in switches]
+        stacked = stacked.assign_coords(switch=(dim, values))
     stacked.attrs.pop("run", None)
     stacked.attrs.pop("switch", None)
     return stacked

@@ -54,8 +54,8 @@ def heatmap(
     title: str | None = None,
     scale: float = 100.0,
     cmap: str = "viridis_r",
-    switch: Switch = "auto",
-    run: Path | str | None = None,
+    switch: Switch | Mapping[str, int | None] = "auto",
+    run: Path | str | Mapping[str, Path | str] | None = None,
     overlap: Cell | str | None = None,
     label: str = "ABX error (%)",
     vmin: float | None = None,
@@ -65,15 +65,18 @@ def heatmap(
 
     grid: (epoch, layer); or stacked (`analysis.stack`: a `run` dim) for one panel per run; a `seed`
     dim is averaged (the panel's title says over how many seeds).
-    switch: an epoch, None (no line) or "auto": the grid's ``switch`` attr, else the stage switch of
-    the run (`run`, else the grid's ``run`` attr when it names a run directory) read from its metrics.
+    switch: an epoch, None (no line) or "auto": the grid's ``switch`` attr (or, stacked, its
+    ``switch`` coordinate), else the stage switch of the run (`run`, else the grid's ``run`` attr
+    when it names a run directory) read from its metrics or config.json. For a stacked grid,
+    `switch` and `run` may also map each run's name to its switch or its run directory.
     overlap: a reference cell (epoch, layer), or "switch" (the best layer at the switch epoch): cells
     whose interval (coords `low`, `high`) overlaps the reference cell's are dotted, i.e. not told
     apart from it at this size; the reference cell is boxed.
     """
     if "run" in grid.dims:
-        return _panels_per_run(grid, ax=ax, title=title, scale=scale, cmap=cmap, switch=switch,
-                               overlap=overlap, label=label, vmin=vmin, vmax=vmax)  # fmt: skip
+        options = {"scale": scale, "cmap": cmap, "overlap": overlap, "label": label}
+        return _panels_per_run(grid, ax=ax, title=title, switch=switch, run=run, vmin=vmin,
+                               vmax=vmax, **options)  # fmt: skip
     seeds = grid.sizes.get("seed", 0)
     if seeds:
         grid = _seed_mean(grid)
@@ -107,18 +110,28 @@ def _seed_mean(grid: xr.DataArray) -> xr.DataArray:
     return mean
 
 
-def _panels_per_run(grid: xr.DataArray, *, ax: Axes | None, title: str | None, **options) -> Figure:
+def _panels_per_run(
+    grid: xr.DataArray, *, ax: Axes | None, title: str | None, switch, run, **options
+) -> Figure:
     runs = [str(r) for r in grid.run.values]
     if ax is not None and len(runs) > 1:
         raise ValueError(f"a stacked grid of {len(runs)} runs needs its own figure: pass no ax")
+
+    def draw(panel: Axes, name: str, label: str) -> None:
+        own_switch = switch.get(name) if isinstance(switch, Mapping) else switch
+        own_run = run.get(name) if isinstance(run, Mapping) else run
+        heatmap(_one_run(grid, name), ax=panel, title=label, switch=own_switch, run=own_run,
+                **options)  # fmt: skip
+
     if ax is not None:
-        return heatmap(_one_run(grid, runs[0]), ax=ax, title=title or runs[0], **options)
+        draw(ax, runs[0], title or runs[0])
+        return ax.figure
     columns = min(3, len(runs))
     rows = int(np.ceil(len(runs) / columns))
     figure = Figure(figsize=(5.0 * columns, 3.4 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for panel, name in zip(axes, runs, strict=False):
-        heatmap(_one_run(grid, name), ax=panel, title=name, **options)
+        draw(panel, name, name)
     for panel in axes[len(runs) :]:
         panel.set_visible(False)
     if title:
@@ -135,6 +148,10 @@ def _one_run(grid: xr.DataArray, name: str) -> xr.DataArray:
     if one.sizes.get("seed") == 1:
         one = one.squeeze("seed", drop=True)
     one.attrs = {**grid.attrs, "run": name}
+    if "switch" in one.coords:  # `analysis.stack` keeps each run's switch as a coordinate
+        if np.isfinite(float(one.coords["switch"])):
+            one.attrs["switch"] = int(one.coords["switch"])
+        one = one.drop_vars("switch")
     return one
 
 

@@ -110,6 +110,13 @@ def test_heatmap_marks_the_switch_from_the_run_itself(tmp_path: Path) -> None:
     assert switch_lines(plots.heatmap(stitched, switch=None).axes[0]) == []
     assert switch_lines(plots.heatmap(grid).axes[0]) == []  # nothing says where: no line
 
+    from analysis.gridding import stack
+
+    panels = plots.heatmap(stack({"VGS": grid, "(VGS,W2V2)": stitched})).axes
+    assert [switch_lines(ax) for ax in panels if ax.get_title()] == [[], [2.0]]
+    panels = plots.heatmap(stack({"VGS": grid, "mine": grid}), run={"mine": run}).axes
+    assert [switch_lines(ax) for ax in panels if ax.get_title()] == [[], [3.0]]
+
 
 def test_stacked_grid_draws_one_panel_per_run_and_the_seed_mean() -> None:
     from analysis.gridding import stack
