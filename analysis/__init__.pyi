@@ -1,7 +1,18 @@
 # The public names of `analysis`, read by lazy_loader (SPEC 1) and by type checkers and editors:
 # each module loads on first use of one of its names, so `sslvgs --help` costs no xarray.
 from . import plots as plots
+from .claims import CLAIMS as CLAIMS
+from .claims import Claim as Claim
 from .claims import claims_markdown as claims_markdown
+from .claims import claims_table as claims_table
+from .claims import decide as decide
+from .evidence import Comparison as Comparison
+from .evidence import Ranks as Ranks
+from .evidence import combine_conditions as combine_conditions
+from .evidence import combine_seeds as combine_seeds
+from .evidence import paired_abx as paired_abx
+from .evidence import paired_recall as paired_recall
+from .evidence import verdict as verdict
 from .forgetting_metrics import forgetting as forgetting
 from .forgetting_metrics import forgetting_table as forgetting_table
 from .forgetting_metrics import higher_is_better as higher_is_better
@@ -16,6 +27,10 @@ from .gridding import grid as grid
 from .gridding import grids as grids
 from .gridding import num_layers as num_layers
 from .gridding import stack as stack
+from .metric_names import METRICS as METRICS
+from .metric_names import Metric as Metric
+from .metric_names import metric as metric
+from .metric_names import recall_key as recall_key
 from .report import forgetting_tables as forgetting_tables
 from .report import report_runs as report_runs
 from .report import sharing_table as sharing_table
@@ -23,8 +38,7 @@ from .report import write_report as write_report
 from .reproduction import PLANS as PLANS
 from .reproduction import Plan as Plan
 from .reproduction import reproduce as reproduce
-from .reproduction import run_dir_name as run_dir_name
-from .reproduction import variant_name as variant_name
+from .reproduction import run_path as run_path
 from .runs import RunNotFoundError as RunNotFoundError
 from .runs import checkpoints as checkpoints
 from .runs import read_metrics as read_metrics
@@ -39,8 +53,14 @@ from .study import abx_conditions as abx_conditions
 from .study import collect as collect
 from .study import final_recall as final_recall
 from .study import probe_epochs as probe_epochs
+from .study import recall_record as recall_record
 from .tables import best_layer as best_layer
+from .tables import best_layer_interval as best_layer_interval
 from .tables import best_layer_table as best_layer_table
 from .tables import recall_table as recall_table
+from .tables import summarise_seeds as summarise_seeds
 from .tables import to_markdown as to_markdown
 from .tables import write_table as write_table
+from .variants import MODELS as MODELS
+from .variants import run_dir_name as run_dir_name
+from .variants import variant_name as variant_name

@@ -1,20 +1,35 @@
-"""The paper's three claims, each stated with the paper's numbers and what a study measured.
+"""The paper's three claims, each decided by a paired interval on this study's test material.
 
-Run names follow the paper: base models "W2V2", "VGS", "VGS+"; scheduled variants "(A,B)". A claim
-whose runs were not trained (a --quick study has fewer variants) says so instead of a verdict.
+Each claim says that one model beats another. Both are measured on the same test queries (claims 1
+and 2: test recall, the same images resampled for both) or the same ABX cells (claim 3: the engine's
+paired bootstrap over speakers), and the verdict reads the difference's 95% interval
+(`analysis.evidence`): **holds**, **contradicted** or **undecided at this size**, with the smallest
+difference the run could have detected. With several seeds the seed-averaged difference is decided,
+its interval widened by the between-seed spread, and each seed's own verdict is listed.
+A claim whose runs were not trained (a --quick study has fewer variants) says so instead.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from analysis.study import Study
-from analysis.tables import best_layer
+import pandas as pd
 
-__all__ = ["claims_markdown", "PAPER"]
+from analysis.evidence import (
+    Comparison,
+    combine_conditions,
+    combine_seeds,
+    paired_abx,
+    paired_recall,
+)
+from analysis.metric_names import METRICS, TABLE_RECALLS
+from analysis.study import PAIRED_CONDITIONS, Study
 
-# The paper's numbers (Table I: recall in %, Table II: best-layer ABX in %), from DESIGN.md.
+__all__ = ["Claim", "CLAIMS", "PAPER", "decide", "claims_markdown", "claims_table"]
+
+# The paper's numbers (Table I: recall in %, Table II: best-layer ABX in %).
 PAPER = {
     "recall": {
         "(W2V2,VGS)": (32.3, 74.9, 44.8, 84.8),  # speech->image R@1, R@10, image->speech R@1, R@10
@@ -28,149 +43,221 @@ PAPER = {
         "W2V2": (7.05, 9.53),
     },
 }
-RECALL_KEYS = (
-    "speech_to_image_r1",
-    "speech_to_image_r10",
-    "image_to_speech_r1",
-    "image_to_speech_r10",
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """A claim: `better` beats `worse` on `measure` ("recall" or "abx")."""
+
+    number: int
+    title: str
+    paper: str
+    better: str
+    worse: str
+    measure: str
+
+
+CLAIMS = (
+    ClaimSpec(
+        1,
+        "Sequential training (W2V2 first, VGS next) retrieves better than simultaneous (VGS+)",
+        "(R@1/R@10, %): (W2V2,VGS) 32.3/74.9 speech→image and 44.8/84.8 image→speech, the best of "
+        "all models; VGS alone 28.4/69.4 and 40.1/81.5.",
+        "(W2V2,VGS)",
+        "VGS+",
+        "recall",
+    ),
+    ClaimSpec(
+        2,
+        "Simultaneous training reduces catastrophic forgetting at the switch",
+        "after switching to W2V2, (VGS+,W2V2) keeps much of its recall while (VGS,W2V2) collapses "
+        "to chance (R@1/R@10 speech→image 0.0/0.2).",
+        "(VGS+,W2V2)",
+        "(VGS,W2V2)",
+        "recall",
+    ),
+    ClaimSpec(
+        3,
+        "Phonemic representations learned through VGS generalise better than SSL's",
+        "(best-layer ABX %, LibriSpeech, within/across speaker): (VGS+,VGS) 4.50/6.02, VGS "
+        "4.82/6.44, VGS+ 5.09/6.81, W2V2 7.05/9.53.",
+        "VGS",
+        "W2V2",
+        "abx",
+    ),
 )
 
 
-def _recall_text(study: Study, name: str) -> str:
-    values = study.recall[name]
-    shown = [100 * values.get(k, math.nan) for k in RECALL_KEYS]
-    return f"{name} {shown[0]:.1f}/{shown[1]:.1f} speech→image, {shown[2]:.1f}/{shown[3]:.1f} image→speech"
+@dataclass
+class Claim:
+    """A claim as measured: the decided comparison (seed-averaged), each seed's, the parts it
+    averages (claim 3: one per ABX condition, seed 0), or why it could not be measured."""
+
+    spec: ClaimSpec
+    comparison: Comparison | None = None
+    per_seed: list[Comparison] = field(default_factory=list)
+    parts: list[Comparison] = field(default_factory=list)
+    missing: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return self.comparison.verdict if self.comparison is not None else "not measured"
 
 
-def _mean_recall(study: Study, name: str) -> float:
-    return sum(study.recall[name].get(k, math.nan) for k in RECALL_KEYS) / len(RECALL_KEYS)
+def _recall_comparison(study: Study, a: str, b: str, n_boot: int) -> Comparison:
+    return paired_recall(study.ranks[a], study.ranks[b], names=(a, b), n_boot=n_boot)
 
 
-def _verdict(better: float, worse: float, tolerance: float = 1e-9) -> str:
-    """ "holds here" if `better` > `worse`, "is undecided here" on a tie, else "does not hold here"."""
-    if abs(better - worse) <= tolerance:
-        return "is undecided here (a tie)"
-    return "holds here" if better > worse else "does not hold here"
+def _abx_parts(study: Study, a: str, b: str, n_boot: int) -> list[Comparison]:
+    parts = []
+    for condition in PAIRED_CONDITIONS:
+        cells = study.best_cells.get(condition, {})
+        if cells.get(a) is not None and cells.get(b) is not None:
+            measure = f"best-layer ABX error, {condition}"
+            parts.append(paired_abx(cells[a], cells[b], names=(a, b), measure=measure,
+                                    n_boot=n_boot))  # fmt: skip
+    return parts
 
 
-def _missing(study: Study, names: Sequence[str]) -> str:
-    absent = [n for n in names if n not in study.runs]
-    return f"**Not measured**: this study did not train {', '.join(absent)}.\n" if absent else ""
+def _decide_one(study: Study, spec: ClaimSpec, n_boot: int) -> Claim:
+    claim = Claim(spec)
+    better, worse = study.seeds(spec.better), study.seeds(spec.worse)
+    absent = [m for m, seeds in ((spec.better, better), (spec.worse, worse)) if not seeds]
+    if absent:
+        claim.missing = f"this study did not train {', '.join(absent)}"
+        return claim
+    seeds = sorted(set(better) & set(worse))
+    for seed in seeds:
+        a, b = better[seed], worse[seed]
+        if spec.measure == "recall":
+            if a not in study.ranks or b not in study.ranks:
+                claim.missing = "no test recall ranks"
+                return claim
+            claim.per_seed.append(_recall_comparison(study, a, b, n_boot))
+        else:
+            parts = _abx_parts(study, a, b, n_boot)
+            if not parts:
+                claim.missing = "no ABX on the read set"
+                return claim
+            claim.parts = claim.parts or parts
+            mean = "best-layer ABX error, mean of " + " and ".join(
+                p.measure.split(", ", 1)[1] for p in parts
+            )
+            claim.per_seed.append(combine_conditions(parts, mean))
+    claim.comparison = combine_seeds(claim.per_seed)
+    return claim
 
 
-def _claim_sequential_retrieval(study: Study) -> str:
-    """Claim 1: W2V2 first, then VGS, retrieves better than simultaneous training (VGS+)."""
-    text = (
-        "### 1. Sequential training (W2V2 first, VGS next) retrieves better than simultaneous (VGS+)\n\n"
-        "Paper (R@1/R@10, %): (W2V2,VGS) 32.3/74.9 speech→image and 44.8/84.8 image→speech, the best "
-        "of all models; VGS alone 28.4/69.4 and 40.1/81.5.\n\n"
+def decide(study: Study, *, n_boot: int = 1000) -> list[Claim]:
+    """The paper's three claims, each decided by its paired interval on `study`."""
+    return [_decide_one(study, spec, n_boot) for spec in CLAIMS]
+
+
+def _points(value: float) -> str:
+    return f"{100 * value:.1f}" if math.isfinite(value) else "–"
+
+
+def comparison_text(c: Comparison) -> str:
+    """One sentence: values, the difference with its interval, the verdict, the detectable size."""
+    direction = "higher" if c.higher_is_better else "lower"
+    seeds = f" ({c.note})" if c.note else ""
+    return (
+        f"{c.measure} ({direction} is better): {c.a} {_points(c.value_a)} vs {c.b} "
+        f"{_points(c.value_b)}; difference {100 * c.difference:+.1f} points, "
+        f"{100 * c.confidence:.0f}% interval [{100 * c.low:+.1f}, {100 * c.high:+.1f}] (paired "
+        f"bootstrap over {c.units} {c.unit}{seeds}): **{c.verdict}**. The smallest difference "
+        f"this run could detect: about {100 * c.half_width:.1f} points (the interval's half-width)."
     )
-    missing = _missing(study, ["(W2V2,VGS)", "VGS+"])
-    if missing:
-        return text + missing
-    names = [n for n in ("(W2V2,VGS)", "VGS+", "VGS") if n in study.runs]
-    text += "Here: " + "; ".join(_recall_text(study, n) for n in names) + ".\n\n"
-    sequential, simultaneous = _mean_recall(study, "(W2V2,VGS)"), _mean_recall(study, "VGS+")
-    verdict = _verdict(sequential, simultaneous)
-    return text + (
-        f"Mean of the four recalls: (W2V2,VGS) {100 * sequential:.1f} vs VGS+ "
-        f"{100 * simultaneous:.1f}: the claim **{verdict}**.\n"
+
+
+def _recall_here(study: Study, name: str) -> str:
+    values = study.recall.get(name, {})
+    shown = "/".join(_points(values.get(k, math.nan)) for k in TABLE_RECALLS[:2])
+    back = "/".join(_points(values.get(k, math.nan)) for k in TABLE_RECALLS[2:])
+    return f"{name} {shown} speech→image, {back} image→speech"
+
+
+def _validation_column(study: Study, name: str) -> str | None:
+    """The logged recall to follow over epochs: speech->image R@1 if logged, else any recall."""
+    columns = {c: METRICS.get(c) for c in study.metrics[name].columns}
+    recalls = [c for c, m in columns.items() if m is not None and m.is_recall]
+    return ("speech_to_image_r1" if "speech_to_image_r1" in recalls else None) or next(
+        iter(recalls), None
     )
 
 
-def _validation_recall_column(study: Study, name: str) -> str | None:
-    """The logged validation recall to follow: speech->image R@1 (R@10 saturates on the small
-    validation splits of the embedded corpus), else any recall column."""
-    columns = [c for c in study.metrics[name].columns if "recall" in c.lower() or "_r1" in c]
-    preferred = [c for c in columns if "speech_to_image" in c and c.endswith("_r1")]
-    return (preferred or columns or [None])[0]
-
-
-def _pretty(column: str) -> str:
-    """speech_to_image_r1 -> speech→image R@1."""
-    return column.replace("speech_to_image_r", "speech→image R@").replace(
-        "image_to_speech_r", "image→speech R@"
-    )
-
-
-def _retained(study: Study, name: str) -> tuple[float, float, float, str] | None:
-    """(validation recall at the switch, final, final / at switch, its column) of a variant."""
-    column = _validation_recall_column(study, name)
-    switch = study.switch(name)
+def _retained_text(study: Study, name: str) -> str:
+    """ "logged speech→image R@1 20.0 at the switch, 11.4 at the end (57% kept)", if logged."""
+    column, switch = _validation_column(study, name), study.switch(name)
     if column is None or switch is None:
-        return None
+        return ""
     table = study.metrics[name].set_index("epoch")[column].dropna()
     if switch not in table.index:
-        return None
+        return ""
     at_switch, final = float(table.loc[switch]), float(table.iloc[-1])
-    return at_switch, final, final / at_switch if at_switch > 0 else math.nan, column
-
-
-def _claim_forgetting(study: Study) -> str:
-    """Claim 2: simultaneous training forgets less when the objective switches."""
-    text = (
-        "### 2. Simultaneous training reduces catastrophic forgetting at the switch\n\n"
-        "Paper: after switching to W2V2, (VGS+,W2V2) keeps much of its recall while (VGS,W2V2) "
-        "collapses to chance (R@1/R@10 speech→image 0.0/0.2).\n\n"
-    )
-    missing = _missing(study, ["(VGS+,W2V2)", "(VGS,W2V2)"])
-    if missing:
-        return text + missing
-    lines = []
-    for name in ("(VGS+,W2V2)", "(VGS,W2V2)"):
-        kept = _retained(study, name)
-        line = f"- {_recall_text(study, name)} (test, final epoch)"
-        if kept is not None:
-            line += (
-                f"; validation {_pretty(kept[3])} {100 * kept[0]:.1f} at the switch, "
-                f"{100 * kept[1]:.1f} at the "
-                f"end ({100 * kept[2]:.0f}% kept)"
-            )
-        lines.append(line)
-    simultaneous, sequential = _mean_recall(study, "(VGS+,W2V2)"), _mean_recall(study, "(VGS,W2V2)")
-    verdict = _verdict(simultaneous, sequential)
+    kept = f" ({100 * final / at_switch:.0f}% kept)" if at_switch > 0 else ""
     return (
-        text
-        + "Here:\n"
-        + "\n".join(lines)
-        + f"\n\nMean final recall {100 * simultaneous:.1f} vs {100 * sequential:.1f}: the claim "
-        f"**{verdict}**.\n"
+        f"; logged {METRICS[column].title} {_points(at_switch)} at the switch, {_points(final)} "
+        f"at the end{kept}"
     )
 
 
-def _claim_generalisation(study: Study) -> str:
-    """Claim 3: VGS-learned phonemic representations generalise better (lower ABX on read speech)."""
-    text = (
-        "### 3. Phonemic representations learned through VGS generalise better than SSL's\n\n"
-        "Paper (best-layer ABX %, LibriSpeech, within/across speaker): (VGS+,VGS) 4.50/6.02, "
-        "VGS 4.82/6.44, VGS+ 5.09/6.81, W2V2 7.05/9.53.\n\n"
-    )
-    missing = _missing(study, ["VGS", "W2V2"])
-    within, across = "read, within speaker", "read, across speaker"
-    if missing or within not in study.abx or across not in study.abx:
-        return text + (missing or "**Not measured**: no ABX on the read set.\n")
-    cells = []
-    for name in [n for n in ("(VGS+,VGS)", "VGS", "VGS+", "W2V2") if n in study.runs]:
-        (w, wl), (a, al) = best_layer(study.abx[within][name]), best_layer(study.abx[across][name])
-        cells.append(f"{name} {100 * w:.2f} ({wl}) / {100 * a:.2f} ({al})")
-    vgs = [best_layer(study.abx[c]["VGS"])[0] for c in (within, across)]
-    w2v2 = [best_layer(study.abx[c]["W2V2"])[0] for c in (within, across)]
-    # One number per model: the mean of the two conditions (lower is better, hence the signs).
-    verdict = _verdict(-sum(vgs), -sum(w2v2))
-    return text + (
-        "Here (read set, best layer in parentheses): " + "; ".join(cells) + ".\n\n"
-        f"Mean of the two conditions, VGS {50 * sum(vgs):.2f} vs W2V2 {50 * sum(w2v2):.2f}: "
-        f"the claim **{verdict}**.\n"
-    )
+def _here(study: Study, claim: Claim) -> str:
+    spec = claim.spec
+    if spec.measure == "recall":
+        names = [spec.better, spec.worse]
+        lines = [f"- {_recall_here(study, n)} (test, final epoch){_retained_text(study, n)}"
+                 for n in names]  # fmt: skip
+        return "Here (seed 0; R@1/R@10, %):\n" + "\n".join(lines) + "\n\n"
+    lines = [f"- {comparison_text(part)}" for part in claim.parts]
+    return "Here, per condition (seed 0):\n" + "\n".join(lines) + "\n\n"
 
 
-def claims_markdown(study: Study) -> str:
-    """The section of the report that states the three claims with this study's measurements."""
+def _claim_markdown(study: Study, claim: Claim) -> str:
+    spec = claim.spec
+    text = f"### {spec.number}. {spec.title}\n\nPaper {spec.paper}\n\n"
+    if claim.comparison is None:
+        return text + f"**Not measured**: {claim.missing}.\n"
+    text += _here(study, claim) + "Decided: " + comparison_text(claim.comparison) + "\n"
+    if len(claim.per_seed) > 1:
+        text += "\nPer seed: " + "; ".join(
+            f"seed {i}: {100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}] "
+            f"{c.verdict}"
+            for i, c in enumerate(claim.per_seed)
+        ) + ".\n"  # fmt: skip
+    return text
+
+
+def claims_markdown(study: Study, claims: Sequence[Claim] | None = None) -> str:
+    """The section of the report that states the three claims with this study's paired intervals."""
+    claims = decide(study) if claims is None else claims
+    intro = (
+        "Each claim compares two models on the same test material; the difference's interval is a "
+        "paired bootstrap (the same resampled images or speakers for both models). **holds**: the "
+        "interval lies on the claim's side of 0; **contradicted**: on the other side; **undecided "
+        "at this size**: it covers 0.\n"
+    )
     return "\n".join(
-        [
-            "## The paper's three claims, measured here\n",
-            _claim_sequential_retrieval(study),
-            _claim_forgetting(study),
-            _claim_generalisation(study),
-        ]
+        ["## The paper's three claims, measured here\n", intro]
+        + [_claim_markdown(study, claim) for claim in claims]
     )
+
+
+def claims_table(claims: Sequence[Claim], scale: Callable[[float], float] = lambda v: 100 * v):
+    """One row per claim: the two models, their values, the difference and its interval (in points),
+    the half-width, the number of seeds and the verdict."""
+    rows = {}
+    for claim in claims:
+        c = claim.comparison
+        row = {"better": claim.spec.better, "worse": claim.spec.worse, "verdict": claim.verdict}
+        if c is not None:
+            row.update(
+                measure=c.measure, value_better=scale(c.value_a), value_worse=scale(c.value_b),
+                difference=scale(c.difference), low=scale(c.low), high=scale(c.high),
+                half_width=scale(c.half_width), units=c.units, unit=c.unit,
+                seeds=len(claim.per_seed),
+            )  # fmt: skip
+        rows[claim.spec.number] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "claim"
+    return table

@@ -139,6 +139,9 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--every", type=int, default=1, help="probe every N-th epoch (and the last)"
     )
+    parser.add_argument(
+        "--bootstrap", type=int, default=0, help="resamples for each grid cell's interval (0: none)"
+    )
     parser.add_argument("--workers", type=int, default=0, help="dask worker processes (0: serial)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=_report)
@@ -154,6 +157,7 @@ def _report(args: argparse.Namespace) -> int:
             args.out,
             corpus=args.corpus,
             every=args.every,
+            bootstrap=args.bootstrap,
             client=client,
             progress=not args.no_progress,
         )
@@ -178,9 +182,30 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
         "--quick", action="store_true", help="a few minutes: fewer images, epochs, variants"
     )
     parser.add_argument("--images", type=int, help="corpus size (default: the plan's)")
+    parser.add_argument(
+        "--train-captions",
+        type=int,
+        help="train on the first N training captions (0: all; default: the plan's, 800)",
+    )
     parser.add_argument("--stage-epochs", help="epochs before and after the switch, e.g. 20,50")
     parser.add_argument("--every", type=int, help="probe every N-th epoch (default: the plan's)")
     parser.add_argument("--corpus", help="use this existing corpus instead of building one in OUT")
+    parser.add_argument(
+        "--regions",
+        help="region features for training and recall instead of the corpus's (a regions folder, "
+        "LXMERT obj36 TSVs or FaST-VGS HDF5)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        help="train seeds 0..N-1 of every model (seed 0 in runs/<name>, seed k in "
+        "runs/seed-k/<name>); the report gives the mean and between-seed spread (default: 1)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        help="resamples for the grids' per-cell intervals (default: the plan's; 0: none)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device for training and probing")
     parser.add_argument("--workers", type=int, default=0, help="dask worker processes for probing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -193,7 +218,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     from analysis.reproduction import PLANS, reproduce
 
     plan = PLANS["quick" if args.quick else "default"]
-    changes = {"images": args.images, "every": args.every}
+    changes = {"images": args.images, "every": args.every, "seeds": args.seeds}
+    changes["bootstrap"] = args.bootstrap
     if args.stage_epochs:
         stages = _number_list(args.stage_epochs)
         if not isinstance(stages, list) or len(stages) != 2 or min(stages) < 1:
@@ -201,6 +227,9 @@ def _reproduce(args: argparse.Namespace) -> int:
                 f"--stage-epochs: expected two positive counts like 20,50, not {args.stage_epochs!r}"
             )
         changes.update(stage_a=stages[0], stage_b=stages[1])
+    if args.train_captions is not None:
+        overrides = dict(plan.overrides) | {"train_subset": args.train_captions}
+        changes["overrides"] = tuple(overrides.items())
     plan = dataclasses.replace(plan, **{k: v for k, v in changes.items() if v is not None})
     client = _client(args.workers)
     try:
@@ -209,6 +238,7 @@ def _reproduce(args: argparse.Namespace) -> int:
             preset=args.preset,
             plan=plan,
             corpus=args.corpus,
+            regions=args.regions,
             device=args.device,
             client=client,
             progress=not args.no_progress,

@@ -10,7 +10,6 @@ higher for recall (see `higher_is_better`).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from analysis.metric_names import metric
 from analysis.runs import read_metrics, switch_epoch
 
 __all__ = [
@@ -28,9 +28,8 @@ __all__ = [
     "metric_series",
 ]
 
-# Metric names that contain one of these are errors or losses (lower is better); anything else that the
-# trainer logs as a number (recall) is a score (higher is better).
-_LOWER_IS_BETTER = ("loss", "abx", "error", "err")
+# The prefix of the columns `metric_series` adds for grids (ABX error, lower is better).
+BEST_LAYER = "best_layer_"
 
 FORGETTING_COLUMNS = [
     "higher_is_better",
@@ -42,17 +41,23 @@ FORGETTING_COLUMNS = [
 ]
 
 
-def higher_is_better(metric: str) -> bool:
-    """Whether larger values of `metric` are better: False for losses and ABX errors, True otherwise."""
-    name = metric.lower()
-    return not any(token in name for token in _LOWER_IS_BETTER)
+def higher_is_better(name: str) -> bool:
+    """Whether larger values of the metric column `name` are better: a logged metric's own direction
+    (`analysis.metric_names`); a best-layer grid column (an ABX error) is lower-is-better."""
+    known = metric(name)
+    if known is not None:
+        return known.higher_is_better
+    if name.startswith(BEST_LAYER):
+        return False
+    raise ValueError(f"{name!r}: not a metric the forgetting table knows the direction of")
 
 
 def is_tracked_metric(name: str) -> bool:
     """Whether a metrics.jsonl column is one the forgetting table follows: each loss (``loss_av``,
     ``loss_aud``; not the weighted ``loss``, whose meaning changes at the switch) and each recall
-    (``speech_to_image_r10``, ``recall_*``). Counters, timings and learning rates are not."""
-    return name.startswith("loss_") or "recall" in name or re.search(r"_r\d+$", name) is not None
+    (``speech_to_image_r10``, also nested as ``recall_...``). Counters, timings and learning rates are
+    not."""
+    return metric(name) is not None
 
 
 def forgetting(
@@ -114,7 +119,7 @@ def metric_series(
     for name, grid in (grids or {}).items():
         best = grid.min("layer", skipna=True).to_series()
         best.index = best.index.astype(int)
-        columns[f"best_layer_{name}"] = best
+        columns[f"{BEST_LAYER}{name}"] = best
     return pd.DataFrame(columns).sort_index()
 
 

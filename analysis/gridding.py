@@ -101,19 +101,39 @@ def grids(
     }
 
 
-def stack(runs: Mapping[str, xr.DataArray] | Sequence[xr.DataArray]) -> xr.DataArray:
+def stack(
+    runs: Mapping[str, xr.DataArray | Mapping[int, xr.DataArray]] | Sequence[xr.DataArray],
+    dim: str = "run",
+) -> xr.DataArray:
     """Grids of several runs as one DataArray (run, epoch, layer), NaN where a run lacks an epoch.
 
-    runs: run name -> grid, or a list of grids (named by their ``run`` attr).
+    runs: run name -> grid, or a list of grids (named by their ``run`` attr); or run name -> {seed:
+    grid}, which gives dims (run, seed, epoch, layer) (NaN where a run lacks a seed). Interval coords
+    (`low`, `high`, same dims as the values) are stacked with the values.
     """
     if not isinstance(runs, Mapping):
         runs = {grid.attrs.get("run", str(i)): grid for i, grid in enumerate(runs)}
     if not runs:
         raise ValueError("stack: no grids given")
-    arrays = [g.drop_vars("checkpoint", errors="ignore") for g in runs.values()]
-    stacked = xr.concat(arrays, dim="run", join="outer", combine_attrs="drop_conflicts")
-    stacked = stacked.assign_coords(run=list(runs))
+    arrays = [
+        stack({int(s): g for s, g in grid.items()}, dim="seed")
+        if isinstance(grid, Mapping)
+        else grid.drop_vars("checkpoint", errors="ignore")
+        for grid in runs.values()
+    ]
+    stacked = xr.concat(
+        arrays, dim=dim, join="outer", coords="different", compat="equals",
+        combine_attrs="drop_conflicts",
+    )  # fmt: skip
+    stacked = stacked.assign_coords({dim: list(runs)})
+    switches = [
+        g.attrs.get("switch") if not isinstance(g, Mapping) else None for g in runs.values()
+    ]
+    if dim == "run" and any(s is not None for s in switches):  # heatmaps mark each run's switch
+        values = [np.nan if s is None else float(s) for s in switches]
+        stacked = stacked.assign_coords(switch=(dim, values))
     stacked.attrs.pop("run", None)
+    stacked.attrs.pop("switch", None)
     return stacked
 
 

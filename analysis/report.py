@@ -8,8 +8,9 @@ Files (all written atomically, so a report is never half-written):
     heatmap_<set>_<condition>.png  layer x epoch ABX heatmaps, one panel per run
     drift.png                      CKA of each layer with itself at the switch, one panel per variant
     sharing.png                    CKA between base runs' same layers, per epoch (if measured)
-    tables/table1_recall.{csv,md}, tables/table2_best_layer_abx.{csv,md},
-    tables/forgetting.{csv,md}, tables/sharing.{csv,md}
+    tables/table1_recall.{csv,md}, tables/table2_best_layer_abx.{csv,md} (with intervals; with
+    several seeds also *_seeds.{csv,md}), tables/claims.{csv,md}, tables/forgetting.{csv,md},
+    tables/sharing.{csv,md}
 """
 
 from __future__ import annotations
@@ -25,10 +26,17 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from analysis import plots
-from analysis.claims import claims_markdown
+from analysis.claims import claims_markdown, claims_table, decide
 from analysis.forgetting_metrics import forgetting_table
+from analysis.gridding import stack
 from analysis.study import RunSpec, Study, collect
-from analysis.tables import best_layer_table, recall_table, to_markdown, write_table
+from analysis.tables import (
+    best_layer_table,
+    recall_table,
+    summarise_seeds,
+    to_markdown,
+    write_table,
+)
 from training.fileio import write_text_atomic
 
 __all__ = ["write_report", "report_runs", "forgetting_tables", "sharing_table", "FIGURES"]
@@ -61,19 +69,34 @@ def _panels(count: int, width: float = 4.2, height: float = 3.2, columns: int = 
     return figure, axes
 
 
+def _by_model(study: Study, grids: Mapping[str, xr.DataArray]) -> dict[str, xr.DataArray]:
+    """One grid per model: a run's own, or its seeds stacked along `seed` (figures draw their mean)."""
+    out = {}
+    for model, seeds in study.models().items():
+        present = {seed: grids[name] for seed, name in seeds.items() if name in grids}
+        if len(present) == 1:
+            out[model] = next(iter(present.values()))
+        elif present:
+            out[model] = stack(present, dim="seed")
+    return out
+
+
 def _fig2(study: Study, draw, out: Path, name: str, **options: Any) -> Path:
     conditions = [_main_condition(study, c) for c in FIG2_CONDITIONS]
     conditions = list(dict.fromkeys(c for c in conditions if c in study.abx))
     figure, axes = _panels(len(conditions), 5.2, 3.8, 2)
     for ax, condition in zip(axes, conditions, strict=False):
-        draw(study.abx[condition], ax=ax, title=condition, **options)
+        draw(_by_model(study, study.abx[condition]), ax=ax, title=condition, **options)
     return plots.save_figure(figure, out / name)
 
 
 def _heatmaps(grids: Mapping[str, xr.DataArray], study: Study, path: Path, draw, **options) -> Path:
-    figure, axes = _panels(len(grids))
-    for ax, (name, grid) in zip(axes, grids.items(), strict=False):
-        switch = study.switch(name) if name in study.runs else None
+    by_model = _by_model(study, grids) if set(grids) <= set(study.runs) else dict(grids)
+    figure, axes = _panels(len(by_model))
+    for ax, (name, grid) in zip(axes, by_model.items(), strict=False):
+        switch = (
+            study.switch(study.seeds(name)[min(study.seeds(name))]) if study.seeds(name) else None
+        )
         draw(grid, ax=ax, title=name, switch=switch, **options)
     return plots.save_figure(figure, path)
 
@@ -85,7 +108,9 @@ def _write_figures(study: Study, out: Path) -> list[Path]:
     written = [
         _fig2(study, plots.abx_by_layer, out, FIGURES[0]),
         _fig2(study, plots.best_layer_by_epoch, out, FIGURES[1], switch=switch),
-        plots.save_figure(plots.losses(study.metrics, switch=switch), out / FIGURES[2]),
+        plots.save_figure(
+            plots.losses(_seed0(study, study.metrics), switch=switch), out / FIGURES[2]
+        ),
     ]
     for condition, grids in study.abx.items():
         path = out / f"heatmap_{_slug(condition)}.png"
@@ -96,6 +121,12 @@ def _write_figures(study: Study, out: Path) -> list[Path]:
         draw = _similarity_heatmap
         written.append(_heatmaps(study.similarity, study, out / "sharing.png", draw))
     return written
+
+
+def _seed0(study: Study, by_run: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of each model's first seed, under the model's name (curves of one seed each)."""
+    firsts = {seeds[min(seeds)]: model for model, seeds in study.models().items()}
+    return {firsts[name]: value for name, value in by_run.items() if name in firsts}
 
 
 def _similarity_heatmap(grid: xr.DataArray, *, ax, title: str, switch: int | None) -> Figure:
@@ -130,18 +161,36 @@ def sharing_table(study: Study) -> pd.DataFrame:
     return table
 
 
-def _write_tables(study: Study, out: Path) -> dict[str, pd.DataFrame]:
-    """Table I, Table II, forgetting and sharing tables as CSV + Markdown in OUT/tables."""
-    conditions = {c: {n: g for n, g in grids.items()} for c, grids in study.abx.items()}
+def abx_intervals(study: Study, n_boot: int = 1000) -> dict[str, dict[str, tuple[float, float]]]:
+    """run -> condition -> the speaker-bootstrap interval of its best final layer's error (from the
+    per-cell results the study kept)."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for condition, results in study.best_cells.items():
+        for name, result in results.items():
+            if result is not None:
+                interval = result.bootstrap(n_boot=n_boot)
+                out.setdefault(name, {})[condition] = (interval.low, interval.high)
+    return out
+
+
+def _write_tables(study: Study, out: Path, claims: list | None) -> dict[str, pd.DataFrame]:
+    """Table I, Table II (with intervals; with several seeds also their per-model summaries), the
+    claims, forgetting and sharing tables as CSV + Markdown in OUT/tables."""
     by_model: dict[str, dict[str, xr.DataArray]] = {}
-    for condition, grids in conditions.items():
+    for condition, grids in study.abx.items():
         for model, grid in grids.items():
             by_model.setdefault(model, {})[condition] = grid
     tables = {
-        "table1_recall": recall_table(study.recall),
-        "table2_best_layer_abx": best_layer_table(by_model),
+        "table1_recall": recall_table(study.recall, intervals=study.recall_intervals),
+        "table2_best_layer_abx": best_layer_table(by_model, intervals=abx_intervals(study)),
         "forgetting": forgetting_tables(study),
     }
+    groups = {model: list(seeds.values()) for model, seeds in study.models().items()}
+    if any(len(names) > 1 for names in groups.values()):
+        for name in ("table1_recall", "table2_best_layer_abx"):
+            tables[f"{name}_seeds"] = summarise_seeds(tables[name], groups)
+    if claims is not None:
+        tables["claims"] = claims_table(claims)
     if study.similarity or study.drift:
         tables["sharing"] = sharing_table(study)
     for name, table in tables.items():
@@ -161,16 +210,30 @@ def write_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figures = _write_figures(study, out)
-    tables = _write_tables(study, out)
+    decided = decide(study) if claims else None
+    tables = _write_tables(study, out, decided)
     sections = [f"# {title}\n", preamble]
-    if claims:
-        sections.append(claims_markdown(study))
+    if decided is not None:
+        sections.append(claims_markdown(study, decided))
+    if "table1_recall_seeds" in tables:
+        sections += [
+            "## Tables I and II over seeds\n",
+            "Per model: the mean over its seeds ± the between-seed standard deviation, then the "
+            "seeds' mean within-run 95% interval in brackets (the test set's sampling noise), and "
+            "Table II's most frequent best layer.\n",
+            to_markdown(tables["table1_recall_seeds"]),
+            to_markdown(tables["table2_best_layer_abx_seeds"]),
+        ]
     sections += [
         f"## Table I: retrieval recall (%), test split, final epoch{_split_size(study)}\n",
+        "Each value with its 95% interval over resampled test images (images with their "
+        "captions).\n",
         to_markdown(tables["table1_recall"]),
-        "## Table II: best-layer ABX error (%) at the final epoch (layer)\n",
+        "## Table II: best-layer ABX error (%) at the final epoch [95% interval] (layer)\n",
+        "Intervals: the ABX engine's bootstrap over speakers.\n",
         to_markdown(tables["table2_best_layer_abx"]),
         "## Figures\n",
+        "Fig. 2's bands: each cell's 95% interval (with several seeds: ± one between-seed SD).\n",
         *[f"![{p.stem}]({p.name})\n" for p in figures],
         "## Forgetting after the switch\n",
         _forgetting_note(),
@@ -207,13 +270,19 @@ def report_runs(
     *,
     corpus: Path | str | None = None,
     every: int = 1,
+    bootstrap: int = 0,
     client: Any = None,
     progress: bool = True,
 ) -> Path:
-    """`sslvgs report`: measure the runs (cached) and write OUT/report.md, without the paper's claims."""
+    """`sslvgs report`: measure the runs (cached) and write OUT/report.md, without the paper's claims.
+
+    bootstrap: resamples for each grid cell's interval (0: none; Table I and II have intervals
+    either way)."""
     specs = [_run_spec(Path(run)) for run in runs]
     corpus = corpus if corpus is not None else _corpus_of(specs[0].path)
-    study = collect(specs, corpus, every=every, client=client, progress=progress)
+    study = collect(
+        specs, corpus, every=every, bootstrap=bootstrap, client=client, progress=progress
+    )
     return write_report(study, out, title="sslvgs report", claims=False)
 
 

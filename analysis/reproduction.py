@@ -25,22 +25,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analysis.variants import BASES, VARIANTS, run_dir_name, variant_name
 from training.fileio import write_text_atomic
 from training.rundir import abx_item_file, checkpoint_path
 
-__all__ = ["reproduce", "Plan", "PLANS", "BASES", "VARIANTS", "run_dir_name", "variant_name"]
-
-# Base models: the paper's name -> the trainer's schedule stage name.
-BASES = {"W2V2": "w2v2", "VGS": "vgs", "VGS+": "vgs+"}
-# The six scheduled variants (A, B), in the paper's Table I order.
-VARIANTS = (
-    ("W2V2", "VGS+"),
-    ("VGS", "VGS+"),
-    ("W2V2", "VGS"),
-    ("VGS", "W2V2"),
-    ("VGS+", "W2V2"),
-    ("VGS+", "VGS"),
-)
+__all__ = [
+    "reproduce",
+    "Plan",
+    "PLANS",
+    "BASES",
+    "VARIANTS",
+    "run_dir_name",
+    "variant_name",
+    "run_path",
+    "study_name",
+]
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,8 @@ class Plan:
     last); abx_sets: the corpus ABX sets probed; abx_options: passed to the ABX engine (subsampling);
     abx_files_per_speaker: probe only the first N files of each speaker of each ABX set (None: all);
     cka_frames: frames CKA is computed on; similarity_pairs: base models compared by CKA at each
-    probed epoch; overrides: trainer config overrides.
+    probed epoch; overrides: trainer config overrides; seeds: how many seeds of every model (seed k
+    trains with `seed=k`); bootstrap: resamples for the grids' per-cell intervals (0: none).
     """
 
     images: int
@@ -70,13 +70,26 @@ class Plan:
         ("VGS+", "VGS"),
     )
     overrides: tuple[tuple[str, Any], ...] = ()
+    seeds: int = 1
+    bootstrap: int = 1000
 
 
 PLANS = {
-    # About 30 minutes on 2 cores (see the README): 51 epochs in all (3 x (2 + 5) + 6 x 5) of 25
-    # steps, and 39 checkpoints probed on 12 files per speaker of each ABX set (~120 wavs).
+    # About 30 minutes on 2 cores (docs/reproduction.md): 51 epochs in all (3 x (2 + 5) + 6 x 5) of
+    # 25 steps, and 39 checkpoints probed on 12 files per speaker of each ABX set (~120 wavs). The
+    # corpus has 1200 images so that the test split (200 images, 1000 captions) can tell apart
+    # differences of a few points of recall, and the validation split that the forgetting curves
+    # follow has 40 images (one caption is 0.5% of its speech->image recall); training reads the
+    # captions of the first 160 training images only (`train_subset`), so it costs what a
+    # 200-image corpus costs.
     "default": Plan(
-        images=200, stage_a=2, stage_b=5, variants=VARIANTS, every=2, abx_files_per_speaker=12
+        images=1200,
+        stage_a=2,
+        stage_b=5,
+        variants=VARIANTS,
+        every=2,
+        abx_files_per_speaker=12,
+        overrides=(("train_subset", 800),),
     ),
     # A few minutes, for tests: fewer images, epochs and variants (still one per claim).
     "quick": Plan(
@@ -93,25 +106,39 @@ PLANS = {
 }
 
 
-def variant_name(a: str, b: str) -> str:
-    """The paper's name of a scheduled variant: (A,B)."""
-    return f"({a},{b})"
+def run_path(out: Path, name: str, seed: int = 0) -> Path:
+    """Where a model's run of `seed` lives: OUT/runs/<dir> for seed 0 (the single-seed layout, so
+    adding seeds to a finished reproduction trains only the new ones), OUT/runs/seed-<k>/<dir> else."""
+    folder = out / "runs" if seed == 0 else out / "runs" / f"seed-{seed}"
+    return folder / run_dir_name(name)
 
 
-def run_dir_name(name: str) -> str:
-    """A run directory name for a paper name: "VGS+" -> "vgs+", "(VGS,W2V2)" -> "vgs-then-w2v2"."""
-    if name in BASES:
-        return BASES[name]
-    a, b = name.strip("()").split(",")
-    return f"{BASES[a]}-then-{BASES[b]}"
+def study_name(name: str, seed: int = 0) -> str:
+    """The run's name in the study and the report: the model's for seed 0, "<model> seed-<k>" else."""
+    return name if seed == 0 else f"{name} seed-{seed}"
 
 
 class _Timer:
-    """Wall-clock seconds per step, kept in OUT/timings.json across resumptions (last value wins)."""
+    """Wall-clock seconds per step, kept in OUT/timings.json per session: a resumed reproduction
+    appends a session, so the report says which session measured each step (a step interrupted in
+    one session and finished in the next counts only the next session's part)."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.seconds: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+        stored = json.loads(path.read_text()) if path.is_file() else {"sessions": []}
+        if "sessions" not in stored:  # the older flat layout {step: seconds}: one unnamed session
+            stored = {"sessions": [{"started": None, "steps": stored}]}
+        self.sessions: list[dict] = stored["sessions"]
+        self.current = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                        "steps": {}}  # fmt: skip
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Every step's last measured time, whichever session measured it."""
+        out: dict[str, float] = {}
+        for session in [*self.sessions, self.current]:
+            out.update(session["steps"])
+        return out
 
     @contextmanager
     def step(self, name: str, progress: bool) -> Iterator[None]:
@@ -119,14 +146,28 @@ class _Timer:
             print(f"[sslvgs reproduce] {name} ...", file=sys.stderr, flush=True)
         started = time.perf_counter()
         yield
-        self.seconds[name] = round(time.perf_counter() - started, 1)
-        write_text_atomic(self.path, json.dumps(self.seconds, indent=1))
+        self.current["steps"][name] = round(time.perf_counter() - started, 1)
+        sessions = [*self.sessions, self.current]
+        write_text_atomic(self.path, json.dumps({"sessions": sessions}, indent=1))
         if progress:
-            print(
-                f"[sslvgs reproduce] {name}: {self.seconds[name]:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+            seconds = self.current["steps"][name]
+            print(f"[sslvgs reproduce] {name}: {seconds:.0f} s", file=sys.stderr, flush=True)
+
+    def summary(self) -> str:
+        """Markdown lines: each session's start and its steps' times."""
+        lines = []
+        sessions = [s for s in [*self.sessions, self.current] if s["steps"]]
+        for number, session in enumerate(sessions, start=1):
+            when = session["started"] or "time not recorded"
+            this = " (this one)" if session is self.current else ""
+            steps = ", ".join(f"{step} {value:.0f} s" for step, value in session["steps"].items())
+            lines.append(f"- session {number}{this}, started {when}: {steps}")
+        if not lines:
+            return "Every step was already done: nothing was timed in this session.\n"
+        head = "Wall-clock time of each step, by the session that measured it"
+        if len(sessions) > 1:
+            head += " (a step resumed in a later session counts only that session's part)"
+        return head + ":\n\n" + "\n".join(lines) + "\n"
 
 
 def _train(corpus: Path, run: Path, schedule: str, epochs: int, plan: Plan, **options: Any) -> Path:
@@ -154,40 +195,37 @@ def reproduce(
     quick: bool = False,
     plan: Plan | None = None,
     corpus: Path | str | None = None,
+    regions: Path | str | None = None,
+    seeds: int | None = None,
     device: str = "cpu",
     client: Any = None,
     progress: bool = True,
 ) -> Path:
-    """Run (or resume) the reproduction in `out`; returns OUT/report.md. See the module docstring."""
+    """Run (or resume) the reproduction in `out`; returns OUT/report.md. See the module docstring.
+
+    regions: region features for training and recall instead of the corpus's (a regions folder,
+    LXMERT TSVs or FaST-VGS HDF5); seeds: seeds of every model (default: the plan's).
+    """
     from analysis.report import write_report
-    from analysis.study import RunSpec, collect
+    from analysis.study import collect
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plan = plan or PLANS["quick" if quick else "default"]
+    if seeds is not None:
+        plan = dataclasses.replace(plan, seeds=seeds)
+    if plan.seeds < 1:
+        raise ValueError(f"seeds must be at least 1, got {plan.seeds}")
     timer = _Timer(out / "timings.json")
     corpus = (
         Path(corpus) if corpus is not None else _build_corpus(out / "corpus", plan, timer, progress)
     )
-    total = plan.stage_a + plan.stage_b
+    options = {"preset": preset, "device": device, "progress": progress}
+    if regions is not None:  # the trainer's regions source (default: the corpus's own)
+        options["regions"] = regions
     runs = {}
-    for name, stage in BASES.items():
-        run = out / "runs" / run_dir_name(name)
-        if not _finished(run, total):
-            with timer.step(f"train {name}", progress):
-                _train(
-                    corpus, run, stage, total, plan, preset=preset, device=device, progress=progress
-                )
-        runs[name] = RunSpec(name, run)
-    for a, b in plan.variants:
-        name = variant_name(a, b)
-        run = out / "runs" / run_dir_name(name)
-        start = checkpoint_path(runs[a].path, plan.stage_a)
-        if not _finished(run, total):
-            with timer.step(f"train {name}", progress):
-                _train(corpus, run, BASES[b], plan.stage_b, plan, preset=preset, device=device,
-                       init_from=start, progress=progress)  # fmt: skip
-        runs[name] = RunSpec(name, run, base=runs[a].path, switch=plan.stage_a)
+    for seed in range(plan.seeds):
+        runs.update(_train_seed(out, corpus, plan, seed, timer, options))
     item_files = _item_files(out, corpus, plan)
     with timer.step("probe", progress):
         study = collect(
@@ -199,6 +237,8 @@ def reproduce(
             item_files=item_files,
             similarity_pairs=plan.similarity_pairs,
             cka_frames=plan.cka_frames,
+            bootstrap=plan.bootstrap,
+            regions=regions,
             client=client,
             progress=progress,
         )
@@ -208,9 +248,37 @@ def reproduce(
             study,
             out,
             title="Simultaneous or sequential training? Reproduction on the embedded corpus",
-            preamble=_preamble(plan, preset, corpus, timer.seconds),
+            preamble=_preamble(plan, preset, corpus, timer),
         )
     return report
+
+
+def _train_seed(out: Path, corpus: Path, plan: Plan, seed: int, timer: _Timer, options: dict):
+    """Train (or resume, or skip) the base models and the variants of one seed; their RunSpecs."""
+    from analysis.study import RunSpec
+
+    total = plan.stage_a + plan.stage_b
+    seeded = {**options, "seed": seed}
+    runs: dict[str, RunSpec] = {}
+    suffix = "" if seed == 0 else f" seed-{seed}"
+    for name, stage in BASES.items():
+        run = run_path(out, name, seed)
+        if not _finished(run, total):
+            with timer.step(f"train {name}{suffix}", options["progress"]):
+                _train(corpus, run, stage, total, plan, **seeded)
+        runs[study_name(name, seed)] = RunSpec(study_name(name, seed), run, model=name, seed=seed)
+    for a, b in plan.variants:
+        name = variant_name(a, b)
+        run = run_path(out, name, seed)
+        base = runs[study_name(a, seed)].path
+        if not _finished(run, total):
+            with timer.step(f"train {name}{suffix}", options["progress"]):
+                _train(corpus, run, BASES[b], plan.stage_b, plan,
+                       init_from=checkpoint_path(base, plan.stage_a), **seeded)  # fmt: skip
+        runs[study_name(name, seed)] = RunSpec(
+            study_name(name, seed), run, base=base, switch=plan.stage_a, model=name, seed=seed
+        )
+    return runs
 
 
 def _item_files(out: Path, corpus: Path, plan: Plan) -> dict[str, Path]:
@@ -246,6 +314,8 @@ def _write_settings(
                 "path": str(spec.path.resolve()),
                 "base": str(spec.base.resolve()) if spec.base else None,
                 "switch": spec.switch,
+                "model": spec.model_name,
+                "seed": spec.seed,
                 "probed_epochs": epochs[spec.path.resolve()],
             }
             for name, spec in runs.items()
@@ -268,16 +338,21 @@ def _build_corpus(root: Path, plan: Plan, timer: _Timer, progress: bool) -> Path
         return build_corpus(root, images=plan.images, seed=0, progress=progress)
 
 
-def _preamble(plan: Plan, preset: str, corpus: Path, seconds: dict[str, float]) -> str:
+def _preamble(plan: Plan, preset: str, corpus: Path, timer: _Timer) -> str:
     fields = dataclasses.asdict(plan)
     variants = ", ".join(variant_name(a, b) for a, b in plan.variants)
-    timing = ", ".join(f"{step} {value:.0f} s" for step, value in seconds.items())
+    seeds = (
+        f"{plan.seeds} seeds of every model (seed k trained with `seed=k`)"
+        if plan.seeds > 1
+        else "one seed"
+    )
     return (
-        f"Preset `{preset}`, corpus `{corpus}` ({fields['images']} images). Base models W2V2, VGS "
-        f"and VGS+ trained for {plan.stage_a + plan.stage_b} epochs; variants {variants} trained "
-        f"for {plan.stage_b} epochs from their base model's checkpoint at epoch {plan.stage_a} (the "
-        f"switch; stage lengths {plan.stage_a}:{plan.stage_b}, the paper's 20:50). Probed every "
-        f"{plan.every} epoch(s) (and at the switch and the last epoch), at every layer. "
-        f"ABX options: {dict(plan.abx_options) or 'exhaustive'}; CKA on {plan.cka_frames} frames.\n\n"
-        f"Wall-clock time of the last session's steps: {timing}.\n"
+        f"Preset `{preset}`, corpus `{corpus}` ({fields['images']} images), {seeds}. Base models "
+        f"W2V2, VGS and VGS+ trained for {plan.stage_a + plan.stage_b} epochs; variants {variants} "
+        f"trained for {plan.stage_b} epochs from their base model's checkpoint at epoch "
+        f"{plan.stage_a} (the switch; stage lengths {plan.stage_a}:{plan.stage_b}, the paper's "
+        f"20:50). Probed every {plan.every} epoch(s) (and at the switch and the last epoch), at "
+        f"every layer. ABX options: {dict(plan.abx_options) or 'exhaustive'}; CKA on "
+        f"{plan.cka_frames} frames; grid intervals from {plan.bootstrap or 'no'} resamples.\n\n"
+        + timer.summary()
     )

@@ -77,7 +77,9 @@ def switch_epoch(run_or_metrics: pd.DataFrame | Path | str) -> int | None:
 
     Args:
         run_or_metrics: a run directory, its metrics.jsonl, or the table `read_metrics` returns.
-    Read from the ``stage`` column; without one, from a change of ``alpha``.
+    Read from the ``stage`` column; without one, from a change of ``alpha``. A run directory started
+    from another run's checkpoint (`train(init_from=...)`, config.json's ``init_from``) that has one
+    stage of its own switched at that checkpoint's epoch.
     """
     metrics = (
         run_or_metrics if isinstance(run_or_metrics, pd.DataFrame) else read_metrics(run_or_metrics)
@@ -88,7 +90,20 @@ def switch_epoch(run_or_metrics: pd.DataFrame | Path | str) -> int | None:
             first = table[column].iloc[0]
             changed = table[table[column] != first]
             if changed.empty:
-                return None
+                break
             before = table[table["epoch"] < changed["epoch"].iloc[0]]
             return int(before["epoch"].iloc[-1]) if not before.empty else None
-    return None
+    if isinstance(run_or_metrics, pd.DataFrame):
+        return None
+    return _init_epoch(Path(run_or_metrics))
+
+
+def _init_epoch(path: Path) -> int | None:
+    """The epoch of the checkpoint a run directory was started from, if any."""
+    from training.rundir import read_config
+
+    run = path if path.is_dir() else path.parent
+    if not (run / "config.json").is_file():
+        return None
+    init = read_config(run).get("init_from")
+    return int(init["epoch"]) if isinstance(init, dict) and "epoch" in init else None

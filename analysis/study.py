@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
+from analysis.evidence import Ranks
 from analysis.gridding import grids
+from analysis.metric_names import recall_key
 from analysis.runs import checkpoints, read_metrics, switch_epoch
+from analysis.tables import best_layer
 from training.fileio import write_text_atomic
 from training.rundir import abx_item_file, analysis_cache
 
@@ -34,6 +38,9 @@ __all__ = [
     "stitch_grid",
     "stitch_metrics",
     "final_recall",
+    "recall_record",
+    "best_layer_cells",
+    "PAIRED_CONDITIONS",
 ]
 
 # The paper's ABX conditions, for each ABX set of the corpus (captions: in-domain speech; read: read
@@ -44,6 +51,9 @@ CONDITIONS = {
     "across context": {"speaker": "within", "context": "across"},
 }
 ABX_SETS = ("read", "captions")
+# The conditions of the paper's Table II and claim 3: best-layer ABX on read speech, within and across
+# speaker. Their per-cell results are kept for paired intervals.
+PAIRED_CONDITIONS = ("read, within speaker", "read, across speaker")
 
 
 def abx_conditions(
@@ -92,6 +102,12 @@ class RunSpec:
     path: Path
     base: Path | None = None
     switch: int | None = None
+    model: str | None = None  # the model this run is a seed of (default: `name`)
+    seed: int = 0
+
+    @property
+    def model_name(self) -> str:
+        return self.model if self.model is not None else self.name
 
     @property
     def offset(self) -> int:
@@ -113,6 +129,24 @@ class Study:
     recall: dict[str, dict[str, float]] = field(default_factory=dict)
     similarity: dict[str, xr.DataArray] = field(default_factory=dict)  # "A vs B" -> grid
     drift: dict[str, xr.DataArray] = field(default_factory=dict)
+    # Test recall's bootstrap interval: run -> recall key -> (low, high); the ranks that paired
+    # comparisons resample: run -> Ranks.
+    recall_intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    ranks: dict[str, Ranks] = field(default_factory=dict)
+    # The ABX engine's per-cell result at each run's best layer of its final epoch, for the
+    # conditions compared by paired intervals: condition -> run -> AbxResult.
+    best_cells: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def models(self) -> dict[str, dict[int, str]]:
+        """model -> seed -> run name, in the order the runs were given."""
+        out: dict[str, dict[int, str]] = {}
+        for name, spec in self.runs.items():
+            out.setdefault(spec.model_name, {})[spec.seed] = name
+        return out
+
+    def seeds(self, model: str) -> dict[int, str]:
+        """seed -> run name of `model` ({} if the study has no run of it)."""
+        return self.models().get(model, {})
 
     def switch(self, name: str) -> int | None:
         """The stitched timeline's switch epoch of run `name` (None for a single-stage run)."""
@@ -161,6 +195,7 @@ def stitch_grid(base: xr.DataArray | None, own: xr.DataArray, spec: RunSpec) -> 
     before = base.sel(epoch=base.epoch[base.epoch <= spec.switch])
     stitched = xr.concat([before, own], dim="epoch", combine_attrs="override")
     stitched.attrs["run"] = own.attrs.get("run", "")
+    stitched.attrs["switch"] = int(spec.switch)  # heatmaps mark it
     return stitched
 
 
@@ -174,6 +209,9 @@ def collect(
     item_files: Mapping[str, Path] | None = None,
     similarity_pairs: Sequence[tuple[str, str]] = (),
     cka_frames: int | None = 4000,
+    bootstrap: int = 0,
+    paired_conditions: Sequence[str] = PAIRED_CONDITIONS,
+    regions: Path | str | None = None,
     client: Any = None,
     progress: bool = True,
 ) -> Study:
@@ -182,17 +220,23 @@ def collect(
 
     abx_options: ABX engine options for every grid (e.g. subsampling); item_files: set name -> item
     file replacing the corpus's (`abx_conditions`); cka_frames: the number of frames (a seeded subset)
-    CKA is computed on, None for all.
+    CKA is computed on, None for all. bootstrap: resamples for every grid cell's interval (coords
+    `low`, `high`; 0: none). paired_conditions: the ABX conditions whose per-cell results at each
+    run's best final layer are kept for paired comparisons (and Table II's intervals). regions: the
+    region features to read the test images from (default: the corpus's).
     """
     study = Study(runs={spec.name: spec for spec in runs})
     specs = abx_conditions(corpus, sets, item_files=item_files, **(abx_options or {}))
     epochs = epochs_to_probe(runs, every)
     measured: dict[Path, dict[str, xr.DataArray]] = {}
+    extra = {"bootstrap": bootstrap} if bootstrap and _grids_take_bootstrap() else {}
 
     def measure(path: Path) -> dict[str, xr.DataArray]:
         key = Path(path).resolve()
         if key not in measured:
-            measured[key] = grids(path, specs, epochs[key], "all", client, progress=progress)
+            measured[key] = grids(
+                path, specs, epochs[key], "all", client, progress=progress, **extra
+            )
         return measured[key]
 
     for spec in sorted(runs, key=lambda s: s.base is not None):  # bases first
@@ -202,10 +246,39 @@ def collect(
         for condition in specs:
             grid = stitch_grid(base.get(condition), own[condition], spec)
             study.abx.setdefault(condition, {})[spec.name] = grid
-        study.recall[spec.name] = final_recall(spec.path, corpus, progress=progress)
+        record = recall_record(spec.path, corpus, regions=regions, progress=progress)
+        study.recall[spec.name] = record["recall"]
+        study.recall_intervals[spec.name] = {
+            key: (record["low"][key], record["high"][key]) for key in record["low"]
+        }
+        study.ranks[spec.name] = Ranks.from_json(record["ranks"])
+    for condition in [c for c in paired_conditions if c in specs]:
+        for name, grid in study.abx[condition].items():
+            cells = best_layer_cells(study.runs[name].path, grid, specs[condition], progress)
+            study.best_cells.setdefault(condition, {})[name] = cells
     cka = {"max_frames": cka_frames} if cka_frames else {}
     _collect_sharing(study, similarity_pairs, every, client, progress, cka)
     return study
+
+
+def _grids_take_bootstrap() -> bool:
+    """Whether analysis.grids computes per-cell intervals (its `bootstrap=` option)."""
+    import inspect
+
+    return "bootstrap" in inspect.signature(grids).parameters
+
+
+def best_layer_cells(run: Path | str, grid: xr.DataArray, spec: Mapping[str, Any], progress: bool):
+    """The ABX engine's result (per cell) of the run's last checkpoint at the grid's best final
+    layer, scored as the grid's `spec` says; the activations come from the run's cache."""
+    import probes
+
+    layer = best_layer(grid)[1]
+    if layer < 0:
+        return None
+    last = list(checkpoints(run).values())[-1]
+    options = {k: v for k, v in spec.items() if k != "probe"}
+    return probes.abx(last, layer, progress=progress, **options)
 
 
 def _collect_sharing(study: Study, pairs, every: int, client: Any, progress: bool, cka) -> None:
@@ -243,28 +316,71 @@ def _collect_sharing(study: Study, pairs, every: int, client: Any, progress: boo
         study.drift[name] = stitch_grid(before, after, spec)
 
 
+RECALL_VERSION = 2  # bump when what the recall cache holds changes
+
+
 def final_recall(
-    run: Path | str, corpus: Path | str, split: str = "test", *, progress: bool = True
+    run: Path | str,
+    corpus: Path | str,
+    split: str = "test",
+    *,
+    regions: Path | str | None = None,
+    progress: bool = True,
 ) -> dict[str, float]:
     """Recall@1/5/10 both ways of the run's last checkpoint on `split`, as {"speech_to_image_r1": ...,
-    "images": n, "captions": n}; cached in RUN/analysis/recall-<split>.json, keyed by the checkpoint's
-    checksum."""
-    import probes
+    "images": n, "captions": n} (see `recall_record` for its intervals and ranks)."""
+    return recall_record(run, corpus, split, regions=regions, progress=progress)["recall"]
+
+
+def recall_record(
+    run: Path | str,
+    corpus: Path | str,
+    split: str = "test",
+    *,
+    bootstrap: int = 1000,
+    confidence: float = 0.95,
+    regions: Path | str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The run's last checkpoint on `split`: {"recall": {key: value, "images", "captions"}, "low":
+    {key: value}, "high": {...} (the image bootstrap's percentile interval), "ranks": the ranks of
+    every query (`Ranks.to_json`), for paired comparisons}. Cached in RUN/analysis/recall-<split>.json,
+    keyed by the checkpoint's checksum and the bootstrap's settings."""
     import training
+    from training.retrieval import recall_at_k, retrieval_ranks
 
     last = list(checkpoints(run).values())[-1]
-    identity = training.checkpoint_id(last)
+    key = {"checkpoint": training.checkpoint_id(last), "version": RECALL_VERSION,
+           "bootstrap": bootstrap, "confidence": confidence}  # fmt: skip
     cache = analysis_cache(run) / f"recall-{split}.json"
     if cache.is_file():
         stored = json.loads(cache.read_text())
-        if stored.get("checkpoint") == identity and "images" in stored["recall"]:
-            return stored["recall"]
-    result = probes.recall(last, split=split, k=(1, 5, 10), corpus=corpus, progress=progress)
-    values = {
-        f"{direction}_r{k}": float(result.sel(direction=direction, k=k))
-        for direction in result.direction.values
-        for k in result.k.values
-    }
-    values.update(images=float(result.attrs["images"]), captions=float(result.attrs["captions"]))
-    write_text_atomic(cache, json.dumps({"checkpoint": identity, "recall": values}, indent=1))
-    return values
+        if {k: stored.get(k) for k in key} == key:
+            return stored["record"]
+    images, audio, owner = _embed(last, split, corpus, regions, progress)
+    result = recall_at_k(images, audio, owner, (1, 5, 10), bootstrap=bootstrap,
+                         confidence=confidence)  # fmt: skip
+    speech, image = retrieval_ranks(images, audio, owner)
+    record: dict[str, Any] = {"recall": {}, "low": {}, "high": {}}
+    for direction in result.direction.values:
+        for k in result.k.values:
+            cell = result.sel(direction=direction, k=k)
+            name = recall_key(str(direction), int(k))
+            record["recall"][name] = float(cell)
+            record["low"][name], record["high"][name] = float(cell.low), float(cell.high)
+    record["recall"].update(images=float(len(image)), captions=float(len(speech)))
+    record["ranks"] = Ranks(speech, image, np.asarray(owner)).to_json()
+    write_text_atomic(cache, json.dumps({**key, "record": record}))
+    return record
+
+
+def _embed(checkpoint: Path, split: str, corpus, regions, progress: bool):
+    import probes
+
+    extra = (
+        {"regions": regions} if regions is not None else {}
+    )  # a regions source other than the corpus's
+    images, audio, owner, _, _ = probes.embed_split(
+        checkpoint, split, corpus, progress=progress, **extra
+    )
+    return images, audio, owner

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,81 @@ def test_an_error_of_zero_keeps_the_plot_drawable() -> None:
     figure = plots.abx_by_layer({"VGS": grid})
     assert figure.axes[0].get_yscale() == "symlog"
     assert line_data(figure)["VGS"][0] == 0.0
+
+
+def with_intervals(grid: xr.DataArray, half: float = 0.02) -> xr.DataArray:
+    """A grid as analysis.grid(..., bootstrap=N) returns it: coords low/high, same dims."""
+    return grid.assign_coords(low=grid - half, high=grid + half)
+
+
+def switch_lines(ax) -> list[float]:
+    return [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
+
+
+def test_heatmap_marks_the_switch_from_the_run_itself(tmp_path: Path) -> None:
+    run = tmp_path / "vgs-then-w2v2"
+    run.mkdir()
+    rows = [{"epoch": e, "stage": int(e > 3), "loss_av": 1.0} for e in range(1, 7)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    grid = make_grid(0)
+    from analysis.runs import switch_epoch
+
+    assert switch_epoch(run) == 3  # a run directory, not only its metrics table
+    figure = plots.heatmap(grid, run=run)
+    assert switch_lines(figure.axes[0]) == [3.0]  # after epoch 3's column (epochs 1..6)
+    stitched = grid.assign_attrs(switch=2)  # analysis.study's stitched variants say it
+    assert switch_lines(plots.heatmap(stitched).axes[0]) == [2.0]
+    assert switch_lines(plots.heatmap(stitched, switch=None).axes[0]) == []
+    assert switch_lines(plots.heatmap(grid).axes[0]) == []  # nothing says where: no line
+
+    from analysis.gridding import stack
+
+    panels = plots.heatmap(stack({"VGS": grid, "(VGS,W2V2)": stitched})).axes
+    assert [switch_lines(ax) for ax in panels if ax.get_title()] == [[], [2.0]]
+    panels = plots.heatmap(stack({"VGS": grid, "mine": grid}), run={"mine": run}).axes
+    assert [switch_lines(ax) for ax in panels if ax.get_title()] == [[], [3.0]]
+
+
+def test_stacked_grid_draws_one_panel_per_run_and_the_seed_mean() -> None:
+    from analysis.gridding import stack
+
+    seeds = {0: make_grid(0), 1: make_grid(1), 2: make_grid(2)}
+    stacked = stack({"VGS": seeds, "W2V2": {0: make_grid(3, epochs=4)}})
+    figure = plots.heatmap(stacked)
+    heatmaps = [ax for ax in figure.axes if ax.get_title()]
+    assert [ax.get_title() for ax in heatmaps] == [
+        "VGS (mean of 3 seeds)",
+        "W2V2",  # one seed: no mean
+    ]
+    mean = 100 * np.mean([g.values for g in seeds.values()], axis=0)
+    drawn = heatmaps[0].collections[0].get_array().reshape(5, 6)  # layers (top = 4) x epochs
+    np.testing.assert_allclose(drawn[::-1].T, mean)
+    assert heatmaps[1].collections[0].get_array().size == 4 * 5  # its own epochs, no NaN padding
+
+
+def test_cells_overlapping_the_reference_interval_are_marked() -> None:
+    values = np.full((4, 3), 0.30)
+    values[0, 0] = 0.10  # the reference (epoch 1, layer 0)
+    values[1, 1] = 0.11  # within the reference's interval: not told apart
+    grid = xr.DataArray(
+        values, dims=("epoch", "layer"), coords={"epoch": [1, 2, 3, 4], "layer": [0, 1, 2]}
+    )
+    grid = with_intervals(grid, 0.02)
+    same = plots.overlapping_cells(grid, (1, 0))
+    assert same.sum() == 2 and bool(same.sel(epoch=2, layer=1))
+    figure = plots.heatmap(grid, overlap=(1, 0), switch=None)
+    dots = [line for line in figure.axes[0].get_lines() if line.get_marker() == "o"]
+    assert len(dots[0].get_xdata()) == 2
+    with pytest.raises(ValueError, match="no intervals"):
+        plots.heatmap(make_grid(0), overlap=(1, 0))
+
+
+def test_fig2_draws_interval_bands() -> None:
+    grids = {"VGS": with_intervals(make_grid(0)), "W2V2": make_grid(1)}
+    figure = plots.best_layer_by_epoch(grids)
+    bands = figure.axes[0].collections
+    assert len(bands) == 1  # only the grid with intervals has a band
+    best = plots.best_over_layers(grids["VGS"])
+    np.testing.assert_allclose(best.low.values, best.values - 0.02)
+    left = plots.abx_by_layer(grids)
+    assert len(left.axes[0].collections) == 1

@@ -12,9 +12,11 @@ import pytest
 import xarray as xr
 from PIL import Image
 
-from analysis.claims import claims_markdown
+from analysis.claims import claims_markdown, decide
+from analysis.evidence import Ranks
 from analysis.report import FIGURES, write_report
 from analysis.study import RunSpec, Study
+from probes.abx_engine import AbxResult, zerospeech_condition
 
 BASES = ["W2V2", "VGS", "VGS+"]
 VARIANTS = ["(W2V2,VGS)", "(VGS,W2V2)", "(VGS+,W2V2)"]
@@ -62,6 +64,30 @@ def recall(mean: float) -> dict[str, float]:
     return {k: mean for k in keys}
 
 
+def planted_ranks(hit_rate: float, seed: int, images: int = 40, captions: int = 5) -> Ranks:
+    """Test ranks whose queries find their answer first with probability `hit_rate`, else at rank
+    10 or later (a miss at R@1 and R@10)."""
+    rng = np.random.default_rng(seed)
+    owner = np.repeat(np.arange(images), captions)
+
+    def ranks(n: int) -> np.ndarray:
+        return np.where(rng.random(n) < hit_rate, 0, rng.integers(10, images, n))
+
+    return Ranks(ranks(len(owner)), ranks(images), owner)
+
+
+def planted_cells(error: float, speaker: str, speakers: int = 8) -> AbxResult:
+    """Per-cell ABX results around `error` (the same cells for every model, noise fixed per cell)."""
+    names = [f"s{i}" for i in range(speakers)]
+    rows = [(a, b, "c", s) for a, b in [("a", "b"), ("b", "a"), ("a", "c")] for s in names]
+    cells = pd.DataFrame(rows, columns=["phone", "phone_b", "context", "speaker"])
+    cells = cells.assign(n_a=2, n_b=2, n_x=2, n_triplets=8)
+    noise = np.random.default_rng(0).uniform(-0.03, 0.03, len(cells))
+    cells["error"] = np.clip(error + noise, 0, 1)
+    cells["correct2"] = np.round((1 - cells["error"]) * 16).astype(np.int64)
+    return AbxResult(cells, zerospeech_condition(speaker, "within"))
+
+
 @pytest.fixture(scope="module")
 def study() -> Study:
     runs = {name: RunSpec(name, Path(name)) for name in BASES}
@@ -87,9 +113,16 @@ def study() -> Study:
         "(VGS,W2V2)": 0.3,
         "(VGS+,W2V2)": 0.2,
     }
-    for name in runs:
+    for seed, name in enumerate(runs):
         study.metrics[name] = hand_made_metrics(name)
         study.recall[name] = recall(means[name])
+        study.recall_intervals[name] = {
+            k: (v - 0.05, v + 0.05) for k, v in recall(means[name]).items()
+        }
+        study.ranks[name] = planted_ranks(means[name], seed)
+        for speaker in ("within", "across"):
+            cells = planted_cells(best[name], speaker)
+            study.best_cells.setdefault(f"read, {speaker} speaker", {})[name] = cells
         for condition in (
             "read, within speaker",
             "read, across speaker",
@@ -123,9 +156,23 @@ def test_every_figure_and_table_is_written(written: Path) -> None:
         assert f"]({name})" in text  # the report shows each figure
 
 
-def test_table2_names_the_best_layer(written: Path) -> None:
+def test_table2_names_the_best_layer_with_its_interval(written: Path) -> None:
     table = pd.read_csv(written / "tables" / "table2_best_layer_abx.csv", index_col="model")
-    assert table.loc["VGS", "read, within speaker"] == "20.00 (3)"
+    row = table.loc["VGS"]
+    assert row["read, within speaker"] == pytest.approx(20.0)
+    assert row["read, within speaker layer"] == 3
+    assert row["read, within speaker low"] < 20.0 < row["read, within speaker high"]
+    assert np.isnan(row["captions, within speaker low"])  # no per-cell results kept for it
+    markdown = (written / "tables" / "table2_best_layer_abx.md").read_text()
+    assert "| VGS | 20.00 [" in markdown and "] (3) |" in markdown
+
+
+def test_table1_carries_the_image_bootstrap_interval(written: Path) -> None:
+    table = pd.read_csv(written / "tables" / "table1_recall.csv", index_col="model")
+    assert table.loc["VGS", "speech→image R@1"] == pytest.approx(30.0)
+    assert table.loc["VGS", "speech→image R@1 low"] == pytest.approx(25.0)
+    assert table.loc["VGS", "speech→image R@1 high"] == pytest.approx(35.0)
+    assert "| VGS | 30.00 [25.00, 35.00] |" in (written / "tables" / "table1_recall.md").read_text()
 
 
 def test_forgetting_rows_only_for_runs_with_a_switch(written: Path) -> None:
@@ -137,12 +184,19 @@ def test_forgetting_rows_only_for_runs_with_a_switch(written: Path) -> None:
     ] == pytest.approx(0.19)
 
 
-def test_claims_are_judged_on_the_measured_numbers(written: Path) -> None:
+def test_claims_are_decided_by_their_paired_intervals(written: Path) -> None:
     text = (written / "report.md").read_text()
     claims = text.split("### ")[1:4]
-    assert "**holds here**" in claims[0] and "(W2V2,VGS) 40.0" in claims[0]
-    assert "**holds here**" in claims[1] and "20.0 at the switch" in claims[1]
-    assert "**does not hold here**" in claims[2] and "VGS 20.00 (3)" in claims[2]
+    assert "**holds**" in claims[0] and "(W2V2,VGS) 40.0" in claims[0]
+    assert "**holds**" in claims[1] and "20.0 at the switch" in claims[1]
+    assert "**contradicted**" in claims[2] and "VGS 19.9 vs W2V2 9.9" in claims[2]
+    for claim in claims:
+        assert "interval [" in claim and "smallest difference" in claim
+    table = pd.read_csv(written / "tables" / "claims.csv", index_col="claim")
+    assert table["verdict"].tolist() == ["holds", "holds", "contradicted"]
+    assert (table["low"] <= table["difference"]).all() and (
+        table["difference"] <= table["high"]
+    ).all()
 
 
 def test_claim_without_its_runs_says_not_measured(study: Study) -> None:
@@ -151,6 +205,52 @@ def test_claim_without_its_runs_says_not_measured(study: Study) -> None:
     assert "**Not measured**: this study did not train (VGS+,W2V2)" in text
 
 
-def test_a_tie_is_no_verdict(study: Study) -> None:
-    tied = dataclasses.replace(study, recall={**study.recall, "VGS+": study.recall["(W2V2,VGS)"]})
-    assert "**is undecided here (a tie)**" in claims_markdown(tied).split("### ")[1]
+def test_two_identical_models_are_undecided(study: Study) -> None:
+    same = {**study.ranks, "VGS+": study.ranks["(W2V2,VGS)"]}
+    cells = {c: {**r, "W2V2": r["VGS"]} for c, r in study.best_cells.items()}
+    tied = dataclasses.replace(study, ranks=same, best_cells=cells)
+    claims = decide(tied, n_boot=200)
+    assert claims[0].verdict == "undecided at this size" and claims[0].comparison.difference == 0
+    assert claims[2].verdict == "undecided at this size"
+    assert "**undecided at this size**" in claims_markdown(tied, claims).split("### ")[1]
+
+
+@pytest.mark.slow
+def test_several_seeds_give_mean_and_spread_beside_the_intervals(
+    study: Study, tmp_path: Path
+) -> None:
+    """Seed 1 of every model (a second copy, its recall 5 points higher): per-model tables with the
+    mean and the between-seed SD, and claims decided on the seed-averaged difference."""
+    seeded = dataclasses.replace(
+        study,
+        runs={**study.runs},
+        metrics={**study.metrics},
+        abx={c: dict(g) for c, g in study.abx.items()},
+        recall={**study.recall},
+        recall_intervals={**study.recall_intervals},
+        ranks={**study.ranks},
+        best_cells={c: dict(r) for c, r in study.best_cells.items()},
+        drift={},
+        similarity={},
+    )
+    for index, (name, spec) in enumerate(study.runs.items()):
+        other = f"{name} seed-1"
+        seeded.runs[other] = dataclasses.replace(spec, name=other, model=name, seed=1)
+        seeded.metrics[other] = study.metrics[name]
+        for condition in study.abx:
+            seeded.abx[condition][other] = study.abx[condition][name]
+        seeded.recall[other] = {k: v + 0.05 for k, v in study.recall[name].items()}
+        seeded.recall_intervals[other] = study.recall_intervals[name]
+        seeded.ranks[other] = planted_ranks(study.recall[name]["speech_to_image_r1"], 50 + index)
+        for condition, results in study.best_cells.items():
+            seeded.best_cells[condition][other] = results[name]
+    assert seeded.seeds("VGS") == {0: "VGS", 1: "VGS seed-1"}
+    write_report(seeded, tmp_path)
+    summary = pd.read_csv(tmp_path / "tables" / "table1_recall_seeds.csv", index_col="model")
+    assert summary.loc["VGS", "seeds"] == 2
+    assert summary.loc["VGS", "speech→image R@1"] == pytest.approx(32.5)
+    assert summary.loc["VGS", "speech→image R@1 seed sd"] == pytest.approx(5 / np.sqrt(2))
+    report = (tmp_path / "report.md").read_text()
+    assert "## Tables I and II over seeds" in report
+    claim = report.split("### ")[1]
+    assert "mean of 2 seeds" in claim and "Per seed: seed 0:" in claim

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 QUICK = PLANS["quick"]
 RUN_NAMES = ["W2V2", "VGS", "VGS+", *(variant_name(a, b) for a, b in QUICK.variants)]
 CONDITIONS = ["within speaker", "across speaker", "across context"]
-TABLES = ["table1_recall", "table2_best_layer_abx", "forgetting", "sharing"]
+TABLES = ["table1_recall", "table2_best_layer_abx", "claims", "forgetting", "sharing"]
+VERDICTS = ["**holds**", "**contradicted**", "**undecided at this size**"]
 
 
 def test_every_figure_exists_and_is_an_image(quick_reproduction: Path) -> None:
@@ -37,25 +38,43 @@ def test_every_table_exists_and_is_filled(quick_reproduction: Path) -> None:
     recall = pd.read_csv(quick_reproduction / "tables" / "table1_recall.csv", index_col="model")
     assert list(recall.index) == RUN_NAMES
     assert recall.notna().all().all() and ((recall >= 0) & (recall <= 100)).all().all()
+    for column in [c for c in recall.columns if not c.endswith((" low", " high"))]:
+        assert (recall[f"{column} low"] <= recall[column]).all()
+        assert (recall[column] <= recall[f"{column} high"]).all()
     abx = pd.read_csv(
         quick_reproduction / "tables" / "table2_best_layer_abx.csv", index_col="model"
     )
-    assert abx.shape == (len(RUN_NAMES), len(QUICK.abx_sets) * len(CONDITIONS))
-    assert abx.map(lambda cell: cell.endswith(")") and "(" in cell).all().all()
+    conditions = [f"{s}, {c}" for s in QUICK.abx_sets for c in CONDITIONS]
+    assert list(abx.index) == RUN_NAMES
+    for condition in conditions:
+        assert abx[condition].between(0, 100).all() and (abx[f"{condition} layer"] >= 0).all()
+    for condition in ("read, within speaker", "read, across speaker"):  # paired conditions
+        low, high = abx[f"{condition} low"], abx[f"{condition} high"]
+        assert (low <= abx[condition] + 1e-9).all() and (abx[condition] <= high + 1e-9).all()
     forgetting = pd.read_csv(quick_reproduction / "tables" / "forgetting.csv")
     assert set(forgetting["run"]) == {variant_name(a, b) for a, b in QUICK.variants}
 
 
-def test_report_states_each_claim_with_a_verdict(quick_reproduction: Path) -> None:
+def test_report_decides_each_claim_by_a_paired_interval(quick_reproduction: Path) -> None:
     report = (quick_reproduction / "report.md").read_text()
     claims = report.split("### ")[1:4]
     assert len(claims) == 3
     for claim in claims:
-        assert "Paper" in claim and "Here" in claim
-        verdicts = ["**holds here**", "**does not hold here**", "**is undecided here (a tie)**"]
-        assert sum(verdict in claim for verdict in verdicts) == 1, claim
+        claim = claim.split("\n## ")[0]
+        assert "Paper" in claim and "Here" in claim and "interval [" in claim
+        assert sum(verdict in claim.split("Decided:")[1] for verdict in VERDICTS) == 1, claim
     for figure in FIGURES:
         assert f"({figure})" in report
+    table = pd.read_csv(quick_reproduction / "tables" / "claims.csv", index_col="claim")
+    assert set(table["verdict"]) <= {"holds", "contradicted", "undecided at this size"}
+    assert (table["half_width"] > 0).all() and (table["low"] <= table["high"]).all()
+
+
+def test_step_times_say_which_session_measured_them(quick_reproduction: Path) -> None:
+    timings = json.loads((quick_reproduction / "timings.json").read_text())
+    first = timings["sessions"][0]
+    assert first["started"].endswith("UTC") and "train VGS" in first["steps"]
+    assert "session 1" in (quick_reproduction / "report.md").read_text()
 
 
 def test_settings_name_every_run_and_its_probed_epochs(quick_reproduction: Path) -> None:
@@ -77,6 +96,9 @@ def test_second_run_trains_and_probes_nothing(quick_reproduction: Path) -> None:
     before = {path: path.stat().st_mtime_ns for path in watched}
     assert main(["reproduce", str(quick_reproduction), "--quick", "--no-progress"]) == 0
     assert {path: path.stat().st_mtime_ns for path in watched} == before
+    sessions = json.loads((quick_reproduction / "timings.json").read_text())["sessions"]
+    assert len(sessions) >= 2 and "train VGS" not in sessions[-1]["steps"]  # nothing trained
+    assert "(this one)" in (quick_reproduction / "report.md").read_text()
     assert sorted(quick_reproduction.glob("runs/*/checkpoints/*.pt")) == sorted(
         p for p in watched if p.suffix == ".pt"
     )
@@ -104,3 +126,28 @@ def test_grid_command_reads_the_reproduction_cache(
     expected = grid(run["path"], epochs=run["probed_epochs"], progress=False, **options)
     assert printed.to_numpy() == pytest.approx(expected.to_numpy())
     assert "across" in capsys.readouterr().out
+
+
+def test_seeds_train_new_runs_beside_seed_0(quick_reproduction: Path, tmp_path: Path) -> None:
+    """--seeds 2 on a finished single-seed reproduction (a copy) trains seed 1 only, in
+    runs/seed-1/<name>, and reports the mean and between-seed spread of every model."""
+    import shutil
+
+    from analysis.cli import main
+
+    out = tmp_path / "out"
+    shutil.copytree(quick_reproduction, out)
+    seed0 = sorted(out.glob("runs/*/checkpoints/*.pt"))
+    before = {path: path.stat().st_mtime_ns for path in seed0}
+    assert main(["reproduce", str(out), "--quick", "--seeds", "2", "--no-progress"]) == 0
+    assert {path: path.stat().st_mtime_ns for path in seed0} == before
+    settings = json.loads((out / "reproduction.json").read_text())
+    seeded = settings["runs"]["VGS seed-1"]
+    assert Path(seeded["path"]) == (out / "runs" / "seed-1" / "vgs").resolve()
+    assert seeded["seed"] == 1 and seeded["model"] == "VGS"
+    config = json.loads((Path(seeded["path"]) / "config.json").read_text())
+    assert config["train"]["seed"] == 1
+    summary = pd.read_csv(out / "tables" / "table1_recall_seeds.csv", index_col="model")
+    assert list(summary.index) == RUN_NAMES and (summary["seeds"] == 2).all()
+    assert (summary["speech→image R@1 seed sd"] >= 0).all()
+    assert "mean of 2 seeds" in (out / "report.md").read_text()

@@ -69,3 +69,32 @@ def test_base_runs_are_probed_at_their_variants_switch(base: Path, tmp_path: Pat
     epochs = epochs_to_probe(runs, every=100)
     assert epochs[base.resolve()] == [1, 3, 5]
     assert epochs[variant.resolve()] == [4, 5]
+
+
+def test_a_run_started_from_a_checkpoint_switched_there(base: Path, tmp_path: Path) -> None:
+    variant = make_run(tmp_path / "vgs-then-w2v2", [3, 4, 5], loss=0.0)
+    init = {"checkpoint": str(base / "checkpoints" / "epoch_0002.pt"), "epoch": 2}
+    (variant / "config.json").write_text(json.dumps({"init_from": init}))
+    assert switch_epoch(variant) == 2  # its own metrics have one stage
+    assert switch_epoch(base) is None  # a single-stage run without init_from
+
+
+def test_stack_gives_a_seed_dimension_with_the_intervals() -> None:
+    from analysis.gridding import stack
+
+    def grid(offset: float, epochs: list[int]) -> xr.DataArray:
+        values = np.full((len(epochs), 2), offset)
+        coords = {"epoch": epochs, "layer": [0, 1]}
+        array = xr.DataArray(values, dims=("epoch", "layer"), coords=coords)
+        return array.assign_coords(low=array - 0.1, high=array + 0.1)
+
+    stacked = stack(
+        {"VGS": {0: grid(1.0, [1, 2]), 1: grid(2.0, [1, 2])}, "W2V2": {0: grid(3.0, [1])}}
+    )
+    assert stacked.dims == ("run", "seed", "epoch", "layer")
+    assert stacked.coords["low"].dims == stacked.dims
+    assert float(stacked.sel(run="VGS", epoch=2).mean()) == pytest.approx(1.5)
+    assert float(stacked.coords["high"].sel(run="VGS", seed=1, epoch=1, layer=0)) == pytest.approx(
+        2.1
+    )
+    assert bool(stacked.sel(run="W2V2", seed=1).isnull().all())  # W2V2 has no seed 1
