@@ -65,7 +65,7 @@ def state_checksum(module: torch.nn.Module) -> str:
     """
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
+        value = tensor.detach().cpu().contiguous().reshape(-1)  # 0-d tensors (BatchNorm counts) too
         digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
         digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
     return digest.hexdigest()

@@ -111,11 +111,16 @@ def load_hf(
     transformers = _transformers()
     classes = {"wav2vec2": "Wav2Vec2Model", "hubert": "HubertModel", "wavlm": "WavLMModel"}
     model_class = getattr(transformers, classes[family])
+    verbosity = transformers.logging.get_verbosity()
+    # Loading a head's directory into the base class keeps the encoder and drops the head, which
+    # transformers reports key by key: expected here, so not shown.
+    transformers.logging.set_verbosity_error()
     try:
-        # Loading a head's directory into the base class keeps the encoder and drops the head.
         model = model_class.from_pretrained(directory, local_files_only=True)
     except OSError as err:
         raise HFModelError(f"{directory}: cannot read the model's weights ({err})") from None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
     return HFEncoder(model.eval(), normalize=normalize, sample_rate=sample_rate)
 
 

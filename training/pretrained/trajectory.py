@@ -87,8 +87,8 @@ def trajectory(source: Source) -> tuple[str, dict[int, Path]]:
             if points[dim]:
                 return dim, dict(sorted(points[dim].items()))
         raise FileNotFoundError(
-            f"{path}: no checkpoints (checkpoints/epoch_NNNN.pt, checkpoint-<step>/, "
-            "checkpoint_<epoch>_<step>.pt or checkpoint<epoch>.pt)"
+            f"{path}: not a run directory nor a folder of checkpoints (checkpoints/epoch_NNNN.pt, "
+            "checkpoint-<step>/, checkpoint_<epoch>_<step>.pt or checkpoint<epoch>.pt)"
         )
     return _listed(list(source))
 
