@@ -71,7 +71,7 @@ class ProbeSpec:
         paths = [checkpoint] + (
             self.references(checkpoint, epoch, self.options) if self.references else []
         )
-        return "+".join(training.checkpoint_id(path) for path in paths)
+        return "+".join(training.model_identity(path) for path in paths)
 
     def scalar_options(self) -> dict[str, str | int | float]:
         """Options that fit a netCDF attribute as they are (strings, numbers)."""
@@ -118,7 +118,7 @@ def measure_checkpoint(
 
     import training
 
-    model = training.load_model(checkpoint)
+    model = training.load_pretrained(checkpoint)
     out = {}
     # Activations extracted for this checkpoint live here while its probes run, then go: the grid
     # keeps the numbers, and a run's activations at every epoch would fill the disk.
@@ -294,7 +294,14 @@ def _cka_run(model, layers, *, checkpoint, epoch, scratch, other, source=None, *
     reference = _epoch_of(other, epoch)
     store = _store(scratch, str(reference), str(_cka_source(source, checkpoint)))
     return _same_layer_cka(
-        model, layers, checkpoint, scratch, training.load_model(reference), store, source, options
+        model,
+        layers,
+        checkpoint,
+        scratch,
+        training.load_pretrained(reference),
+        store,
+        source,
+        options,
     )
 
 

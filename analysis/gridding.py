@@ -22,8 +22,9 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from analysis.grid_probes import ProbeSpec, make_spec, measure_checkpoint
-from analysis.runs import checkpoints, run_name
+from analysis.runs import run_name
 from training.fileio import write_atomic
+from training.pretrained.trajectory import trajectory, trajectory_root
 from training.rundir import analysis_cache
 
 __all__ = ["grid", "grids", "stack", "cache_path", "num_layers"]
@@ -77,12 +78,13 @@ def grids(
     probes: name -> a ProbeSpec or a mapping ``{"probe": name_or_callable, **options}``. Returns name ->
     the grid that ``grid(run, ...)`` would return.
     """
-    run = Path(run)
+    dim, available = trajectory(run)  # any run, folder or list of checkpoints; epoch or step
+    run = trajectory_root(run)
     specs = {
         name: spec if isinstance(spec, ProbeSpec) else make_spec(spec["probe"], _options_of(spec))
         for name, spec in probes.items()
     }
-    paths = _select_epochs(checkpoints(run), epochs, run)
+    paths = _select_epochs(available, epochs, run)
     layer_list = _select_layers(layers, paths)
     caches = {name: _load_cache(cache_path(run, spec)) for name, spec in specs.items()}
     identities = {
@@ -95,10 +97,11 @@ def grids(
             cells = todo[epoch][name]
             caches[name] = _merge(caches[name], epoch, identities[name][epoch], cells, values)
             caches[name] = _save_cache(cache_path(run, specs[name]), caches[name], specs[name])
-    return {
+    out = {
         name: _grid_from_cache(caches[name], specs[name], identities[name], layer_list, run)
         for name in specs
     }
+    return {name: g.rename(epoch=dim) if dim != "epoch" else g for name, g in out.items()}
 
 
 def stack(
@@ -141,7 +144,7 @@ def num_layers(checkpoint: Path | str) -> int:
     """The number of transformer layers of the model in `checkpoint`."""
     import training
 
-    return int(training.load_model(checkpoint).num_layers)
+    return int(training.load_pretrained(checkpoint).num_layers)
 
 
 def _options_of(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,12 @@
 """One view of every model we probe: layer-by-layer hidden states of a batch of waveforms.
 
-Probes accept an sslvgs checkpoint (file or run directory), a loaded `training.model.SSLVGS`, or a
-torchaudio `Wav2Vec2Model` (wav2vec 2.0, HuBERT, WavLM builders all return one). `as_layered_model`
-wraps each in a `LayeredModel` with the same numbering: layer 0 is the feature-encoder output as it
-enters the transformer, layers 1..N the transformer layers.
+Probes accept an sslvgs checkpoint (file or run directory), a loaded `training.model.SSLVGS`, a
+torchaudio `Wav2Vec2Model` (wav2vec 2.0, HuBERT, WavLM builders all return one), a Hugging Face
+`transformers` wav2vec 2.0 / HuBERT / WavLM model (live, or its `save_pretrained` directory), a fairseq
+wav2vec 2.0 / HuBERT checkpoint file, the paper's VGS+ / FaST-VGS+ bundles, or a folder of
+checkpoints made elsewhere (its last one); `training.pretrained` reads those made elsewhere.
+`as_layered_model` wraps each in a `LayeredModel` with the same numbering: layer 0 is what enters the
+first transformer layer, layers 1..N the transformer layers (docs/models.md, per family).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def state_checksum(module: torch.nn.Module) -> str:
     """
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
+        value = tensor.detach().cpu().contiguous().reshape(-1)  # 0-d tensors (BatchNorm counts) too
         digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
         digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
     return digest.hexdigest()
@@ -104,8 +107,11 @@ class LayeredModel:
         Returns:
             (list of max_layer + 1 tensors [B, F, D], frame_lengths [B] long)
         """
-        if _is_torchaudio_wav2vec2(self.module):
-            return _torchaudio_hidden_states(self.module, wav, wav_lengths, max_layer)
+        from training.pretrained.encoders import HFEncoder, TorchaudioEncoder
+
+        if isinstance(self.module, HFEncoder | TorchaudioEncoder):
+            states, frame_lengths = self.module.hidden_states(wav, wav_lengths, max_layer=max_layer)
+            return states, frame_lengths.long()
         states, frame_lengths = self.module.hidden_states(wav, wav_lengths)
         return list(states[: max_layer + 1]), frame_lengths.long()
 
@@ -137,35 +143,48 @@ def resolve_layers(layers: Any, num_layers: int, description: str) -> list[int]:
 
 
 def as_layered_model(model: Any, *, sample_rate: int | None = None) -> LayeredModel:
-    """Wrap a checkpoint path / run directory, an SSLVGS model or a torchaudio Wav2Vec2Model.
+    """Wrap any model the probes take (see the module's docstring) in a `LayeredModel`.
 
     Args:
-        model: what the user passed.
-        sample_rate: override for torchaudio models, which do not record their rate (default 16 kHz).
+        model: what the user passed: a path (sslvgs checkpoint or run, HF directory, fairseq file,
+            paper bundle or its folder, folder of checkpoints) or a model object.
+        sample_rate: override for torchaudio and live HF models, which do not record their rate
+            (default 16 kHz).
     Raises:
         FileNotFoundError: a path that does not exist.
         TypeError: an object of another kind.
+        ValueError: a file or folder that is not a model sslvgs can read (one line naming it).
     """
+    from training.pretrained import TorchaudioEncoder, is_hf_model, wrap_hf
+
     if isinstance(model, LayeredModel):
         return model
     if isinstance(model, str | Path):
-        return _from_checkpoint(Path(model))
+        return _from_path(Path(model))
+    if is_hf_model(model):
+        wrapped = wrap_hf(model, sample_rate=sample_rate or 16000)
+        return _from_sslvgs(wrapped, f"an in-memory transformers {type(model).__name__}")
     if _is_torchaudio_wav2vec2(model):
-        return _from_torchaudio(model, sample_rate or 16000)
+        wrapped = TorchaudioEncoder(model, sample_rate=sample_rate or 16000)
+        return _from_sslvgs(wrapped, f"an in-memory torchaudio {type(model).__name__}")
     if isinstance(model, torch.nn.Module) and hasattr(model, "hidden_states"):
         return _from_sslvgs(model, f"an in-memory {type(model).__name__}")
     raise TypeError(
-        "model must be a checkpoint file, a run directory, an sslvgs SSLVGS model or a torchaudio "
-        f"Wav2Vec2Model, not {type(model).__name__}"
+        "model must be a checkpoint file, a run directory, a Hugging Face model or directory, a "
+        "fairseq checkpoint, a paper bundle, an sslvgs SSLVGS model or a torchaudio Wav2Vec2Model, "
+        f"not {type(model).__name__}"
     )
 
 
-def _from_checkpoint(path: Path) -> LayeredModel:
+def _from_path(path: Path) -> LayeredModel:
     from training import load_model
+    from training.pretrained import load_pretrained, pretrained_kind
 
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint file or run directory")
-    return _from_sslvgs(load_model(path), str(path))
+    kind = pretrained_kind(path)
+    if kind == "sslvgs":
+        return _from_sslvgs(load_model(path), str(path))
+    # Models made elsewhere cache their activations in the user cache, not beside their files.
+    return _from_sslvgs(load_pretrained(path), str(path))
 
 
 def _from_sslvgs(module: torch.nn.Module, description: str) -> LayeredModel:
@@ -190,49 +209,6 @@ def _is_torchaudio_wav2vec2(model: Any) -> bool:
     from torchaudio.models import Wav2Vec2Model
 
     return isinstance(model, Wav2Vec2Model)
-
-
-def _from_torchaudio(model: torch.nn.Module, sample_rate: int) -> LayeredModel:
-    model.eval()
-    stride = 1
-    for block in model.feature_extractor.conv_layers:
-        stride *= int(block.stride)
-    return LayeredModel(
-        module=model,
-        num_layers=len(model.encoder.transformer.layers),
-        dim=int(model.encoder.transformer.pos_conv_embed.embed_dim),
-        frame_rate=sample_rate / stride,
-        sample_rate=sample_rate,
-        model_id="state-" + state_checksum(model),
-        description=f"an in-memory torchaudio {type(model).__name__}",
-    )
-
-
-def _torchaudio_hidden_states(
-    model: torch.nn.Module, wav: torch.Tensor, wav_lengths: torch.Tensor, max_layer: int
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    # The convolutional encoder runs one utterance at a time: wav2vec 2.0 base normalises its first
-    # layer over time (GroupNorm), so zero padding would change every frame of a shorter utterance.
-    # The transformer then runs batched, with torchaudio's own attention mask for padded frames.
-    features = [
-        model.feature_extractor(wav[row : row + 1, : int(length)], None)[0][0]
-        for row, length in enumerate(wav_lengths)
-    ]
-    frame_lengths = torch.tensor([len(f) for f in features], device=wav.device)
-    padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)
-    # Layer 0 is what enters the first transformer layer (projection + positional convolution); a
-    # pre-hook captures it, so torchaudio's own extract_features does the rest unchanged.
-    captured: list[torch.Tensor] = []
-
-    def capture(_module: torch.nn.Module, args: tuple) -> None:
-        captured.append(args[0])
-
-    handle = model.encoder.transformer.layers[0].register_forward_pre_hook(capture)
-    try:
-        layers = model.encoder.extract_features(padded, frame_lengths, num_layers=max(max_layer, 1))
-    finally:
-        handle.remove()
-    return (captured + list(layers))[: max_layer + 1], frame_lengths.long()
 
 
 def corpus_of(layered: LayeredModel, corpus: str | Path | None = None) -> Path:

@@ -1,6 +1,7 @@
 # The public names of `training`, read by lazy_loader (SPEC 1) and by type checkers and editors:
 # each module loads on first use of one of its names, so reading an item file costs no torch.
 from . import data as data
+from . import pretrained as pretrained
 from . import rundir as rundir
 from .checkpoints import CheckpointError as CheckpointError
 from .checkpoints import checkpoint_id as checkpoint_id
@@ -26,6 +27,9 @@ from .espeak import text_to_phones as text_to_phones
 from .interop import from_torchaudio as from_torchaudio
 from .interop import import_torchaudio_wav2vec2 as import_torchaudio_wav2vec2
 from .model import SSLVGS as SSLVGS
+from .pretrained import load_pretrained as load_pretrained
+from .pretrained import model_identity as model_identity
+from .pretrained import trajectory as trajectory
 from .rundir import RunConfigError as RunConfigError
 from .rundir import RunNotFoundError as RunNotFoundError
 from .schedules import PAPER_SCHEDULES as PAPER_SCHEDULES

@@ -47,7 +47,7 @@ def torchaudio_config(ta_model: torch.nn.Module) -> dict[str, Any]:
     }
 
 
-def _target_name(key: str, layer_use: int) -> str | None:
+def sslvgs_name(key: str, layer_use: int) -> str | None:
     renames = (
         ("feature_extractor.", "feature_encoder."),
         ("encoder.feature_projection.", "feature_projection."),
@@ -81,7 +81,7 @@ def import_torchaudio_wav2vec2(
     own = model.state_dict()
     mapped, skipped = {}, []
     for key, value in state_dict.items():
-        name = _target_name(key, model.cfg.layer_use)
+        name = sslvgs_name(key, model.cfg.layer_use)
         if name is None:
             skipped.append(key)
             continue

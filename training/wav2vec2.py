@@ -54,12 +54,32 @@ class ConvLayerBlock(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         x = self.conv(x)
-        if self.layer_norm is not None:
-            x = self.layer_norm(x)
         lengths = torch.clamp(
             torch.div(lengths - self.kernel_size, self.stride, rounding_mode="floor") + 1, min=0
         )
+        if isinstance(self.layer_norm, nn.GroupNorm):
+            x = _valid_group_norm(x, lengths, self.layer_norm)
+        elif self.layer_norm is not None:
+            x = self.layer_norm(x)
         return F.gelu(x), lengths
+
+
+def _valid_group_norm(x: Tensor, lengths: Tensor, norm: nn.GroupNorm) -> Tensor:
+    """wav2vec 2.0 base's GroupNorm (one group per channel, statistics over time) over each sample's
+    valid frames only: x [B, C, T] -> [B, C, T] in fp32, as a GroupNorm of the unpadded sample.
+
+    A plain GroupNorm would take the zero padding into the mean and variance, so a sample's every
+    frame would depend on the longest sample of its batch.
+    """
+    if norm.num_groups != norm.num_channels:
+        return norm(x)
+    xf = x.float()
+    valid = padding_mask(lengths, x.shape[-1])[:, None, :].to(xf.dtype)
+    count = lengths.clamp(min=1)[:, None, None].to(xf.dtype)
+    mean = (xf * valid).sum(-1, keepdim=True) / count
+    var = ((xf - mean) ** 2 * valid).sum(-1, keepdim=True) / count
+    y = (xf - mean) / torch.sqrt(var + norm.eps)
+    return y * norm.weight.float()[None, :, None] + norm.bias.float()[None, :, None]
 
 
 class ConvFeatureEncoder(nn.Module):

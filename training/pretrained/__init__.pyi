@@ -1,0 +1,23 @@
+# The public names of `training.pretrained`, read by lazy_loader (SPEC 1) and by type checkers.
+from .bundle import BundleError as BundleError
+from .bundle import bundle_config as bundle_config
+from .bundle import load_bundle as load_bundle
+from .encoders import HFEncoder as HFEncoder
+from .encoders import TorchaudioEncoder as TorchaudioEncoder
+from .fairseq import FairseqCheckpointError as FairseqCheckpointError
+from .fairseq import fairseq_to_torchaudio as fairseq_to_torchaudio
+from .fairseq import load_fairseq as load_fairseq
+from .hf import HFModelError as HFModelError
+from .hf import is_hf_directory as is_hf_directory
+from .hf import is_hf_model as is_hf_model
+from .hf import load_hf as load_hf
+from .hf import wrap_hf as wrap_hf
+from .loading import load_pretrained as load_pretrained
+from .loading import model_identity as model_identity
+from .loading import pretrained_kind as pretrained_kind
+from .safe_pickle import UnsafePickleError as UnsafePickleError
+from .safe_pickle import read_namespace as read_namespace
+from .safe_pickle import torch_load as torch_load
+from .trajectory import checkpoint_index as checkpoint_index
+from .trajectory import trajectory as trajectory
+from .trajectory import trajectory_root as trajectory_root
