@@ -7,6 +7,26 @@ import argparse
 __all__ = ["register"]
 
 
+class _CorpusDefault:
+    """A default of the corpus builder, read from training.corpus only when it is needed (the help
+    text, or a build without the option): the parser must not import the builder (torch, scipy)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def value(self):
+        from training import corpus
+
+        return getattr(corpus, self.name)
+
+    def __str__(self) -> str:
+        return str(self.value())
+
+
+def _given(value):
+    return value.value() if isinstance(value, _CorpusDefault) else value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the training subcommands (corpus, train)."""
     _register_corpus(subparsers)
@@ -14,8 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
-    from training.corpus import DEFAULT_IMAGES, DEFAULT_REGION_DIM
-
     parser = subparsers.add_parser(
         "corpus",
         help="build the embedded spoken-scenes corpus (resumes an interrupted build)",
@@ -24,7 +42,12 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
         "interrupted build finishes it.",
     )
     parser.add_argument("out", help="corpus folder (created; must be empty or a partial build)")
-    parser.add_argument("--images", type=int, default=DEFAULT_IMAGES, help="number of images")
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=_CorpusDefault("DEFAULT_IMAGES"),
+        help="number of images (default %(default)s)",
+    )
     parser.add_argument(
         "--captions-per-image", type=int, default=5, help="spoken captions per image"
     )
@@ -32,8 +55,8 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--region-dim",
         type=int,
-        default=DEFAULT_REGION_DIM,
-        help="region feature dimension (2048: LXMERT)",
+        default=_CorpusDefault("DEFAULT_REGION_DIM"),
+        help="region feature dimension (default %(default)s; 2048: LXMERT)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_corpus)
@@ -46,10 +69,10 @@ def _corpus(args: argparse.Namespace) -> int:
 
     root = build_corpus(
         args.out,
-        images=args.images,
+        images=_given(args.images),
         captions_per_image=args.captions_per_image,
         seed=args.seed,
-        region_dim=args.region_dim,
+        region_dim=_given(args.region_dim),
         progress=not args.no_progress,
     )
     counts = json.loads((root / "manifest.json").read_text())["counts"]

@@ -23,6 +23,7 @@ from probes.abx_engine.conditions import Condition
 __all__ = ["AbxResult", "Interval", "PairedDifference", "CollapsePlan"]
 
 COUNT_COLUMNS = ("n_a", "n_b", "n_x", "n_triplets", "correct2", "error")
+BOOT_CHUNK = 64  # bootstrap draws evaluated together (bounds the temporaries to 64 x cells)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,14 @@ class CollapsePlan:
             current = new_key
         self.final = [codes[c] for c in current if c in resampled]
         self.remaining = current
+        self._cells = cells[labels]
+
+    def fits(self, cells: pd.DataFrame) -> bool:
+        """Whether ``cells`` has the labels this plan was built on, row for row."""
+        mine = self._cells
+        if len(mine) != len(cells) or list(mine.columns) != [c for c in cells if c in mine]:
+            return False
+        return all(np.array_equal(mine[c].to_numpy(), cells[c].to_numpy()) for c in mine)
 
     def evaluate(
         self, values: np.ndarray, multiplicity: np.ndarray | None = None, dtype=np.float64
@@ -98,6 +107,41 @@ class CollapsePlan:
             for codes in self.final:
                 w = w * multiplicity[codes]
         return float((w * v).sum() / w.sum()) if w.sum() > 0 else float("nan")
+
+    def evaluate_many(self, values: np.ndarray, multiplicities: np.ndarray) -> np.ndarray:
+        """``evaluate(values, m)`` for every row m of ``multiplicities`` [B, n unit labels] at once.
+
+        The same arithmetic as ``evaluate`` in the same order (one bincount over B x groups bins, each
+        bin summed in row order), so each entry equals its ``evaluate`` to the last bit or nearly
+        (the final sum of a row may be paired differently): [B] float64.
+        """
+        m = np.asarray(multiplicities, np.float64)
+        out = np.empty(len(m))
+        for b0 in range(0, len(m), BOOT_CHUNK):
+            out[b0 : b0 + BOOT_CHUNK] = self._evaluate_chunk(values, m[b0 : b0 + BOOT_CHUNK])
+        return out
+
+    def _evaluate_chunk(self, values: np.ndarray, m: np.ndarray) -> np.ndarray:
+        n_boot = len(m)
+        v = np.broadcast_to(np.asarray(values, np.float64), (n_boot, len(values)))
+        present = np.ones(v.shape, bool)
+        for ids, n, removed in self.steps:
+            w = present.astype(np.float64)
+            for codes in removed:
+                w = w * m[:, codes]
+            flat = (np.arange(n_boot)[:, None] * n + ids[None, :]).reshape(-1)
+            total = np.bincount(flat, (w * np.where(present, v, 0.0)).reshape(-1), n_boot * n)
+            weight = np.bincount(flat, w.reshape(-1), n_boot * n).reshape(n_boot, n)
+            present = weight > 0
+            v = np.divide(
+                total.reshape(n_boot, n), weight, out=np.zeros((n_boot, n)), where=present
+            )
+        w = present.astype(np.float64)
+        for codes in self.final:
+            w = w * m[:, codes]
+        totals = w.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(totals > 0, (w * v).sum(axis=1) / totals, np.nan)
 
 
 def _round(values: np.ndarray, dtype) -> np.ndarray:
@@ -126,11 +170,19 @@ class AbxResult:
     ``error`` = 1 - correct2 / (2 n_triplets).
     """
 
-    def __init__(self, cells: pd.DataFrame, condition: Condition, meta: dict | None = None):
+    def __init__(
+        self,
+        cells: pd.DataFrame,
+        condition: Condition,
+        meta: dict | None = None,
+        plans: dict | None = None,
+    ):
+        """plans: a dict shared by results with the same cells (one ``Prepared``), where collapse
+        plans and bootstrap draws are built once for all of them."""
         self.cells = cells
         self.condition = condition
         self.meta = dict(meta or {})
-        self._plans: dict = {}
+        self._plans: dict = {} if plans is None else plans
 
     @property
     def labels(self) -> list[str]:
@@ -139,9 +191,11 @@ class AbxResult:
     def _plan(self, levels, unit=None) -> CollapsePlan:
         levels = tuple(self.condition.levels if levels is None else levels)
         key = (levels, unit)
-        if key not in self._plans:
-            self._plans[key] = CollapsePlan(self.cells, self.labels, levels, unit)
-        return self._plans[key]
+        plan = self._plans.get(key)
+        # A shared plan fits results whose cells carry the same labels in the same order.
+        if plan is None or not plan.fits(self.cells):
+            plan = self._plans[key] = CollapsePlan(self.cells, self.labels, levels, unit)
+        return plan
 
     def collapse(self, levels=None, dtype=np.float64) -> float:
         """The error averaged level by level (default: the condition's levels, DESIGN.md).
@@ -189,10 +243,10 @@ class AbxResult:
         plan = self._plan(levels, unit)
         if plan.unit_labels is None:
             raise ValueError(f"cannot resample {unit!r}: the cell labels are {self.labels}")
-        errors = self.cells["error"].to_numpy()
-        samples = _bootstrap(
-            lambda m: plan.evaluate(errors, m), len(plan.unit_labels), n_boot, seed
-        )
+        key = ("draws", len(plan.unit_labels), n_boot, seed)
+        if key not in self._plans:  # the resampling plan: the same draws for every shared result
+            self._plans[key] = _draws(len(plan.unit_labels), n_boot, seed)
+        samples = plan.evaluate_many(self.cells["error"].to_numpy(), self._plans[key])
         return _interval(self.collapse(levels), samples, confidence, unit)
 
     def summary(self) -> dict:
@@ -216,15 +270,17 @@ class AbxResult:
         )
 
 
-def _bootstrap(evaluate, n_labels: int, n_boot: int, seed: int) -> np.ndarray:
+def _draws(n_labels: int, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, n_labels]: how many times each label is drawn in each resample (seeded)."""
     rng = np.random.default_rng(seed)
-    samples = np.empty(n_boot)
+    draws = np.zeros((n_boot, n_labels))
     for k in range(n_boot):
-        multiplicity = np.bincount(rng.integers(0, n_labels, n_labels), minlength=n_labels).astype(
-            np.float64
-        )
-        samples[k] = evaluate(multiplicity)
-    return samples
+        draws[k] = np.bincount(rng.integers(0, n_labels, n_labels), minlength=n_labels)
+    return draws
+
+
+def _bootstrap(evaluate, n_labels: int, n_boot: int, seed: int) -> np.ndarray:
+    return np.array([evaluate(m) for m in _draws(n_labels, n_boot, seed)], np.float64)
 
 
 def _interval(estimate: float, samples: np.ndarray, confidence: float, unit: str) -> Interval:
