@@ -41,6 +41,8 @@ LayerFunction = Callable[..., Sequence[float]]
 # refactor that gives the same numbers must not throw every cached grid away, so their code is not
 # hashed, unlike a user's callable).
 BUILTIN_VERSION = 1
+# Options that say where or how a probe runs, not what it measures: not part of the cache key.
+RUNTIME_OPTIONS = ("device", "store")
 SCRATCH_PREFIX = "sslvgs-grid-"  # + "<pid>-": a folder whose process is gone is a leftover
 
 
@@ -59,7 +61,8 @@ class ProbeSpec:
     def options_json(self) -> str:
         """The options as canonical JSON (paths absolute, arrays and tables by content hash)."""
         return json.dumps(
-            {k: _canonical(v) for k, v in sorted(self.options.items())}, sort_keys=True
+            {k: _canonical(v) for k, v in sorted(self.options.items()) if k not in RUNTIME_OPTIONS},
+            sort_keys=True,
         )
 
     @functools.cached_property

@@ -23,7 +23,6 @@ from probes.abx_engine.conditions import Condition
 __all__ = ["AbxResult", "Interval", "PairedDifference", "CollapsePlan"]
 
 COUNT_COLUMNS = ("n_a", "n_b", "n_x", "n_triplets", "correct2", "error")
-BOOT_CHUNK = 64  # bootstrap draws evaluated together (bounds the temporaries to 64 x cells)
 
 
 @dataclass(frozen=True)
@@ -107,41 +106,6 @@ class CollapsePlan:
             for codes in self.final:
                 w = w * multiplicity[codes]
         return float((w * v).sum() / w.sum()) if w.sum() > 0 else float("nan")
-
-    def evaluate_many(self, values: np.ndarray, multiplicities: np.ndarray) -> np.ndarray:
-        """``evaluate(values, m)`` for every row m of ``multiplicities`` [B, n unit labels] at once.
-
-        The same arithmetic as ``evaluate`` in the same order (one bincount over B x groups bins, each
-        bin summed in row order), so each entry equals its ``evaluate`` to the last bit or nearly
-        (the final sum of a row may be paired differently): [B] float64.
-        """
-        m = np.asarray(multiplicities, np.float64)
-        out = np.empty(len(m))
-        for b0 in range(0, len(m), BOOT_CHUNK):
-            out[b0 : b0 + BOOT_CHUNK] = self._evaluate_chunk(values, m[b0 : b0 + BOOT_CHUNK])
-        return out
-
-    def _evaluate_chunk(self, values: np.ndarray, m: np.ndarray) -> np.ndarray:
-        n_boot = len(m)
-        v = np.broadcast_to(np.asarray(values, np.float64), (n_boot, len(values)))
-        present = np.ones(v.shape, bool)
-        for ids, n, removed in self.steps:
-            w = present.astype(np.float64)
-            for codes in removed:
-                w = w * m[:, codes]
-            flat = (np.arange(n_boot)[:, None] * n + ids[None, :]).reshape(-1)
-            total = np.bincount(flat, (w * np.where(present, v, 0.0)).reshape(-1), n_boot * n)
-            weight = np.bincount(flat, w.reshape(-1), n_boot * n).reshape(n_boot, n)
-            present = weight > 0
-            v = np.divide(
-                total.reshape(n_boot, n), weight, out=np.zeros((n_boot, n)), where=present
-            )
-        w = present.astype(np.float64)
-        for codes in self.final:
-            w = w * m[:, codes]
-        totals = w.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(totals > 0, (w * v).sum(axis=1) / totals, np.nan)
 
 
 def _round(values: np.ndarray, dtype) -> np.ndarray:
@@ -246,7 +210,8 @@ class AbxResult:
         key = ("draws", len(plan.unit_labels), n_boot, seed)
         if key not in self._plans:  # the resampling plan: the same draws for every shared result
             self._plans[key] = _draws(len(plan.unit_labels), n_boot, seed)
-        samples = plan.evaluate_many(self.cells["error"].to_numpy(), self._plans[key])
+        errors = self.cells["error"].to_numpy()
+        samples = np.array([plan.evaluate(errors, m) for m in self._plans[key]], np.float64)
         return _interval(self.collapse(levels), samples, confidence, unit)
 
     def summary(self) -> dict:
