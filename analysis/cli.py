@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_grid(subparsers: argparse._SubParsersAction) -> None:
+    from probes.cli import parse_layers
+
     parser = subparsers.add_parser(
         "grid",
         help="a probe at every epoch and layer of a run (cached beside the run)",
@@ -44,17 +46,26 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("run", help="run directory (config.json, checkpoints/, metrics.jsonl)")
     parser.add_argument("--probe", default="abx", choices=["abx", "phone", "cka", "cka_run"])
-    parser.add_argument("--items", help="ABX: an item file, or a set of --corpus (captions, read)")
-    parser.add_argument("--corpus", help="corpus root, for --items SET")
+    parser.add_argument(
+        "--items", help="ABX: an item file, or a set of the corpus (captions, read)"
+    )
+    parser.add_argument("--corpus", help="corpus root, for --items SET (default: the run's)")
     parser.add_argument("--wavs", help="ABX: the item file's wavs (default: wavs/ beside it)")
     parser.add_argument("--speaker", choices=["within", "across"], help="ABX speaker condition")
-    parser.add_argument("--context", choices=["within", "any"], help="ABX context condition")
+    parser.add_argument(
+        "--context", choices=["within", "any", "across"], help="ABX context condition"
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, help="ABX: speaker resamples for an interval per cell (low, high)"
+    )
+    parser.add_argument("--confidence", type=float, help="with --bootstrap (default 0.95)")
+    parser.add_argument("--device", help="where the model runs (cpu, cuda, ...; default cpu)")
     parser.add_argument(
         "--reference", help="cka: the checkpoint (or run: its last) to compare with"
     )
     parser.add_argument("--other", help="cka_run: the run to compare with at the same epochs")
     parser.add_argument("--epochs", default="all", help="'all', 'last' or a list like 1,5,10")
-    parser.add_argument("--layers", default="all", help="'all' or a list like 0,4,8")
+    parser.add_argument("--layers", type=parse_layers, default="all", help="all, 3, 0,4,8 or 2-5")
     parser.add_argument("--workers", type=int, default=0, help="dask worker processes (0: serial)")
     parser.add_argument("--out", help="also write the grid to this .nc or .csv file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -72,23 +83,29 @@ def _number_list(text: str) -> str | list[int]:
         ) from None
 
 
+GRID_OPTIONS = (
+    "items", "corpus", "wavs", "speaker", "context", "reference", "other", "bootstrap",
+    "confidence", "device",
+)  # fmt: skip
+
+
 def _grid(args: argparse.Namespace) -> int:
     from analysis.gridding import grid
 
     options = {
-        name: getattr(args, name)
-        for name in ("items", "corpus", "wavs", "speaker", "context", "reference", "other")
-        if getattr(args, name) is not None
+        name: getattr(args, name) for name in GRID_OPTIONS if getattr(args, name) is not None
     }
+    if args.probe not in ("abx", "phone"):
+        options.pop("device", None)  # the similarity probes run where their models are
     if args.probe == "abx" and "items" not in options:
-        raise ValueError("--probe abx needs --items (an item file, or a set name with --corpus)")
+        raise ValueError("--probe abx needs --items (an item file, or a set name: captions, read)")
     client = _client(args.workers)
     try:
         result = grid(
             args.run,
             args.probe,
             _number_list(args.epochs),
-            _number_list(args.layers),
+            args.layers,
             client,
             progress=not args.no_progress,
             **options,
@@ -96,12 +113,21 @@ def _grid(args: argparse.Namespace) -> int:
     finally:
         if client is not None:
             client.close()
-    table = result.drop_vars("checkpoint").to_pandas()
     print(f"# {args.probe} {options} on {args.run}")
-    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(_grid_table(result).to_string(float_format=lambda v: f"{v:.4f}"))
     if args.out:
         _write_grid(result, args.out)
     return 0
+
+
+def _grid_table(result):
+    """The (epoch x layer) table; with intervals each cell reads 'value [low, high]'."""
+    table = result.drop_vars(["checkpoint", "low", "high"], errors="ignore").to_pandas()
+    if "low" not in result.coords:
+        return table
+    text = "{:.4f}".format
+    low, high = result.low.to_pandas().map(text), result.high.to_pandas().map(text)
+    return table.map(text) + " [" + low + ", " + high + "]"
 
 
 def _client(workers: int):
@@ -119,7 +145,8 @@ def _write_grid(result, out: str) -> None:
 
     path = Path(out)
     if path.suffix == ".csv":
-        write_text_atomic(path, result.drop_vars("checkpoint").to_pandas().to_csv())
+        table = result.drop_vars("checkpoint").to_dataframe(name=result.name or "value")
+        write_text_atomic(path, table.to_csv())
     elif path.suffix == ".nc":
         write_atomic(path, lambda tmp: result.to_netcdf(tmp, engine="scipy"))
     else:
@@ -250,9 +277,23 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_on_signals() -> None:
+    """SIGTERM and SIGHUP end the command as Ctrl-C does: through every ``finally`` and context
+    manager, so scratch folders and half-written files are cleaned up (``kill`` leaves nothing)."""
+    import signal
+
+    def stop(number, frame):
+        raise KeyboardInterrupt(signal.Signals(number).name)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _exit_on_signals()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -1,8 +1,9 @@
 """The probes a grid can run, behind one calling convention, and their cache keys.
 
 A probe is measured on one checkpoint for a list of layers at a time:
-``function(model, layers, *, checkpoint, epoch, scratch, **options) -> one float per layer``, where
-`scratch` is a folder that lives while the checkpoint is probed (for its activations).
+``function(model, layers, *, checkpoint, epoch, scratch, **options) -> one float per layer`` (or, for
+a probe with intervals, [layers, 3]: value, low, high), where `scratch` is a folder that lives while the
+checkpoint is probed (for its activations; see `scratch_folder`).
 Built-in probes wrap the `probes` package; a user callable ``f(model, layer, **options) -> float`` is
 wrapped to loop over layers. Each probe also says what a cell's value depends on besides its options
 (`identity`): the checkpoint's checksum, and that of any reference checkpoint it is compared with.
@@ -15,6 +16,8 @@ import hashlib
 import inspect
 import json
 import numbers
+import os
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +26,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ProbeSpec", "make_spec", "measure_checkpoint", "BUILTIN_PROBES"]
+__all__ = [
+    "ProbeSpec",
+    "make_spec",
+    "measure_checkpoint",
+    "scratch_folder",
+    "clean_scratch",
+    "BUILTIN_PROBES",
+]
 
 LayerFunction = Callable[..., Sequence[float]]
 
@@ -31,6 +41,9 @@ LayerFunction = Callable[..., Sequence[float]]
 # refactor that gives the same numbers must not throw every cached grid away, so their code is not
 # hashed, unlike a user's callable).
 BUILTIN_VERSION = 1
+# Options that say where or how a probe runs, not what it measures: not part of the cache key.
+RUNTIME_OPTIONS = ("device", "store")
+SCRATCH_PREFIX = "sslvgs-grid-"  # + "<pid>-": a folder whose process is gone is a leftover
 
 
 @dataclass(frozen=True)
@@ -48,7 +61,8 @@ class ProbeSpec:
     def options_json(self) -> str:
         """The options as canonical JSON (paths absolute, arrays and tables by content hash)."""
         return json.dumps(
-            {k: _canonical(v) for k, v in sorted(self.options.items())}, sort_keys=True
+            {k: _canonical(v) for k, v in sorted(self.options.items()) if k not in RUNTIME_OPTIONS},
+            sort_keys=True,
         )
 
     @functools.cached_property
@@ -86,8 +100,13 @@ class ProbeSpec:
         return out
 
 
-def make_spec(probe: str | Callable[..., float], options: Mapping[str, Any]) -> ProbeSpec:
-    """The ProbeSpec for a probe name (`BUILTIN_PROBES`) or a per-layer callable."""
+def make_spec(
+    probe: str | Callable[..., float], options: Mapping[str, Any], run: Path | str | None = None
+) -> ProbeSpec:
+    """The ProbeSpec for a probe name (`BUILTIN_PROBES`) or a per-layer callable.
+
+    run: the run probed; an ABX set named without ``corpus=`` is the run's corpus's.
+    """
     options = dict(options)
     if callable(probe):
         name = getattr(probe, "__name__", type(probe).__name__).strip("<>")
@@ -102,7 +121,12 @@ def make_spec(probe: str | Callable[..., float], options: Mapping[str, Any]) -> 
                 "probe 'abx' needs items= (an item file, or an ABX set name with corpus=)"
             )
         # The item file decides the cells: its content (not its name) goes into the cache key.
-        items = _item_file(options.pop("items"), options.pop("corpus", None))
+        corpus = options.pop("corpus", None)
+        if corpus is None and run is not None:
+            from training.rundir import run_corpus
+
+            corpus = run_corpus(run)
+        items = _item_file(options.pop("items"), corpus)
         options["items"] = str(items.resolve())
         inputs["items"] = _file_hash(items)
     return ProbeSpec(
@@ -113,32 +137,86 @@ def make_spec(probe: str | Callable[..., float], options: Mapping[str, Any]) -> 
 def measure_checkpoint(
     checkpoint: Path, epoch: int, work: Mapping[str, tuple[ProbeSpec, list[int]]]
 ) -> dict[str, np.ndarray]:
-    """Load `checkpoint` once and run each probe of `work` (name -> (spec, layers)) on it."""
+    """Load `checkpoint` once and run each probe of `work` (name -> (spec, layers)) on it.
+
+    Returns name -> [layers] values, or [layers, 3] (value, low, high) for a probe with intervals.
+    """
     import torch
 
     import training
+    from analysis.grid_engine import forget_features
 
     model = training.load_pretrained(checkpoint)
     out = {}
-    # Activations extracted for this checkpoint live here while its probes run, then go: the grid
-    # keeps the numbers, and a run's activations at every epoch would fill the disk.
-    with torch.inference_mode(), tempfile.TemporaryDirectory(prefix="sslvgs-grid-") as scratch:
-        for name, (spec, layers) in work.items():
-            values = spec.function(
-                model,
-                list(layers),
-                checkpoint=Path(checkpoint),
-                epoch=epoch,
-                scratch=Path(scratch),
-                **spec.options,
-            )
-            values = np.asarray(values, dtype=np.float64).reshape(-1)
-            if values.shape != (len(layers),):
-                raise ValueError(
-                    f"probe {name!r} returned {values.shape[0]} values for {len(layers)} layers"
-                )
-            out[name] = values
+    # Activations extracted for this checkpoint live in memory or in the scratch folder while its
+    # probes run, then go: the grid keeps the numbers, and a run's activations at every epoch would
+    # fill the disk.
+    with torch.inference_mode(), scratch_folder() as scratch:
+        try:
+            out = _measure(model, checkpoint, epoch, work, Path(scratch))
+        finally:
+            forget_features()
     return out
+
+
+def _measure(model, checkpoint, epoch, work, scratch: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for name, (spec, layers) in work.items():
+        values = spec.function(
+            model,
+            list(layers),
+            checkpoint=Path(checkpoint),
+            epoch=epoch,
+            scratch=scratch,
+            **spec.options,
+        )
+        values = np.asarray(values, dtype=np.float64)
+        values = values.reshape(-1) if values.ndim < 2 else values
+        if values.shape not in ((len(layers),), (len(layers), 3)):
+            raise ValueError(
+                f"probe {name!r} returned {values.shape[0]} values for {len(layers)} layers"
+            )
+        out[name] = values
+    return out
+
+
+class scratch_folder:
+    """A temporary folder ``<tmp>/sslvgs-grid-<pid>-*``, removed on any exit of the block.
+
+    A process killed outright (SIGKILL, a power cut) cannot remove it: entering also removes the
+    folders of processes that no longer exist (``clean_scratch``). The command line turns SIGTERM
+    and SIGHUP into an exit, so ``kill`` takes this exit path too.
+    """
+
+    def __enter__(self) -> str:
+        clean_scratch()
+        self.path = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def clean_scratch(root: str | Path | None = None) -> list[Path]:
+    """Remove the scratch folders of grid processes that are gone; returns what was removed."""
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        pid = path.name[len(SCRATCH_PREFIX) :].partition("-")[0]
+        if not path.is_dir() or (pid.isdigit() and _alive(int(pid))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _per_layer(function: Callable[..., float]) -> LayerFunction:
@@ -211,19 +289,13 @@ def _store(scratch: Path, model_id: str, source: str) -> Path:
     return scratch / f"activations-{digest}.zarr"
 
 
-def _abx(model, layers, *, checkpoint, epoch, scratch, items, **engine_options):
-    """ABX error of each layer on an item file; one extraction of all layers serves every condition."""
-    import probes
+def _abx(model, layers, *, checkpoint, epoch, scratch, items, **options):
+    """ABX error of each layer on an item file (the grid engine, analysis/grid_engine.py): one
+    forward pass serves every layer and condition, the engine's structures are built once per process.
+    With bootstrap=N, [layers, 3]: error, low, high (speaker bootstrap, ``confidence`` default 0.95)."""
+    from analysis.grid_engine import abx_layers
 
-    result = probes.abx(
-        model,
-        list(layers),
-        items=items,
-        store=_store(scratch, str(checkpoint), str(items)),
-        progress=False,
-        **engine_options,
-    )
-    return [float(result.sel(layer=layer)) for layer in layers]
+    return abx_layers(model, list(layers), checkpoint=checkpoint, items=items, **options)
 
 
 def _phone(model, layers, *, checkpoint, epoch, scratch, corpus=None, split="train", **options):

@@ -8,7 +8,10 @@ retrained or replaced checkpoint is measured again, and a second call computes o
 missing. The cache is written atomically after every checkpoint, so an interrupted grid resumes.
 
 With a dask.distributed ``client`` the checkpoints are probed in parallel, one task per checkpoint; the
-cache is only ever written by the calling process.
+cache is only ever written by the calling process, under ``training.fileio.exclusive`` so that two grids
+on one run never corrupt it. ABX cells come from the grid engine (analysis/grid_engine.py): one forward
+pass per checkpoint, the engine's structures built once per process; with ``bootstrap=N`` each cell
+also gets a speaker-bootstrap interval, coordinates ``low`` and ``high`` (docs/grids.md).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from tqdm.auto import tqdm
 
 from analysis.grid_probes import ProbeSpec, make_spec, measure_checkpoint
 from analysis.runs import run_name
-from training.fileio import write_atomic
+from training.fileio import exclusive, write_atomic
 from training.pretrained.trajectory import trajectory, trajectory_root
 from training.rundir import analysis_cache
 
@@ -57,10 +60,10 @@ def grid(
     run's checkpoint at the same epoch), "drift" (reference_epoch: CKA with the same run's checkpoint at
     that epoch); or a callable ``f(model, layer, **probe_options) -> float``.
     epochs: "all", "last", an epoch or epochs. layers: "all" (0 = the feature encoder's output, 1..N the
-    transformer layers), a layer or layers. client: a dask.distributed Client to fan out over checkpoints.
+    transformer layers), a layer, a list or a range. client: a dask.distributed Client to fan out over checkpoints.
     Returns float64 values with attrs ``probe``, ``options`` (JSON) and each scalar option.
     """
-    spec = make_spec(probe, probe_options)
+    spec = make_spec(probe, probe_options, run)
     return grids(run, {spec.name: spec}, epochs, layers, client, progress=progress)[spec.name]
 
 
@@ -81,7 +84,9 @@ def grids(
     dim, available = trajectory(run)  # any run, folder or list of checkpoints; epoch or step
     run = trajectory_root(run)
     specs = {
-        name: spec if isinstance(spec, ProbeSpec) else make_spec(spec["probe"], _options_of(spec))
+        name: spec
+        if isinstance(spec, ProbeSpec)
+        else make_spec(spec["probe"], _options_of(spec), run)
         for name, spec in probes.items()
     }
     paths = _select_epochs(available, epochs, run)
@@ -238,12 +243,16 @@ def _run_work(todo, paths, specs, client, progress, run):
 
 
 def _merge(cache, epoch: int, identity: str, layers: list[int], values) -> xr.Dataset:
-    """The cache with the cells (epoch, layers) set to `values`."""
+    """The cache with the cells (epoch, layers) set to `values` ([layers], or [layers, 3] with the
+    interval's low and high)."""
+    values = np.asarray(values, dtype=np.float64)
+    columns = values[:, None] if values.ndim == 1 else values
+    data = {
+        name: (("epoch", "layer"), columns[None, :, k])
+        for k, name in enumerate(("value", "low", "high")[: columns.shape[1]])
+    }
     new = xr.Dataset(
-        {
-            "value": (("epoch", "layer"), np.asarray(values, dtype=np.float64)[None, :]),
-            "done": (("epoch", "layer"), np.ones((1, len(layers)), dtype=np.int8)),
-        },
+        data | {"done": (("epoch", "layer"), np.ones((1, len(layers)), dtype=np.int8))},
         coords={"epoch": [epoch], "layer": layers, "identity": ("epoch", [identity])},
     )
     return _overlay(new, cache)
@@ -267,20 +276,28 @@ def _overlay(top: xr.Dataset | None, bottom: xr.Dataset | None) -> xr.Dataset | 
     upper_done = upper.done.fillna(0).astype(bool)
     lower_done = lower.done.fillna(0).astype(bool)
     identity = top_ids.combine_first(bottom_ids).reindex(epochs).astype(str)
+    cells = {}
+    for name in INTERVAL_VARIABLES:  # a variable only one side has is NaN on the other
+        if name in upper or name in lower:
+            up = upper[name] if name in upper else xr.full_like(upper.value, np.nan)
+            low = lower[name] if name in lower else xr.full_like(lower.value, np.nan)
+            cells[name] = xr.where(upper_done, up, low)
     return xr.Dataset(
-        {
-            "value": xr.where(upper_done, upper.value, lower.value),
-            "done": (upper_done | lower_done).astype(np.int8),
-        },
+        cells | {"done": (upper_done | lower_done).astype(np.int8)},
         coords={"identity": ("epoch", identity.to_numpy())},
     )
 
 
+INTERVAL_VARIABLES = ("value", "low", "high")
+
+
 def _save_cache(path: Path, cache: xr.Dataset, spec: ProbeSpec) -> xr.Dataset:
-    # Another process may have added cells since we read the file: keep them where ours are missing.
-    cache = _overlay(cache, _load_cache(path))
-    cache.attrs = {"probe": spec.name, "options": spec.options_json, "key": spec.key}
-    write_atomic(path, lambda tmp: cache.to_netcdf(tmp, engine="scipy"))
+    with exclusive(path, what="the grid cache"):
+        # Another process may have added cells since we read the file: keep them where ours are
+        # missing (read again under the lock, so two grids on one run never lose each other's cells).
+        cache = _overlay(cache, _load_cache(path))
+        cache.attrs = {"probe": spec.name, "options": spec.options_json, "key": spec.key}
+        write_atomic(path, lambda tmp: cache.to_netcdf(tmp, engine="scipy"))
     return cache
 
 
@@ -289,6 +306,11 @@ def _grid_from_cache(cache, spec: ProbeSpec, identities, layers, run: Path) -> x
     values = cache.value.reindex(epoch=epochs, layer=layers)
     values = values.drop_vars("identity", errors="ignore").astype(np.float64)
     values = values.assign_coords(checkpoint=("epoch", [identities[e] for e in epochs]))
+    for bound in ("low", "high"):  # intervals, as training.retrieval.recall_at_k gives them
+        if bound in cache:
+            values = values.assign_coords(
+                {bound: cache[bound].reindex(epoch=epochs, layer=layers).drop_vars("identity")}
+            )
     values.name = spec.name
     values.attrs = {"probe": spec.name, "options": spec.options_json, "run": run_name(run)}
     values.attrs.update(spec.scalar_options())

@@ -1,5 +1,13 @@
 """Time sslvgs's ABX engine against fastabx 0.9.0 on the same synthetic set, in one run.
 
+Two timings per (tool, condition), each in its own process: *whole process*, as a user's shell loop
+sees it (`python -m analysis.cli abx FEATURES ITEM --json`, i.e. `sslvgs abx`, against a Python process
+that imports fastabx and calls `zerospeech_abx`: start-up and imports included on both sides; wall from
+outside, CPU and peak memory of the child from wait4), and *after the imports* (the work alone, below).
+Beside each condition: the float32 FLOP floor of its frame products (2 x dim x the frame pairs its
+cells need, each pair once, at this machine's measured sgemm rate for the thread count) and how far
+sslvgs's after-import time is from it.
+
 The set (issue 6): 20,000 items in 400 files, 20 speakers, 11 phones, dim 256, 1 to 8 frames per phone
 at 50 Hz, random features; no subsampling. Each (tool, condition) runs in its own subprocess, so the
 peak resident memory reported is that run's (ru_maxrss; "+N" is the growth after the imports: fastabx's
@@ -88,11 +96,90 @@ print(json.dumps({"score": float(score), "seconds": seconds, "cpu_s": time.proce
 """
 
 
-def run(python: str, code: str, args: list[str], threads: int, cwd: Path | None = None) -> dict:
+FASTABX_PROCESS = """
+import sys
+import numpy as np, torch
+torch.set_num_threads(int(sys.argv[5]))
+from fastabx import zerospeech_abx
+score = zerospeech_abx(sys.argv[1], sys.argv[2], max_size_group=None, max_x_across=None,
+                       speaker=sys.argv[3], context=sys.argv[4], distance="angular", frequency=50,
+                       feature_maker=lambda p: torch.from_numpy(np.load(p)), extension=".npy")
+print(float(score))
+"""
+
+
+def _env(threads: int) -> dict:
     env = dict(
         os.environ, OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads), TQDM_DISABLE="1"
     )
     env["OPENBLAS_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    return env
+
+
+def whole_process(command: list[str], threads: int, cwd: Path | None = None) -> dict:
+    """Run ``command``; wall seconds from outside, CPU seconds and peak MiB of the child (wait4)."""
+    import time
+
+    t0 = time.perf_counter()
+    child = subprocess.Popen(
+        command, env=_env(threads), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out = child.stdout.read()
+    err = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - t0
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise RuntimeError(f"{command[:4]} failed:\n{err.decode()[-3000:]}")
+    text = out.decode().strip().splitlines()[-1]
+    score = json.loads(text)["score"] if text.startswith("{") else float(text)
+    return {"score": score, "seconds": seconds, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_mib": usage.ru_maxrss / 1024}  # fmt: skip
+
+
+def sgemm_rate(threads: int, n: int = 2048, dim: int = 256, repeats: int = 5) -> float:
+    """float32 FLOP/s of a [n, dim] x [dim, n] product on ``threads`` BLAS threads (best of repeats)."""
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, dim)).astype(np.float32)
+    out = np.empty((n, n), np.float32)
+    best = float("inf")
+    with threadpool_limits(limits=threads):
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            np.dot(a, a.T, out=out)
+            best = min(best, time.perf_counter() - t0)
+    return 2.0 * n * n * dim / best
+
+
+def frame_pairs(item: Path, features: Path, speaker: str, context: str) -> tuple[int, int]:
+    """(frame pairs the condition's cells need, each pair of items once; feature dim)."""
+    from probes.abx_engine import load_feature_dir, prepare
+    from training.data import read_items
+
+    items = read_items(item)
+    ragged = load_feature_dir(features, items["file"].unique().tolist())
+    prepared = prepare(items, ragged, speaker=speaker, context=context)
+    layout, offsets = prepared.layout, prepared.offsets
+    group_frames = np.diff(offsets[layout.group_start]).astype(np.int64)
+    total = 0
+    for g in range(len(layout.by_start) - 1):
+        h0, h1 = int(layout.by_start[g]), int(layout.by_start[g + 1])
+        frames = group_frames[h0:h1]
+        if layout.condition.is_symmetric:  # distinct items of one group
+            lengths = np.diff(offsets[layout.group_start[h0] : layout.group_start[h1] + 1])
+            total += int((frames**2).sum() - (lengths**2).sum()) // 2
+        else:  # items of two groups that may meet (across values all differ), each pair once
+            allowed = np.triu(layout.allowed(np.arange(h0, h1), np.arange(h0, h1)), 1)
+            total += int(frames @ allowed @ frames)
+    return total, ragged.dim
+
+
+def run(python: str, code: str, args: list[str], threads: int, cwd: Path | None = None) -> dict:
+    env = _env(threads)
     done = subprocess.run(
         [python, "-c", textwrap.dedent(code), *args, str(threads)],
         capture_output=True,
@@ -130,44 +217,60 @@ def main(argv: list[str] | None = None) -> int:
                 f"note: fastabx not found at {args.fastabx_python}: timing sslvgs only (see --fastabx-python)"
             )
         # Warm the Numba cache once, so no timed run pays for compilation.
-        run(
-            sys.executable,
-            SSLVGS_RUN,
-            [str(item), str(features), "within", "within"],
-            args.threads,
-            repo,
-        )
+        for condition in ("within/within", "across/any"):
+            run(sys.executable, SSLVGS_RUN, [str(item), str(features), *condition.split("/")],
+                args.threads, repo)  # fmt: skip
+        rate = sgemm_rate(args.threads)
+        print(f"sgemm: {rate / 1e9:.1f} GFLOP/s on {args.threads} thread(s); load {_load()}")
         rows = []
         for condition in args.conditions.split(","):
             speaker, context = condition.split("/")
-            ours = run(
-                sys.executable,
-                SSLVGS_RUN,
-                [str(item), str(features), speaker, context],
-                args.threads,
-                repo,
-            )
-            theirs = (
-                run(
-                    args.fastabx_python,
-                    FASTABX_RUN,
-                    [str(item), str(features), speaker, context],
-                    args.threads,
-                )
-                if have_fastabx
-                else None
-            )
-            rows.append({"condition": condition, "sslvgs": ours, "fastabx": theirs})
+            where = [str(item), str(features), speaker, context]
+            pairs, dim = frame_pairs(item, features, speaker, context)
+            row = {"condition": condition, "floor_s": 2.0 * dim * pairs / rate,
+                   "frame_pairs": pairs, "load": _load()}  # fmt: skip
+            row["sslvgs"] = run(sys.executable, SSLVGS_RUN, where, args.threads, repo)
+            command = [sys.executable, "-m", "analysis.cli", "abx", str(features), str(item),
+                       "--speaker", speaker, "--context", context, "--json"]  # fmt: skip
+            row["sslvgs_process"] = whole_process(command, args.threads, repo)
+            if have_fastabx:
+                row["fastabx"] = run(args.fastabx_python, FASTABX_RUN, where, args.threads)
+                code = textwrap.dedent(FASTABX_PROCESS)
+                command = [args.fastabx_python, "-c", code, *where, str(args.threads)]
+                row["fastabx_process"] = whole_process(command, args.threads)
+            rows.append(row)
             _print_row(rows[-1])
         if args.json:
             args.json.write_text(json.dumps(rows, indent=2))
     return 0
 
 
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def _print_row(row: dict) -> None:
-    ours, theirs = row["sslvgs"], row["fastabx"]
+    ours, theirs = row["sslvgs"], row.get("fastabx")
+    whole, whole_theirs = row["sslvgs_process"], row.get("fastabx_process")
+    print(
+        f"{row['condition']:14s} frame products floor {row['floor_s']:.2f} s "
+        f"({row['frame_pairs'] / 1e6:.0f} M frame pairs); sslvgs after imports "
+        f"{ours['seconds'] / row['floor_s']:.1f}x the floor; load {row['load']}"
+    )
     line = (
-        f"{row['condition']:14s} sslvgs {ours['seconds']:7.2f} s (cpu {ours['cpu_s']:7.2f}) "
+        f"{'':14s} whole process: sslvgs {whole['seconds']:7.2f} s (cpu {whole['cpu_s']:7.2f}) "
+        f"{whole['peak_mib']:6.0f} MiB"
+    )
+    if whole_theirs:
+        line += (
+            f" | fastabx {whole_theirs['seconds']:7.2f} s (cpu {whole_theirs['cpu_s']:7.2f}) "
+            f"{whole_theirs['peak_mib']:6.0f} MiB | {whole_theirs['seconds'] / whole['seconds']:5.1f}x "
+            f"wall, {whole_theirs['cpu_s'] / whole['cpu_s']:5.1f}x cpu"
+        )
+    print(line)
+    line = (
+        f"{'':14s} after imports: "
+        f"sslvgs {ours['seconds']:7.2f} s (cpu {ours['cpu_s']:7.2f}) "
         f"{ours['peak_mib']:6.0f} MiB (+{ours['peak_mib'] - ours['base_mib']:4.0f}) score {ours['score']:.9f}"
     )
     if theirs:

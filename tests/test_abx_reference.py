@@ -18,7 +18,7 @@ from abx_reference import reference_cells, reference_dtw, reference_error
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from probes.abx_engine import DroppedItemsWarning, NoValidCellError, engine, score, small
+from probes.abx_engine import DroppedItemsWarning, NoValidCellError, blocks, score, small
 from probes.abx_engine import cells as cells_module
 from probes.abx_engine.engine import make_condition
 from probes.abx_engine.kernels import dtw_pair
@@ -156,8 +156,8 @@ def test_tiles_chunks_and_threads_do_not_change_counts(monkeypatch, speaker, con
     features, items = _medium_set()
     default = score(features, items, speaker=speaker, context=context).cells
     monkeypatch.setattr(small, "SMALL_WORK", -1)
-    monkeypatch.setattr(engine, "TILE_ELEMENTS", 7)
-    monkeypatch.setattr(engine, "SMALL_BLOCK", 0)
+    monkeypatch.setattr(blocks, "TILE_ELEMENTS", 7)
+    monkeypatch.setattr(blocks, "SMALL_BLOCK", 0)
     monkeypatch.setattr(cells_module, "CHUNK_ITEMS", 9)
     tiled = score(features, items, speaker=speaker, context=context).cells
     pd.testing.assert_frame_equal(
@@ -165,7 +165,7 @@ def test_tiles_chunks_and_threads_do_not_change_counts(monkeypatch, speaker, con
         tiled.sort_values(list(tiled.columns[:-6])).reset_index(drop=True),
     )
     # Large blocks on the parallel kernels (per-tile threads) instead of the block pool: the same cells.
-    monkeypatch.setattr(engine, "BLOCK_POOL", False)
+    monkeypatch.setattr(blocks, "BLOCK_POOL", False)
     pd.testing.assert_frame_equal(
         tiled, score(features, items, speaker=speaker, context=context).cells
     )

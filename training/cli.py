@@ -9,6 +9,26 @@ from training.data.options import add_regions_option
 __all__ = ["register"]
 
 
+class _CorpusDefault:
+    """A default of the corpus builder, read from training.corpus only when it is needed (the help
+    text, or a build without the option): the parser must not import the builder (torch, scipy)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def value(self):
+        from training import corpus
+
+        return getattr(corpus, self.name)
+
+    def __str__(self) -> str:
+        return str(self.value())
+
+
+def _given(value):
+    return value.value() if isinstance(value, _CorpusDefault) else value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the training subcommands (corpus, train)."""
     _register_corpus(subparsers)
@@ -16,8 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
-    from training.corpus import DEFAULT_IMAGES, DEFAULT_REGION_DIM
-
     parser = subparsers.add_parser(
         "corpus",
         help="build the embedded spoken-scenes corpus (resumes an interrupted build)",
@@ -26,7 +44,12 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
         "interrupted build finishes it.",
     )
     parser.add_argument("out", help="corpus folder (created; must be empty or a partial build)")
-    parser.add_argument("--images", type=int, default=DEFAULT_IMAGES, help="number of images")
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=_CorpusDefault("DEFAULT_IMAGES"),
+        help="number of images (default %(default)s)",
+    )
     parser.add_argument(
         "--captions-per-image", type=int, default=5, help="spoken captions per image"
     )
@@ -34,8 +57,8 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--region-dim",
         type=int,
-        default=DEFAULT_REGION_DIM,
-        help="region feature dimension (2048: LXMERT)",
+        default=_CorpusDefault("DEFAULT_REGION_DIM"),
+        help="region feature dimension (default %(default)s; 2048: LXMERT)",
     )
     parser.add_argument(
         "--variation",
@@ -92,10 +115,10 @@ def _corpus(args: argparse.Namespace) -> int:
     try:
         root = build_corpus(
             args.out,
-            images=args.images,
+            images=_given(args.images),
             captions_per_image=args.captions_per_image,
             seed=args.seed,
-            region_dim=args.region_dim,
+            region_dim=_given(args.region_dim),
             variation=_variation(args),
             wait=args.wait,
             progress=not args.no_progress,

@@ -3,30 +3,14 @@
 ``score(features, items, ...)`` scores features given as ``{file: [T, D]}`` or a :class:`Ragged`
 against a ZeroSpeech item file; ``sslvgs abx FEATURES ITEM`` is its command line. The rules it
 implements are in docs/abx.md. ``probes.abx(model, layers)`` is the model-level entry point built on it.
+``prepare(items, ...)`` builds everything that does not depend on the features once, so that many
+feature sets (every layer of every checkpoint) are scored on it at the cost of their frame products and
+DTWs alone (docs/grids.md).
+
+The public names are listed in ``__init__.pyi`` and load on first use (lazy_loader), so the command
+line's parser and a small job never import Numba.
 """
 
-from probes.abx_engine.cells import MissingColumnError
-from probes.abx_engine.conditions import Condition, zerospeech_condition
-from probes.abx_engine.engine import NoValidCellError, score
-from probes.abx_engine.paired import paired_difference
-from probes.abx_engine.ragged import FeatureFileError, Ragged, load_feature_dir, load_feature_file
-from probes.abx_engine.result import AbxResult, Interval, PairedDifference
-from probes.abx_engine.slicing import DroppedItemsWarning, SliceError
+import lazy_loader as _lazy
 
-__all__ = [
-    "score",
-    "paired_difference",
-    "AbxResult",
-    "Interval",
-    "PairedDifference",
-    "Ragged",
-    "Condition",
-    "zerospeech_condition",
-    "load_feature_dir",
-    "load_feature_file",
-    "NoValidCellError",
-    "SliceError",
-    "FeatureFileError",
-    "DroppedItemsWarning",
-    "MissingColumnError",
-]
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

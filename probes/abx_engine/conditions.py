@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Condition", "zerospeech_condition", "SPEAKER_MODES", "CONTEXT_MODES"]
+import numpy as np
+
+__all__ = [
+    "Condition",
+    "zerospeech_condition",
+    "Subsampling",
+    "make_condition",
+    "SPEAKER_MODES",
+    "CONTEXT_MODES",
+]
 
 SPEAKER_MODES = ("within", "across")
 CONTEXT_MODES = ("within", "any", "across")
@@ -88,3 +97,46 @@ def zerospeech_condition(speaker: str = "within", context: str = "within") -> Co
         first = ()
     levels = (*first, "speaker")
     return Condition("phone", tuple(by), tuple(across), levels, speaker=speaker, context=context)
+
+
+@dataclass(frozen=True)
+class Subsampling:
+    """The subsampling options; ``active`` when either limit is set."""
+
+    max_size_group: int | None = None
+    max_x_across: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("max_size_group", "max_x_across"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+
+    @property
+    def active(self) -> bool:
+        return self.max_size_group is not None or self.max_x_across is not None
+
+
+def make_condition(
+    speaker: str = "within",
+    context: str = "within",
+    on: str | None = None,
+    by: list[str] | tuple[str, ...] | None = None,
+    across: list[str] | tuple[str, ...] | None = None,
+    levels: list | tuple | None = None,
+) -> Condition:
+    """A ZeroSpeech condition, or the general form when ``on`` is given (``levels`` default: by, across)."""
+    if on is None:
+        if by is not None or across is not None:
+            raise ValueError(
+                "by/across need on= (the general form); speaker/context name the ZeroSpeech ones"
+            )
+        condition = zerospeech_condition(speaker, context)
+        if levels is None:
+            return condition
+        return Condition(
+            condition.on, condition.by, condition.across, tuple(levels), speaker, context
+        )
+    by, across = tuple(by or ()), tuple(across or ())
+    return Condition(on, by, across, tuple(levels) if levels is not None else (*by, *across))

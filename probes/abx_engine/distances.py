@@ -15,8 +15,6 @@ import math
 
 import numpy as np
 
-from probes.abx_engine import kernels as parallel_kernels
-
 __all__ = ["DISTANCES", "POOLINGS", "prepare_frames", "frame_distance_tile"]
 
 DISTANCES = ("angular", "cosine", "euclidean")
@@ -77,12 +75,14 @@ def _mean_pool(frames: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def frame_distance_tile(
-    rows: np.ndarray, cols: np.ndarray, distance: str, kernels=parallel_kernels
+    rows: np.ndarray, cols: np.ndarray, distance: str, kernels=None
 ) -> np.ndarray:
     """[R, C] float32 distances between the frames ``rows`` [R, D] and ``cols`` [C, D] (one sgemm).
 
-    ``kernels``: the module of parallel kernels, or ``kernels.SERIAL`` inside a worker thread.
+    ``kernels``: the module of parallel kernels (default), or ``kernels.SERIAL`` inside a worker thread.
     """
+    if kernels is None:
+        from probes.abx_engine import kernels
     tile = np.dot(rows, cols.T)
     if distance == "angular":
         kernels.angular_from_dot(tile)

@@ -21,6 +21,8 @@ import types
 import numba as nb
 import numpy as np
 
+from probes.abx_engine.small import _ACOS, INV_PI  # numpy-only constants, shared
+
 __all__ = [
     "angular_from_dot",
     "cosine_from_dot",
@@ -30,21 +32,6 @@ __all__ = [
     "count_block",
     "SERIAL",
 ]
-
-INV_PI = 1.0 / math.pi
-# Abramowitz & Stegun 4.4.46: acos(x) = sqrt(1 - x) * P(x) on [0, 1], |error| <= 2e-8. Unlike libm's
-# acos it vectorises.
-_ACOS = (
-    1.5707963050,
-    -0.2145988016,
-    0.0889789874,
-    -0.0501743046,
-    0.0308918810,
-    -0.0170881256,
-    0.0066700901,
-    -0.0012624911,
-)
-
 
 # Fast-math without "contract" (no fused multiply-adds): every operation rounds as numpy's float32
 # does, so small.angular_from_dot gives the same bits without Numba; the loop still vectorises.

@@ -73,6 +73,14 @@ class CollapsePlan:
             current = new_key
         self.final = [codes[c] for c in current if c in resampled]
         self.remaining = current
+        self._cells = cells[labels]
+
+    def fits(self, cells: pd.DataFrame) -> bool:
+        """Whether ``cells`` has the labels this plan was built on, row for row."""
+        mine = self._cells
+        if len(mine) != len(cells) or list(mine.columns) != [c for c in cells if c in mine]:
+            return False
+        return all(np.array_equal(mine[c].to_numpy(), cells[c].to_numpy()) for c in mine)
 
     def evaluate(
         self, values: np.ndarray, multiplicity: np.ndarray | None = None, dtype=np.float64
@@ -126,11 +134,19 @@ class AbxResult:
     ``error`` = 1 - correct2 / (2 n_triplets).
     """
 
-    def __init__(self, cells: pd.DataFrame, condition: Condition, meta: dict | None = None):
+    def __init__(
+        self,
+        cells: pd.DataFrame,
+        condition: Condition,
+        meta: dict | None = None,
+        plans: dict | None = None,
+    ):
+        """plans: a dict shared by results with the same cells (one ``Prepared``), where collapse
+        plans and bootstrap draws are built once for all of them."""
         self.cells = cells
         self.condition = condition
         self.meta = dict(meta or {})
-        self._plans: dict = {}
+        self._plans: dict = {} if plans is None else plans
 
     @property
     def labels(self) -> list[str]:
@@ -139,9 +155,11 @@ class AbxResult:
     def _plan(self, levels, unit=None) -> CollapsePlan:
         levels = tuple(self.condition.levels if levels is None else levels)
         key = (levels, unit)
-        if key not in self._plans:
-            self._plans[key] = CollapsePlan(self.cells, self.labels, levels, unit)
-        return self._plans[key]
+        plan = self._plans.get(key)
+        # A shared plan fits results whose cells carry the same labels in the same order.
+        if plan is None or not plan.fits(self.cells):
+            plan = self._plans[key] = CollapsePlan(self.cells, self.labels, levels, unit)
+        return plan
 
     def collapse(self, levels=None, dtype=np.float64) -> float:
         """The error averaged level by level (default: the condition's levels, DESIGN.md).
@@ -189,10 +207,11 @@ class AbxResult:
         plan = self._plan(levels, unit)
         if plan.unit_labels is None:
             raise ValueError(f"cannot resample {unit!r}: the cell labels are {self.labels}")
+        key = ("draws", len(plan.unit_labels), n_boot, seed)
+        if key not in self._plans:  # the resampling plan: the same draws for every shared result
+            self._plans[key] = _draws(len(plan.unit_labels), n_boot, seed)
         errors = self.cells["error"].to_numpy()
-        samples = _bootstrap(
-            lambda m: plan.evaluate(errors, m), len(plan.unit_labels), n_boot, seed
-        )
+        samples = np.array([plan.evaluate(errors, m) for m in self._plans[key]], np.float64)
         return _interval(self.collapse(levels), samples, confidence, unit)
 
     def summary(self) -> dict:
@@ -216,15 +235,17 @@ class AbxResult:
         )
 
 
-def _bootstrap(evaluate, n_labels: int, n_boot: int, seed: int) -> np.ndarray:
+def _draws(n_labels: int, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, n_labels]: how many times each label is drawn in each resample (seeded)."""
     rng = np.random.default_rng(seed)
-    samples = np.empty(n_boot)
+    draws = np.zeros((n_boot, n_labels))
     for k in range(n_boot):
-        multiplicity = np.bincount(rng.integers(0, n_labels, n_labels), minlength=n_labels).astype(
-            np.float64
-        )
-        samples[k] = evaluate(multiplicity)
-    return samples
+        draws[k] = np.bincount(rng.integers(0, n_labels, n_labels), minlength=n_labels)
+    return draws
+
+
+def _bootstrap(evaluate, n_labels: int, n_boot: int, seed: int) -> np.ndarray:
+    return np.array([evaluate(m) for m in _draws(n_labels, n_boot, seed)], np.float64)
 
 
 def _interval(estimate: float, samples: np.ndarray, confidence: float, unit: str) -> Interval:

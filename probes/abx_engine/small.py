@@ -24,14 +24,33 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from probes.abx_engine.cells import Layout
-from probes.abx_engine.kernels import _ACOS, INV_PI
 
-__all__ = ["SMALL_WORK", "eligible", "score_small", "angular_from_dot", "cosine_from_dot"]
+__all__ = [
+    "SMALL_WORK",
+    "SmallPlan",
+    "eligible",
+    "score_small",
+    "angular_from_dot",
+    "cosine_from_dot",
+]
 
 SMALL_WORK = (
     1 << 23
 )  # sum over groups of (frames in the group)^2 under which numpy beats loading Numba
 CHUNK_CELLS = 1 << 18  # padded DTW cells per chunk of groups (2 MB of float64)
+INV_PI = 1.0 / math.pi
+# Abramowitz & Stegun 4.4.46: acos(x) = sqrt(1 - x) * P(x) on [0, 1], |error| <= 2e-8. Unlike libm's
+# acos it vectorises.
+_ACOS = (
+    1.5707963050,
+    -0.2145988016,
+    0.0889789874,
+    -0.0501743046,
+    0.0308918810,
+    -0.0170881256,
+    0.0066700901,
+    -0.0012624911,
+)
 _A = [np.float32(c) for c in _ACOS]
 
 
@@ -93,19 +112,16 @@ def _pairs(group_start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return i, i + 1 + k
 
 
-def _frame_distances(frames, offsets, first_frame, pi, pj, group, distance):
-    """Frame distances of the pairs (pi, pj), of groups ``group``: a BLAS product per group.
+def _frame_index(offsets, first_frame, pi, pj, group):
+    """Where each DTW cell of the pairs (pi, pj) of groups ``group`` reads its dot product.
 
-    Returns (dist, pair, r, c, n, m): per cell its float32 distance, pair, row and column; per pair
-    its frame counts.
+    The dot products are one BLAS product per group (its Gram matrix), laid out one after another.
+    Returns (groups, gram_start, at, pair, r, c, n, m): the groups, their Gram offsets, per cell its
+    Gram entry, pair, row and column; per pair its frame counts. All structure: built once.
     """
     groups = np.unique(group)
     size = first_frame[groups + 1] - first_frame[groups]
     gram_start = np.concatenate([[0], np.cumsum(size * size)])
-    gram = np.empty(int(gram_start[-1]), np.float32)
-    for k, h in enumerate(groups):
-        block = frames[first_frame[h] : first_frame[h + 1]]
-        np.dot(block, block.T, out=gram[gram_start[k] : gram_start[k + 1]].reshape(size[k], -1))
     n = offsets[pi + 1] - offsets[pi]
     m = offsets[pj + 1] - offsets[pj]
     row_pair, r = _ragged_arange(n)  # one entry per row of every pair's matrix
@@ -120,9 +136,18 @@ def _frame_distances(frames, offsets, first_frame, pi, pj, group, distance):
         + offsets[pj]
         - first_frame[group]
     )
-    dots = gram[top[pair] + r * width[pair] + c]
-    dist = angular_from_dot(dots) if distance == "angular" else cosine_from_dot(dots)
-    return dist, pair, r, c, n, m
+    return groups, gram_start, top[pair] + r * width[pair] + c, pair, r, c, n, m
+
+
+def _frame_distances(frames, first_frame, groups, gram_start, at, distance):
+    """float32 frame distances of the cells ``at`` (``_frame_index``): a BLAS product per group."""
+    gram = np.empty(int(gram_start[-1]), np.float32)
+    for k, h in enumerate(groups):
+        block = frames[first_frame[h] : first_frame[h + 1]]
+        size = len(block)
+        np.dot(block, block.T, out=gram[gram_start[k] : gram_start[k + 1]].reshape(size, -1))
+    dots = gram[at]
+    return angular_from_dot(dots) if distance == "angular" else cosine_from_dot(dots)
 
 
 def _chunks(pairs: np.ndarray, longest: np.ndarray) -> list[tuple[int, int]]:
@@ -180,17 +205,59 @@ def _path_lengths(cost: np.ndarray, n: np.ndarray, m: np.ndarray, rows_first: bo
     return length + i + j
 
 
-def _dtw_pairs(frames, offsets, first_frame, pi, pj, group, distance, cost_dtype):
-    """(d(i, j), d(j, i)) for the pairs (pi, pj) of the same groups, in the precision of the costs."""
-    dist, pair, r, c, n, m = _frame_distances(
-        frames, offsets, first_frame, pi, pj, group[pi], distance
-    )
+def _dtw_pairs(frames, first_frame, chunk, distance, cost_dtype):
+    """(d(i, j), d(j, i)) for the pairs of one chunk, in the precision of the costs."""
+    groups, gram_start, at, pair, r, c, n, m = chunk
+    dist = _frame_distances(frames, first_frame, groups, gram_start, at, distance)
     cost = _dtw_costs(dist, pair, r, c, n, m, cost_dtype)
     total = cost[n, m, np.arange(len(n))].astype(np.float64)
     return tuple(
         (total / _path_lengths(cost, n, m, rows_first)).astype(cost_dtype)
         for rows_first in (True, False)
     )
+
+
+class SmallPlan:
+    """Everything of a small within-type job that does not depend on the features: the item pairs
+    some cell reads, their chunks and where each DTW cell finds its dot product, and the counting's
+    pairs and cells. Built once per item set and condition (``Prepared``), run per feature set."""
+
+    def __init__(self, layout: Layout, offsets: np.ndarray):
+        self.layout = layout
+        pi, pj = _pairs(layout.group_start)
+        # Only pairs some cell reads: an X needs another item of its phone in its group.
+        run_size = np.diff(layout.run_start)[
+            np.searchsorted(layout.run_start, np.arange(len(layout.phone)), "right") - 1
+        ]
+        needed = (run_size[pi] > 1) | (run_size[pj] > 1)
+        pi, pj = pi[needed], pj[needed]
+        self.pi, self.pj = pi, pj
+        pairs = np.bincount(layout.group[pi], minlength=len(layout.group_start) - 1)
+        self.first_frame = offsets[layout.group_start]
+        self.chunks = [
+            (p0, p1, _frame_index(offsets, self.first_frame, pi[p0:p1], pj[p0:p1],
+                                  layout.group[pi[p0:p1]]))
+            for p0, p1 in _chunks(pairs, _group_sizes(layout, offsets)[1])
+        ]  # fmt: skip
+        self.same_run = layout.phone[pi] == layout.phone[pj]
+        self.counting = _CountPlan(layout, np.concatenate([pi, pj]), np.concatenate([pj, pi]))
+
+    def run(self, frames: np.ndarray, distance: str, cost_dtype=np.float64):
+        """The engine's per-cell records (x_run, a_run, b_run, correct2, n_a, n_b, n_x)."""
+        d_ij, d_ji = np.empty(len(self.pi)), np.empty(len(self.pi))
+        # Chunks of whole groups: every temporary stays small (in cache, and no fresh pages to fault
+        # in), while each numpy call still covers thousands of cells. Thousands of small products:
+        # one BLAS thread (waking a pool costs more than each product).
+        with threadpool_limits(limits=1):
+            for p0, p1, chunk in self.chunks:
+                d_ij[p0:p1], d_ji[p0:p1] = _dtw_pairs(
+                    frames, self.first_frame, chunk, distance, cost_dtype
+                )
+        if (
+            cost_dtype == np.float32
+        ):  # compat: zrc-abx2's orientation within a run (earlier_on_rows)
+            d_ji[self.same_run] = d_ij[self.same_run]
+        return self.counting.run(np.concatenate([d_ij, d_ji]), cost_dtype == np.float32)
 
 
 def score_small(
@@ -200,36 +267,7 @@ def score_small(
 
     cost_dtype: the precision of DTW costs (float32 in compat mode, as zrc-abx2).
     """
-    pi, pj = _pairs(layout.group_start)
-    # Only pairs some cell reads: an X needs another item of its phone in its group.
-    run_size = np.diff(layout.run_start)[
-        np.searchsorted(layout.run_start, np.arange(len(layout.phone)), "right") - 1
-    ]
-    needed = (run_size[pi] > 1) | (run_size[pj] > 1)
-    pi, pj = pi[needed], pj[needed]
-    pairs = np.bincount(layout.group[pi], minlength=len(layout.group_start) - 1)
-    first_frame = offsets[layout.group_start]
-    d_ij, d_ji = np.empty(len(pi)), np.empty(len(pi))
-    # Chunks of whole groups: every temporary stays small (in cache, and no fresh pages to fault in),
-    # while each numpy call still covers thousands of cells. Thousands of small products: one BLAS
-    # thread (waking a pool costs more than each product).
-    with threadpool_limits(limits=1):
-        for p0, p1 in _chunks(pairs, _group_sizes(layout, offsets)[1]):
-            d_ij[p0:p1], d_ji[p0:p1] = _dtw_pairs(
-                frames,
-                offsets,
-                first_frame,
-                pi[p0:p1],
-                pj[p0:p1],
-                layout.group,
-                distance,
-                cost_dtype,
-            )
-    if cost_dtype == np.float32:  # compat: zrc-abx2's orientation within a run (earlier_on_rows)
-        same_run = layout.phone[pi] == layout.phone[pj]
-        d_ji[same_run] = d_ij[same_run]
-    x, y = np.concatenate([pi, pj]), np.concatenate([pj, pi])
-    return _count(layout, x, y, np.concatenate([d_ij, d_ji]), cost_dtype == np.float32)
+    return SmallPlan(layout, offsets).run(frames, distance, cost_dtype)
 
 
 def earlier_on_rows(layout: Layout, block, dist: np.ndarray) -> None:
@@ -264,28 +302,36 @@ def zrc_diagonal_ties(layout: Layout, block, dist: np.ndarray, x_run, b_run) -> 
     return extra
 
 
-def _count(layout: Layout, x: np.ndarray, y: np.ndarray, d: np.ndarray, zrc: bool):
-    """Per-cell records from every ordered pair (x, y) of a group and d(x, y); zrc: compat mode."""
-    run_of = np.repeat(np.arange(len(layout.run_start) - 1), np.diff(layout.run_start))
-    run_size = np.diff(layout.run_start)
-    same = layout.phone[x] == layout.phone[y]
-    rank = np.unique(d, return_inverse=True)[1].reshape(-1).astype(np.int64)
-    key = x * (len(d) + 1) + rank
-    a_keys = np.sort(key[same])  # per x (in order), its sorted distances to its A items
-    b = np.flatnonzero(~same & (run_size[run_of[x]] > 1))  # x's A set must keep an item besides x
-    xb = x[b]
-    start = np.searchsorted(a_keys, xb * (len(d) + 1), "left")
-    lower = np.searchsorted(a_keys, key[b], "left") - start
-    upper = np.searchsorted(a_keys, key[b], "right") - start
-    cell_key = run_of[xb] * len(run_size) + run_of[y[b]]
-    cells, inverse = np.unique(cell_key, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    correct2 = np.bincount(inverse, weights=lower + upper, minlength=len(cells))
-    if zrc and len(b) and d[b].max() >= 2**23:  # zrc_diagonal_ties, for every cell at once
-        top = np.full(len(cells), -np.inf)
-        np.maximum.at(top, inverse, d[b])
-        at_top = np.bincount(inverse, weights=d[b] == top[inverse], minlength=len(cells))
-        correct2 += np.where(np.float32(top + 1.0) == top, at_top, 0)
-    x_run, b_run = np.divmod(cells, len(run_size))
-    n_a, n_b = run_size[x_run], run_size[b_run]
-    return x_run, x_run, b_run, np.rint(correct2).astype(np.int64), n_a, n_b, n_a
+class _CountPlan:
+    """Per-cell records from every ordered pair (x, y) of a group and d(x, y): the pairs' roles and
+    cells are structure (built once); only the ranks of the distances are computed per feature set."""
+
+    def __init__(self, layout: Layout, x: np.ndarray, y: np.ndarray):
+        run_of = np.repeat(np.arange(len(layout.run_start) - 1), np.diff(layout.run_start))
+        self.run_size = run_size = np.diff(layout.run_start)
+        self.x, self.same = x, layout.phone[x] == layout.phone[y]
+        # x's A set must keep an item besides x
+        self.b = b = np.flatnonzero(~self.same & (run_size[run_of[x]] > 1))
+        self.xb = x[b]
+        cell_key = run_of[self.xb] * len(run_size) + run_of[y[b]]
+        self.cells, inverse = np.unique(cell_key, return_inverse=True)
+        self.inverse = inverse.reshape(-1)
+
+    def run(self, d: np.ndarray, zrc: bool):
+        """d: [pairs] d(x, y) of the plan's pairs; zrc: compat mode."""
+        x, b, xb, cells, inverse = self.x, self.b, self.xb, self.cells, self.inverse
+        rank = np.unique(d, return_inverse=True)[1].reshape(-1).astype(np.int64)
+        key = x * (len(d) + 1) + rank
+        a_keys = np.sort(key[self.same])  # per x (in order), its sorted distances to its A items
+        start = np.searchsorted(a_keys, xb * (len(d) + 1), "left")
+        lower = np.searchsorted(a_keys, key[b], "left") - start
+        upper = np.searchsorted(a_keys, key[b], "right") - start
+        correct2 = np.bincount(inverse, weights=lower + upper, minlength=len(cells))
+        if zrc and len(b) and d[b].max() >= 2**23:  # zrc_diagonal_ties, for every cell at once
+            top = np.full(len(cells), -np.inf)
+            np.maximum.at(top, inverse, d[b])
+            at_top = np.bincount(inverse, weights=d[b] == top[inverse], minlength=len(cells))
+            correct2 += np.where(np.float32(top + 1.0) == top, at_top, 0)
+        x_run, b_run = np.divmod(cells, len(self.run_size))
+        n_a, n_b = self.run_size[x_run], self.run_size[b_run]
+        return x_run, x_run, b_run, np.rint(correct2).astype(np.int64), n_a, n_b, n_a

@@ -11,34 +11,15 @@ does for X speakers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numba as nb
 import numpy as np
+
+from probes.abx_engine.conditions import Subsampling
 
 __all__ = ["Subsampling", "count_subsampled", "x_thresholds", "keep_smallest"]
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 ROLE_A, ROLE_B, ROLE_X = 1, 2, 3
-
-
-@dataclass(frozen=True)
-class Subsampling:
-    """The subsampling options; ``active`` when either limit is set."""
-
-    max_size_group: int | None = None
-    max_x_across: int | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("max_size_group", "max_x_across"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-
-    @property
-    def active(self) -> bool:
-        return self.max_size_group is not None or self.max_x_across is not None
 
 
 @nb.njit(inline="always")

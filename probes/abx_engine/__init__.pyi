@@ -1,0 +1,23 @@
+# The public names of the ABX engine, read by lazy_loader (SPEC 1): each module loads on first use.
+from . import blocks as blocks
+from . import cells as cells
+from . import engine as engine
+from . import kernels as kernels
+from . import small as small
+from .cells import MissingColumnError as MissingColumnError
+from .conditions import Condition as Condition
+from .conditions import zerospeech_condition as zerospeech_condition
+from .engine import NoValidCellError as NoValidCellError
+from .engine import score as score
+from .paired import paired_difference as paired_difference
+from .prepared import Prepared as Prepared
+from .prepared import prepare as prepare
+from .ragged import FeatureFileError as FeatureFileError
+from .ragged import Ragged as Ragged
+from .ragged import load_feature_dir as load_feature_dir
+from .ragged import load_feature_file as load_feature_file
+from .result import AbxResult as AbxResult
+from .result import Interval as Interval
+from .result import PairedDifference as PairedDifference
+from .slicing import DroppedItemsWarning as DroppedItemsWarning
+from .slicing import SliceError as SliceError
