@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
+from training.progress import progress_bar as tqdm
 
 from analysis.grid_probes import ProbeSpec, make_spec, measure_checkpoint
 from analysis.runs import checkpoints, run_name

@@ -2,7 +2,7 @@
 
 `build_corpus(out)` draws scenes, renders them, computes LXMERT-style region features, writes five
 spoken captions per image (espeak-ng, a different synthetic speaker each) with phone alignments, and
-two ZeroSpeech ABX sets; the layout is documented in the README ("Corpus layout").
+two ZeroSpeech ABX sets; the layout is documented in docs/formats.md.
 
 Reproducible and resumable: everything is planned up front from the seed, each image and each
 utterance draws from its own random stream and every file is written atomically, so a build that was
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from training.progress import progress_bar as tqdm
 
 from training.abx_sets import abx_items, write_abx_items
 from training.data.alignments import write_alignment

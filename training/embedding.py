@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from training.progress import progress_bar as tqdm
 
 from training.data.captions import collate_captions
 

@@ -355,7 +355,7 @@ def _train_epoch(
     progress: bool,
 ) -> dict[str, float]:
     """One pass over the epoch's batches; returns the mean of each loss over its steps."""
-    from tqdm.auto import tqdm
+    from training.progress import progress_bar as tqdm
 
     lengths = None
     if cfg.length_bucket_batches:

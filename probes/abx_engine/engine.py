@@ -15,7 +15,7 @@ import numba
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
+from training.progress import progress_bar as tqdm
 
 from probes.abx_engine import kernels as parallel_kernels
 from probes.abx_engine import small
@@ -114,7 +114,7 @@ def score(
     seed: int = 0,
     progress: bool = False,
 ) -> AbxResult:
-    """ABX error of ``features`` on ``items`` (DESIGN.md, "ABX semantics").
+    """ABX error of ``features`` on ``items`` (docs/abx.md).
 
     features: {file stem: [T, D] array} or a Ragged; items: an item file path or ``read_items`` table.
     speaker within|across, context within|any|across name the conditions; or give ``on`` (and ``by``,
