@@ -14,7 +14,7 @@ from analysis.tables import best_layer
 
 __all__ = ["claims_markdown", "PAPER"]
 
-# The paper's numbers (Table I: recall in %, Table II: best-layer ABX in %), from DESIGN.md.
+# The paper's numbers (Table I: recall in %, Table II: best-layer ABX in %), from docs/paper.md.
 PAPER = {
     "recall": {
         "(W2V2,VGS)": (32.3, 74.9, 44.8, 84.8),  # speech->image R@1, R@10, image->speech R@1, R@10

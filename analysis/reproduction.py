@@ -73,7 +73,7 @@ class Plan:
 
 
 PLANS = {
-    # About 30 minutes on 2 cores (see the README): 51 epochs in all (3 x (2 + 5) + 6 x 5) of 25
+    # About 30 minutes on 2 cores (see docs/performance.md): 51 epochs in all (3 x (2 + 5) + 6 x 5) of 25
     # steps, and 39 checkpoints probed on 12 files per speaker of each ABX set (~120 wavs).
     "default": Plan(
         images=200, stage_a=2, stage_b=5, variants=VARIANTS, every=2, abx_files_per_speaker=12
