@@ -37,3 +37,5 @@ from .vocabulary import Context as Context
 from .vocabulary import Distance as Distance
 from .vocabulary import Layers as Layers
 from .vocabulary import Speaker as Speaker
+from .caches import clear_caches as clear_caches
+from .caches import list_caches as list_caches

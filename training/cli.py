@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.progress import add_progress_flag
+
 __all__ = ["register"]
 
 
@@ -35,7 +37,7 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_REGION_DIM,
         help="region feature dimension (2048: LXMERT)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(parser)
     parser.set_defaults(func=_corpus)
 
 
@@ -98,7 +100,7 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--stop-after-epoch", type=int, default=None, help="return after this epoch (resumable)"
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flag(parser)
     parser.set_defaults(func=_train)
 
 
