@@ -125,3 +125,16 @@ def test_version_everywhere(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out == f"sslvgs {expected}\n"
+
+
+def test_every_command_takes_no_progress_and_the_old_quiet() -> None:
+    from analysis.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # name -> subparser
+    lacking = [name for name, sub in commands.items() if "--no-progress" not in sub.format_help()]
+    assert lacking == ["cache"]  # listing and deleting files has nothing to show progress of
+    for flag in ("--no-progress", "--quiet"):
+        args = parser.parse_args(["extract", "RUN", "SRC", "--out", "x.zarr", flag])
+        assert args.no_progress is True
+    assert "--quiet" not in commands["extract"].format_help()  # a hidden alias
