@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 DEMO_OUT ?= demo_out
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint format clean
+.PHONY: venv demo test docs lint format clean
 
 venv: $(VENV)/.installed
 
@@ -34,6 +34,11 @@ demo: venv
 test: venv
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The documentation site (docs/, mkdocs.yml) into site/; warnings (broken links, docstrings
+# mkdocstrings cannot parse) are errors, as in tests/test_docs.py.
+docs: venv
+	$(PY) -m mkdocs build --strict --site-dir site
+
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
@@ -41,4 +46,4 @@ format: venv
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache site

@@ -1,7 +1,7 @@
 """The `sslvgs` command line.
 
 Each package registers its own subcommands (``register(subparsers)``), so the dependency rule of
-DESIGN.md holds: this module, at the bottom of the data flow, is the only one that sees all three.
+docs/index.md holds: this module, at the bottom of the data flow, is the only one that sees all three.
 Handlers import their heavy modules lazily, so ``sslvgs --help`` is fast.
 """
 
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from training.progress import add_progress_flag
+from training.version import add_version_flag
 
 __all__ = ["main", "build_parser"]
 
@@ -21,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sslvgs",
         description="Train and probe speech models with wav2vec 2.0 and visually grounded objectives.",
     )
+    add_version_flag(parser)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     training_cli.register(subparsers)
     probes_cli.register(subparsers)
@@ -68,7 +72,7 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layers", type=parse_layers, default="all", help="all, 3, 0,4,8 or 2-5")
     parser.add_argument("--workers", type=int, default=0, help="dask worker processes (0: serial)")
     parser.add_argument("--out", help="also write the grid to this .nc or .csv file")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(parser)
     parser.set_defaults(func=_grid)
 
 
@@ -170,7 +174,7 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
         "--bootstrap", type=int, default=0, help="resamples for each grid cell's interval (0: none)"
     )
     parser.add_argument("--workers", type=int, default=0, help="dask worker processes (0: serial)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flag(parser)
     parser.set_defaults(func=_report)
 
 
@@ -235,7 +239,7 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="cpu", help="torch device for training and probing")
     parser.add_argument("--workers", type=int, default=0, help="dask worker processes for probing")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flag(parser)
     parser.set_defaults(func=_reproduce)
 
 

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
 from analysis.grid_probes import ProbeSpec, make_spec, measure_checkpoint
 from analysis.runs import run_name
 from training.fileio import exclusive, write_atomic
 from training.pretrained.trajectory import trajectory, trajectory_root
+from training.progress import progress_bar as tqdm
 from training.rundir import analysis_cache
 
 __all__ = ["grid", "grids", "stack", "cache_path", "num_layers"]

@@ -6,6 +6,6 @@ The public names are listed in ``__init__.pyi`` and load on first use (lazy_load
 
 import lazy_loader as _lazy
 
-__version__ = "0.1.0"
+from training.version import with_version as _with_version
 
-__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)
+__getattr__, __dir__, __all__ = _with_version(*_lazy.attach_stub(__name__, __file__))

@@ -7,6 +7,8 @@ from .activations import cache_dir as cache_dir
 from .activations import extract as extract
 from .activations import layer_features as layer_features
 from .activations import plan_batches as plan_batches
+from .caches import clear_caches as clear_caches
+from .caches import list_caches as list_caches
 from .embeddings import embed_split as embed_split
 from .kernel_alignment import cka as cka
 from .kernel_alignment import similarity as similarity
@@ -24,10 +26,10 @@ from .retrieval import recall as recall
 from .retrieval import recall_at_k as recall_at_k
 from .retrieval import retrieval_ranks as retrieval_ranks
 from .sources import AbxSet as AbxSet
+from .sources import AudioFolder as AudioFolder
 from .sources import CorpusSplit as CorpusSplit
 from .sources import Source as Source
 from .sources import Utterance as Utterance
-from .sources import AudioFolder as AudioFolder
 from .sources import WavList as WavList
 from .sources import as_source as as_source
 from .store import CorruptStoreError as CorruptStoreError

@@ -26,7 +26,6 @@ import numpy as np
 import soundfile
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
 from probes.models import (
     LayeredModel,
@@ -38,6 +37,8 @@ from probes.models import (
 )
 from probes.sources import AbxSet, Source, Utterance, as_source
 from probes.store import StoreWriter, discard, locked, open_store, read_header, say, store_problem
+from probes.vocabulary import Layers
+from training.progress import progress_bar as tqdm
 
 __all__ = [
     "extract",
@@ -56,7 +57,7 @@ DTYPES = ("float32", "float16")
 def extract(
     model: Any,
     source: Any,
-    layers: int | Sequence[int] | str = "all",
+    layers: Layers = "all",
     store: str | Path | None = None,
     *,
     split: str | None = None,
@@ -75,11 +76,12 @@ def extract(
         model: checkpoint file or run directory, an SSLVGS model, or a torchaudio Wav2Vec2Model.
         source: `(corpus_dir, split)`, a corpus dir with `split=`, an ABX set dir or item file
             (wavs in `wavs/` beside it, or `wavs=`), a directory of wavs, or a list of wav files.
-        layers: "all" (0..N), a layer, or a list of layers; 0 = feature encoder, 1..N transformer.
+        layers: "all" (0..N), a layer, a list or a range; 0 = feature encoder, 1..N transformer.
         store: where to write the zarr store; default: the cache (module docstring).
         dtype: "float32" or "float16" (half the disk; ABX and CKA are insensitive to it).
-        batch_size, max_batch_seconds: at most this many utterances, and this many seconds of
-            padded audio, per forward pass (utterances of similar duration are batched together).
+        batch_size: at most this many utterances per forward pass (utterances of similar
+            duration are batched together).
+        max_batch_seconds: at most this many seconds of padded audio per forward pass.
         resample: resample audio at another rate to the model's; by default such audio is refused.
         overwrite: replace a store at `store` that holds other activations.
     Returns:

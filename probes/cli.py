@@ -1,19 +1,21 @@
-"""`sslvgs extract`, `sslvgs abx` and `sslvgs recall`."""
+"""`sslvgs extract`, `sslvgs abx`, `sslvgs recall` and `sslvgs cache`."""
 
 from __future__ import annotations
 
 import argparse
 
 from training.data.options import add_allow_outside_option, add_regions_option
+from training.progress import add_progress_flag
 
 __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the probe subcommands (extract, abx, recall)."""
+    """Add the probe subcommands (extract, abx, recall, cache)."""
     _register_extract(subparsers)
     _register_abx(subparsers)
     _register_recall(subparsers)
+    _register_cache(subparsers)
 
 
 def _register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -30,6 +32,7 @@ def _register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
         help="with --model: folder under which each #file is found as .wav or .flac, at any "
         "depth (LibriSpeech's layout included); default: wavs/ beside the item file",
     )
+    parser.add_argument("--device", default="cpu", help="with --model: where the model runs")
     parser.set_defaults(func=_abx)
     return parser
 
@@ -55,7 +58,7 @@ def abx_of_model(args: argparse.Namespace) -> int:
         args.model, args.layer, args.item, wavs=args.wavs, speaker=args.speaker, context=args.context,
         distance=args.distance, pooling=None if args.pooling == "none" else args.pooling,
         compat=args.compat, max_size_group=args.max_size_group, max_x_across=args.max_x_across,
-        seed=args.seed, progress=not args.quiet and not args.json,
+        seed=args.seed, device=args.device, progress=not args.no_progress and not args.json,
     )  # fmt: skip
     return report(result, args)
 
@@ -104,7 +107,7 @@ def _register_extract(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a store of other activations"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(parser)
     parser.set_defaults(func=_extract)
 
 
@@ -118,7 +121,7 @@ def _extract(args: argparse.Namespace) -> int:
     dataset = extract(
         args.model, source, args.layers, args.out, split=args.split, wavs=args.wavs,
         dtype=args.dtype, batch_size=args.batch_size, device=args.device, resample=args.resample,
-        overwrite=args.overwrite, progress=not args.quiet,
+        overwrite=args.overwrite, progress=not args.no_progress,
     )  # fmt: skip
     sizes = dataset.sizes
     print(
@@ -147,7 +150,7 @@ def _register_recall(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(parser)
     parser.set_defaults(func=_recall)
 
 
@@ -159,7 +162,7 @@ def _recall(args: argparse.Namespace) -> int:
 
     result = recall(
         args.model, args.split, args.k, args.corpus, batch_size=args.batch_size, device=args.device,
-        bootstrap=args.bootstrap, progress=not args.quiet, resample=args.resample,
+        bootstrap=args.bootstrap, progress=not args.no_progress, resample=args.resample,
         regions=None if args.regions is None else [Path(p) for p in args.regions],
         allow_outside=args.allow_outside_root,
     )  # fmt: skip
@@ -179,3 +182,48 @@ def _recall(args: argparse.Namespace) -> int:
         interval = f"  [{100 * row['low']:.1f}, {100 * row['high']:.1f}]" if args.bootstrap else ""
         print(f"{row['direction']:<16} R@{row['k']:<3} {100 * row['recall']:6.2f}%{interval}")
     return 0
+
+
+# --- cache: what is stored, and clearing it ---------------------------------------------------
+
+
+def _register_cache(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "cache",
+        help="list or clear cached activations, grids and recall (of runs, or $SSLVGS_CACHE)",
+        description="Caches: RUN/probes/activations (activation stores), RUN/analysis (grid cells, "
+        "test recall) and $SSLVGS_CACHE/activations (models without a run). Without RUN: the "
+        "user cache.",
+    )
+    parser.add_argument("action", choices=("list", "clear"))
+    parser.add_argument("runs", nargs="*", metavar="RUN", help="run directories")
+    parser.add_argument("--kind", choices=("activations", "grids", "recall", "all"), default="all")
+    parser.set_defaults(func=_cache)
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from probes.caches import clear_caches, list_caches
+
+    table = (clear_caches if args.action == "clear" else list_caches)(*args.runs, kind=args.kind)
+    if table.empty:
+        print("nothing cached" if args.action == "list" else "nothing removed")
+        return 0
+    shown = table.assign(
+        size=[f"{size / 2**20:.1f} MiB" for size in table.size_bytes],
+        layers=[_layer_span(layers) for layers in table.layers],
+    ).drop(columns="size_bytes")
+    print(shown.to_string(index=False))
+    verb = "removed" if args.action == "clear" else "in all"
+    print(f"{len(table)} entries, {table.size_bytes.sum() / 2**20:.1f} MiB {verb}")
+    return 0
+
+
+def _layer_span(layers: list[int] | None) -> str:
+    if not layers:
+        return "-"
+    contiguous = list(layers) == list(range(layers[0], layers[-1] + 1))
+    return (
+        f"{layers[0]}-{layers[-1]}"
+        if contiguous and len(layers) > 2
+        else ",".join(map(str, layers))
+    )

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from probes.vocabulary import Layers
+
 __all__ = ["cka", "similarity"]
 
 
@@ -135,10 +137,10 @@ def _column_mean(x: Any, chunk: int) -> np.ndarray:
 def similarity(
     model_a: Any,
     model_b: Any,
-    layers: Any = "all",
+    layers: Layers = "all",
     source: Any = None,
     *,
-    layers_b: Any = None,
+    layers_b: Layers | None = None,
     debiased: bool = False,
     max_frames: int | None = None,
     seed: int = 0,
@@ -149,9 +151,10 @@ def similarity(
     """Layer x layer CKA between two models on the same audio.
 
     Args:
-        model_a, model_b: anything `probes.extract` takes, or activation stores (path or Dataset).
-        layers: layers of model_a ("all", an int or a list); `layers_b` those of model_b (default
-            the same).
+        model_a: anything `probes.extract` takes, or an activation store (path or Dataset).
+        model_b: the same for the second model.
+        layers: layers of model_a ("all", an int, a list or a range); `layers_b` those of
+            model_b (default the same).
         source: what to extract from (default: the corpus's captions ABX set, as `probes.abx`).
         max_frames: use a random subset of this many frames (seeded) to bound the cost.
     Returns:

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from probes.vocabulary import Layers
+
 __all__ = ["phone_probe", "frame_labels", "fit_predict"]
 
 SILENCE = "SIL"
@@ -26,7 +28,7 @@ SILENCE = "SIL"
 
 def phone_probe(
     model: Any,
-    layers: Any = "all",
+    layers: Layers = "all",
     *,
     corpus: str | Path | None = None,
     split: str = "train",
@@ -42,7 +44,7 @@ def phone_probe(
 
     Args:
         model: checkpoint file, run directory, SSLVGS or torchaudio Wav2Vec2Model.
-        layers: "all", a layer or a list of layers.
+        layers: "all", a layer, a list or a range of layers.
         corpus: corpus root (default: the run's); its `split` captions are the data.
         test_speakers: fraction of the speakers (at least one) whose frames are the test set.
         max_train_frames: train on at most this many frames (seeded subsample) to bound the cost.

@@ -1,4 +1,4 @@
-"""Activation stores: zarr groups in the ragged layout of DESIGN.md, written batch by batch.
+"""Activation stores: zarr groups in the ragged layout of docs/formats.md, written batch by batch.
 
 Layout of a store (zarr format 3; open it with `xr.open_zarr(path)`):
 

@@ -1,4 +1,4 @@
-"""A slow, obviously-correct ABX: explicit loops over cells and triplets, DESIGN.md's rules read literally.
+"""A slow, obviously-correct ABX: explicit loops over cells and triplets, docs/abx.md's rules read literally.
 
 It shares no code with the fast path except the Condition (which columns play on/by/across) and exists to
 check it (tests/test_abx_reference.py). Use it on tens of items, never more.
@@ -25,7 +25,7 @@ NEAR = (
 def reference_slices(
     items: pd.DataFrame, lengths: dict[str, int], frequency: float, compat: str | None
 ):
-    """[(row, start, end)] for the items kept, by DESIGN.md's two slicing rules."""
+    """[(row, start, end)] for the items kept, by docs/abx.md's two slicing rules."""
     out = []
     for row, item in enumerate(items.itertuples(index=False)):
         n_frames = lengths[item.file]

@@ -1,5 +1,5 @@
 """Cases from the peers: fastabx's regression test, libri-light's DTW and zero-frame unit tests, and the
-two slicing rules of DESIGN.md."""
+two slicing rules of docs/abx.md."""
 
 from __future__ import annotations
 

@@ -35,5 +35,5 @@ from .rundir import RunNotFoundError as RunNotFoundError
 from .schedules import PAPER_SCHEDULES as PAPER_SCHEDULES
 from .schedules import ScheduleError as ScheduleError
 from .schedules import parse_schedule as parse_schedule
-from .variation import Variation as Variation
 from .trainer import train as train
+from .variation import Variation as Variation

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from training.data.options import add_regions_option
+from training.progress import add_progress_flag
 
 __all__ = ["register"]
 
@@ -83,7 +84,7 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="wait at most this long for another build of OUT (default: until it ends; 0: refuse)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(parser)
     parser.set_defaults(func=_corpus)
 
 
@@ -188,7 +189,7 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--stop-after-epoch", type=int, default=None, help="return after this epoch (resumable)"
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flag(parser)
     parser.set_defaults(func=_train)
 
 

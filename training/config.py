@@ -21,7 +21,7 @@ WAV2VEC2_CONV_LAYERS = ((512, 10, 5),) + ((512, 3, 2),) * 4 + ((512, 2, 2),) * 2
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shapes and objective constants of the VGS+ model (see DESIGN.md, "The model")."""
+    """Shapes and objective constants of the VGS+ model (see docs/model.md)."""
 
     # Feature encoder: "conv" is wav2vec 2.0's raw-waveform CNN, "logmel" a log-mel spectrogram
     # followed by strided convolutions to the same 20 ms frames.

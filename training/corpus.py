@@ -2,7 +2,7 @@
 
 `build_corpus(out)` draws scenes, renders them, computes LXMERT-style region features, writes five
 spoken captions per image (espeak-ng, a different synthetic speaker each) with phone alignments, and
-two ZeroSpeech ABX sets; the layout is documented in the README ("Corpus layout").
+two ZeroSpeech ABX sets; the layout is documented in docs/formats.md.
 
 Every utterance is its own realisation (`variation="natural"`, the default; training/variation.py):
 the speaker's voice jittered, a speed perturbation, a room and noise, drawn per utterance;
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from training.abx_sets import abx_items, write_abx_items
 from training.data.alignments import write_alignment
@@ -37,6 +36,7 @@ from training.data.audio import wav_bytes
 from training.espeak import ESPEAK_SAMPLE_RATE, Synthesis, Synthesizer, Voice
 from training.fileio import exclusive, write_bytes_atomic, write_npz, write_text_atomic
 from training.grammar import describe_scene, read_sentence
+from training.progress import progress_bar as tqdm
 from training.scenes import RegionEncoder, SceneObject, random_scene, render_scene
 from training.speakers import make_speakers
 from training.variation import (

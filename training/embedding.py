@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from training.data.captions import collate_captions
+from training.progress import progress_bar as tqdm
 
 __all__ = ["embed_captions"]
 

@@ -290,7 +290,7 @@ def _stage_optimizer(loop: _Loop, stage_index: int, epoch: int, resumed: dict | 
 def _train_epoch(loop: _Loop, optim: _Optim, stage: Stage, epoch: int, step: int) -> dict:
     """One pass over the epoch's batches, from update `step` on; returns the epoch's line of
     metrics.jsonl (the mean of each loss over its steps; validation recall is added to it later)."""
-    from tqdm.auto import tqdm
+    from training.progress import progress_bar as tqdm
 
     cfg, model, started = loop.cfg, loop.model, time.perf_counter()
     batches = [D.local_slice(b) for b in _epoch_batches(loop, epoch)]

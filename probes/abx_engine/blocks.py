@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
 from probes.abx_engine import kernels as parallel_kernels
 from probes.abx_engine import small
@@ -22,6 +21,7 @@ from probes.abx_engine.conditions import Subsampling
 from probes.abx_engine.distances import frame_distance_tile
 from probes.abx_engine.kernels import SERIAL
 from probes.abx_engine.subsample import count_subsampled, x_thresholds
+from training.progress import progress_bar as tqdm
 
 __all__ = ["BlockPlan"]
 

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from training.progress import add_progress_flag
+
 __all__ = ["register_abx", "run_abx"]
 
 
@@ -14,8 +16,8 @@ def register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     parser = subparsers.add_parser(
         "abx",
         help="ABX error of features (a directory of .npy/.pt/.txt per file) on a ZeroSpeech item file",
-        description="ABX phone discrimination error (ZeroSpeech 2021 semantics; see the README's "
-        "'ABX engine' section). Prints the error in percent, or JSON with --json.",
+        description="ABX phone discrimination error (ZeroSpeech 2021 semantics; the rules are in "
+        "docs/abx.md). Prints the error in percent, or JSON with --json.",
     )
     parser.add_argument(
         "features",
@@ -56,7 +58,7 @@ def register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         "--cells", default=None, help="also write the per-cell table to this CSV file"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(parser)
     parser.set_defaults(func=run_abx)
     return parser
 
@@ -83,7 +85,7 @@ def run_abx(args: argparse.Namespace) -> int:
         max_size_group=args.max_size_group,
         max_x_across=args.max_x_across,
         seed=args.seed,
-        progress=not args.quiet and not args.json and sys.stderr.isatty(),
+        progress=not args.no_progress and not args.json and sys.stderr.isatty(),
     )
     return report(result, args)
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from probes.vocabulary import check_choice
+
 __all__ = [
     "Condition",
     "zerospeech_condition",
@@ -71,14 +73,12 @@ class Condition:
 def zerospeech_condition(speaker: str = "within", context: str = "within") -> Condition:
     """The condition for a speaker mode (within|across) and a context mode (within|any|across).
 
-    Averaging (DESIGN.md): within speaker, over contexts, then speakers, then phone pairs; across
+    Averaging (docs/abx.md): within speaker, over contexts, then speakers, then phone pairs; across
     speaker, over (context, X speaker) jointly, then speakers, then phone pairs. Context "across"
     (X has A's phone in another context) averages over (context, X context) jointly in the same place.
     """
-    if speaker not in SPEAKER_MODES:
-        raise ValueError(f"speaker must be one of {SPEAKER_MODES}, got {speaker!r}")
-    if context not in CONTEXT_MODES:
-        raise ValueError(f"context must be one of {CONTEXT_MODES}, got {context!r}")
+    check_choice("speaker", speaker, SPEAKER_MODES)
+    check_choice("context", context, CONTEXT_MODES)
     by: list[str] = []
     across: list[str] = []
     if context == "within":

@@ -1,6 +1,6 @@
 """Frame preparation (normalisation, zero frames, pooling) and frame-distance tiles as BLAS products.
 
-Distances between frames u, v (DESIGN.md):
+Distances between frames u, v (docs/abx.md):
   angular (default)  arccos(clamp(u.v, -1, 1)) / pi on L2-normalised frames  (fastabx "angular" = "cosine")
   cosine             1 - clamp(u.v, -1, 1) on L2-normalised frames
   euclidean          |u - v| on the raw frames (compat: on normalised frames, as libri-light does)
@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from probes.vocabulary import check_choice
 
 __all__ = ["DISTANCES", "POOLINGS", "prepare_frames", "frame_distance_tile"]
 
@@ -51,10 +53,8 @@ def prepare_frames(
     before normalising (fastabx); in compat mode it averages the normalised frames and does not
     normalise again (libri-light).
     """
-    if distance not in DISTANCES:
-        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    check_choice("distance", distance, DISTANCES)
+    check_choice("pooling", pooling, POOLINGS)
     normalise = distance != "euclidean" or compat
     if pooling == "mean" and not compat:
         frames = _mean_pool(frames.astype(np.float64), offsets).astype(np.float32)

@@ -1,6 +1,6 @@
 """Numba kernels: frame distances from dot products, DTW over item pairs, per-x counting by sorting.
 
-The DTW rule is DESIGN.md's (libri-light's): rows are x's frames; steps down, right, diagonal; the
+The DTW rule is docs/abx.md's (libri-light's): rows are x's frames; steps down, right, diagonal; the
 total cost divided by the number of cells on the path traced back from (n-1, m-1), going diagonal if
 c_diag <= c_left and c_diag <= c_up, else left if c_left <= c_up, else up, then straight to (0, 0).
 The cost matrix of (y, x) is the transpose of that of (x, y); only the trace-back differs (a tie

@@ -162,7 +162,7 @@ class AbxResult:
         return plan
 
     def collapse(self, levels=None, dtype=np.float64) -> float:
-        """The error averaged level by level (default: the condition's levels, DESIGN.md).
+        """The error averaged level by level (default: the condition's levels, docs/abx.md).
 
         dtype=np.float32 rounds as fastabx does (cell errors and level means in float32), to compare
         with its numbers bit for bit; the default keeps the exact float64 means of exact int64 counts.

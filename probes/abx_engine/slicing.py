@@ -1,4 +1,4 @@
-"""Turning item times into frame ranges: the default rule and libri-light's (DESIGN.md, "ABX semantics").
+"""Turning item times into frame ranges: the default rule and libri-light's (docs/abx.md).
 
 default:  start = ceil(f*onset - 1/2), end = floor(f*offset - 1/2) + 1 (exclusive), in exact decimal
           arithmetic on the times as written in the item file; out of range or empty: an error.

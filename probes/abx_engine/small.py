@@ -10,7 +10,7 @@ the same bit for bit (tests/test_abx_small.py):
 - angular / cosine: the kernels' float32 formulas (kernels.py: no FMA contraction in either);
 - DTW: every pair of items of a group, the cost matrices of a chunk of groups at once, padded to its
   longest item, cell (i, j) of all pairs in one numpy call (cost = d + min(up, diagonal, left) in
-  float64, as ``kernels.dtw_pair``), then DESIGN.md's trace-back for all pairs together, both ways;
+  float64, as ``kernels.dtw_pair``), then docs/abx.md's trace-back for all pairs together, both ways;
 - counting: for each x and each item b of another phone in its group, the number of its A items
   closer than b (lower) plus those not farther (upper), found by binary search in x's sorted
   distances to its A items (global ranks make the (x, distance) keys exact integers).
@@ -187,7 +187,7 @@ def _dtw_costs(dist, pair, r, c, n, m, cost_dtype=np.float64) -> np.ndarray:
 
 
 def _path_lengths(cost: np.ndarray, n: np.ndarray, m: np.ndarray, rows_first: bool) -> np.ndarray:
-    """Cells on the traced-back path of every pair (DESIGN.md's rule, as ``kernels._path_length``)."""
+    """Cells on the traced-back path of every pair (docs/abx.md's rule, as ``kernels._path_length``)."""
     flat, stride, pairs = cost.reshape(-1), cost.shape[1] * cost.shape[2], cost.shape[2]
     i, j = n - 1, m - 1
     length = np.ones(len(n), np.int64)
