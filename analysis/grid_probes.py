@@ -365,16 +365,8 @@ def _cka_run(model, layers, *, checkpoint, epoch, scratch, other, source=None, *
 
     reference = _epoch_of(other, epoch)
     store = _store(scratch, str(reference), str(_cka_source(source, checkpoint)))
-    return _same_layer_cka(
-        model,
-        layers,
-        checkpoint,
-        scratch,
-        training.load_pretrained(reference),
-        store,
-        source,
-        options,
-    )
+    other_model = training.load_pretrained(reference)
+    return _same_layer_cka(model, layers, checkpoint, scratch, other_model, store, source, options)
 
 
 def _reference_checkpoint(reference: str | Path) -> Path:

@@ -107,6 +107,7 @@ def test_a_vgs_only_bundle_has_only_the_layers_its_branch_reads(tmp_path):
     assert model.cfg.num_layers == model.cfg.layer_use == 3
 
 
+@pytest.mark.slow
 def test_probes_run_on_a_bundle(bundle, small_corpus):
     path, _, _ = bundle
     error = probes.abx(path, 3, items="read", corpus=small_corpus, progress=False)

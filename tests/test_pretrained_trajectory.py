@@ -16,6 +16,7 @@ transformers = pytest.importorskip("transformers")
 TINY = dict(
     hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
     conv_dim=(8,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
+    feat_extract_norm="layer", conv_bias=True,  # batched extraction: the ABX grid stays quick
 )  # fmt: skip
 
 
@@ -114,6 +115,7 @@ def test_a_grid_over_an_hf_trainer_folder_is_one_call(tmp_path):
     assert (folder / "analysis").is_dir()
 
 
+@pytest.mark.slow
 def test_an_abx_grid_over_checkpoints_made_elsewhere(tmp_path, small_corpus):
     folder = hf_trainer_folder(tmp_path / "out", steps=(1, 2))
     heatmap = grid(folder, "abx", items="read", corpus=small_corpus, layers=[0, 2], progress=False)

@@ -10,6 +10,9 @@ model from those. The speech encoder's modules mirror torchaudio's, so importing
     encoder.transformer.layer_norm.*          -> layer_norm.*
     encoder.transformer.layers.{i}.*          -> shared_layers.{i}.* (i < layer_use) or ssl_decoder.*
 
+Files on disk (fairseq checkpoints, Hugging Face directories, the paper's bundles) are read by
+training/pretrained/, which reuses `sslvgs_name` for the paper's speech encoder.
+
 What torchaudio's model does not have (CLS token, mask embedding, quantizer, VGS branches) keeps its
 own initialisation. torchaudio's model has no CLS token; build with `use_cls=False` to reproduce its
 hidden states exactly.
