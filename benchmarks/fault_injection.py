@@ -236,6 +236,9 @@ def main() -> None:
     rng = random.Random(args.seed)
     work = Path(args.work or tempfile.mkdtemp(prefix="sslvgs-faults-"))
     os.environ.setdefault("SSLVGS_CACHE", str(work / "cache"))
+    # Its own temp folder: scratch folders of the commands stay out of reach of other jobs' cleanup.
+    (work / "tmp").mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(work / "tmp")
     setup(work / "shared")
     rows = []
     for name in chosen:
