@@ -236,6 +236,9 @@ def main() -> None:
     rng = random.Random(args.seed)
     work = Path(args.work or tempfile.mkdtemp(prefix="sslvgs-faults-"))
     os.environ.setdefault("SSLVGS_CACHE", str(work / "cache"))
+    # Its own temp folder: scratch folders of the commands stay out of reach of other jobs' cleanup.
+    (work / "tmp").mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(work / "tmp")
     setup(work / "shared")
     rows = []
     for name in chosen:
@@ -250,7 +253,7 @@ def main() -> None:
         reference = target.result(reference_dir)
         counts = {"exact": 0, "refused": 0, "wrong": 0, "killed": 0}
         for index in range(args.n):
-            kill_at = rng.uniform(0.2, 0.9 * duration)  # the rerun may run faster than T
+            kill_at = rng.uniform(0.2, 0.9 * duration)  # a rerun may run faster than T
             outcome, killed, details = trial(target, work / name / f"t{index}", kill_at, reference)
             counts[outcome] += 1
             counts["killed"] += killed

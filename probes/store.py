@@ -25,6 +25,7 @@ one atomic write of the group header. Every writer and checker holds `locked(pat
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import secrets
 import shutil
@@ -246,6 +247,10 @@ class StoreWriter:
                 concatenated in batch order (an iterator, so one layer at a time is in memory).
             frame_rate: frames per second, for the `time` coordinate.
         """
+        if not (self.path / "zarr.json").is_file():  # another job deleted it under us
+            raise FileNotFoundError(
+                errno.ENOENT, "the activation store was removed while being written", str(self.path)
+            )
         with naming_os_errors(self.path):
             start = int(self.group.attrs["frames_done"])
             stop = start + int(n_frames.sum())

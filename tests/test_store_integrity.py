@@ -251,3 +251,25 @@ def test_a_full_disk_names_the_store_and_the_same_call_then_finishes(
         whole_store(model, wavdir, tmp_path / "cut.zarr")
     monkeypatch.setattr(local, "_put", real_put)
     xr.testing.assert_identical(whole_store(model, wavdir, tmp_path / "cut.zarr"), whole)
+
+
+def test_a_store_deleted_under_its_writer_is_named_and_the_same_call_rebuilds_it(
+    model, wavdir, tmp_path, monkeypatch
+):
+    import shutil
+
+    import probes.store
+
+    whole = whole_store(model, wavdir, tmp_path / "whole.zarr")
+    path = tmp_path / "s.zarr"
+
+    def delete_after_the_first_batch(stage):
+        if stage == "batch-recorded" and path.exists():
+            shutil.rmtree(path)
+
+    quiet = probes.store._reached
+    monkeypatch.setattr(probes.store, "_reached", delete_after_the_first_batch)
+    with pytest.raises(FileNotFoundError, match=r"removed while being written: '.*s\.zarr'"):
+        whole_store(model, wavdir, path)
+    monkeypatch.setattr(probes.store, "_reached", quiet)
+    xr.testing.assert_identical(whole_store(model, wavdir, path), whole)
