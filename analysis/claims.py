@@ -161,12 +161,23 @@ def comparison_text(c: Comparison) -> str:
     """One sentence: values, the difference with its interval, the verdict, the detectable size."""
     direction = "higher" if c.higher_is_better else "lower"
     seeds = f" ({c.note})" if c.note else ""
+    if c.half_width > 0:
+        detectable = (
+            f"The smallest difference this run could detect: about {100 * c.half_width:.1f} "
+            "points (the interval's half-width)."
+        )
+    elif c.difference == 0:
+        detectable = (
+            "Every resample gives a difference of 0 (e.g. errors of 0 for both models): this "
+            "material cannot tell the models apart."
+        )
+    else:
+        detectable = "Every resample gives the same difference."
     return (
         f"{c.measure} ({direction} is better): {c.a} {_points(c.value_a)} vs {c.b} "
         f"{_points(c.value_b)}; difference {100 * c.difference:+.1f} points, "
         f"{100 * c.confidence:.0f}% interval [{100 * c.low:+.1f}, {100 * c.high:+.1f}] (paired "
-        f"bootstrap over {c.units} {c.unit}{seeds}): **{c.verdict}**. The smallest difference "
-        f"this run could detect: about {100 * c.half_width:.1f} points (the interval's half-width)."
+        f"bootstrap over {c.units} {c.unit}{seeds}): **{c.verdict}**. {detectable}"
     )
 
 

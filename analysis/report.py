@@ -5,7 +5,8 @@ Files (all written atomically, so a report is never half-written):
     fig2_abx_by_layer.png          ABX by layer at the final epoch, one line per run, log y
     fig2_best_layer_by_epoch.png   best-layer ABX over epochs, one line per run
     fig3_losses.png                loss_av and loss_aud over epochs, log y, switch marked
-    heatmap_<set>_<condition>.png  layer x epoch ABX heatmaps, one panel per run
+    heatmap_<set>_<condition>.png  layer x epoch ABX heatmaps, one panel per run (with grid
+                                   intervals: cells that overlap the best cell at the switch dotted)
     drift.png                      CKA of each layer with itself at the switch, one panel per variant
     sharing.png                    CKA between base runs' same layers, per epoch (if measured)
     tables/table1_recall.{csv,md}, tables/table2_best_layer_abx.{csv,md} (with intervals; with
@@ -97,7 +98,10 @@ def _heatmaps(grids: Mapping[str, xr.DataArray], study: Study, path: Path, draw,
         switch = (
             study.switch(study.seeds(name)[min(study.seeds(name))]) if study.seeds(name) else None
         )
-        draw(grid, ax=ax, title=name, switch=switch, **options)
+        extra = dict(options)
+        if draw is plots.heatmap and switch is not None and "low" in grid.coords:
+            extra["overlap"] = "switch"  # dot what this run cannot tell from the switch's best
+        draw(grid, ax=ax, title=name, switch=switch, **extra)
     return plots.save_figure(figure, path)
 
 
