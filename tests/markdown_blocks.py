@@ -6,7 +6,10 @@ Used by tests/test_readme.py and tests/test_docs.py, so the examples users copy 
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
+
+import pytest
 
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
 
@@ -23,3 +26,12 @@ def run_blocks(page: Path, namespace: dict | None = None) -> dict:
         code = compile(source, f"{page.name}[block {number}]", "exec")
         exec(code, namespace)  # noqa: S102 - the page's own examples, run as a reader would
     return namespace
+
+
+def isolate(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Caches and temporary files of the examples inside `folder`: other processes sharing /tmp
+    (test runs beside this one) never see or tidy them."""
+    (folder / "tmp").mkdir(exist_ok=True)
+    monkeypatch.setenv("SSLVGS_CACHE", str(folder / "cache"))
+    monkeypatch.setenv("TMPDIR", str(folder / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder / "tmp"))

@@ -67,11 +67,11 @@ def test_tutorials_run_as_written(
     found complete and only checked."""
     import shutil
 
-    from markdown_blocks import run_blocks
+    from markdown_blocks import isolate, run_blocks
 
     shutil.copytree(small_corpus, tmp_path / "corpus")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SSLVGS_CACHE", str(tmp_path / "cache"))
+    isolate(tmp_path, monkeypatch)
     for name in TUTORIALS:
         run_blocks(DOCS / "tutorials" / f"{name}.md")
     assert (tmp_path / "runs" / "vgs+" / "analysis").is_dir()

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from markdown_blocks import python_blocks, run_blocks
+from markdown_blocks import isolate, python_blocks, run_blocks
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -27,7 +27,7 @@ def test_readme_example_runs(
     blocks = python_blocks(README)
     assert len(blocks) == 1 and len(blocks[0].strip().splitlines()) <= 10
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SSLVGS_CACHE", str(tmp_path / "cache"))
+    isolate(tmp_path, monkeypatch)
     namespace = run_blocks(README)
     printed = capsys.readouterr().out
     assert "layer" in printed and "speech_to_image" in printed
