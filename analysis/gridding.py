@@ -309,7 +309,11 @@ def _grid_from_cache(cache, spec: ProbeSpec, identities, layers, run: Path) -> x
     for bound in ("low", "high"):  # intervals, as training.retrieval.recall_at_k gives them
         if bound in cache:
             values = values.assign_coords(
-                {bound: cache[bound].reindex(epoch=epochs, layer=layers).drop_vars("identity")}
+                {
+                    bound: cache[bound]
+                    .reindex(epoch=epochs, layer=layers)
+                    .drop_vars("identity", errors="ignore")
+                }
             )
     values.name = spec.name
     values.attrs = {"probe": spec.name, "options": spec.options_json, "run": run_name(run)}
