@@ -84,14 +84,15 @@ class RegionFeatures(Mapping):
     def from_corpus(cls, root: str | os.PathLike) -> RegionFeatures:
         """The `regions/<key>.npz` files of a corpus (or `root` itself when it holds .npz files)."""
         root = Path(root)
-        folder = (
-            root if root.name == "regions" or not (root / "regions").is_dir() else root / "regions"
+        files = {p.stem: p for p in sorted(root.glob("*.npz"))} if root.is_dir() else {}
+        folder = root if files or root.name == "regions" else root / "regions"
+        files = files or (
+            {p.stem: p for p in sorted(folder.glob("*.npz"))} if folder.is_dir() else {}
         )
-        files = {p.stem: p for p in sorted(folder.glob("*.npz"))} if folder.is_dir() else {}
         if not files:
             raise FileNotFoundError(
-                f"{root}: no region features (no regions/ folder of .npz files); pass regions=PATH "
-                "(--regions PATH): a folder of .npz, LXMERT obj36 TSVs or FaST-VGS HDF5 files"
+                f"{folder}: no region features (no .npz files); pass regions=PATH (--regions PATH): "
+                "a folder of .npz, LXMERT obj36 TSVs or FaST-VGS HDF5 files"
             )
         return cls(files, _read_npz, origin=str(folder))
 
