@@ -203,6 +203,14 @@ def test_a_schedule_that_does_not_parse_is_refused_before_training(small_corpus,
     assert not (tmp_path / "run").exists()
 
 
+def test_a_batch_larger_than_the_training_set_is_refused_before_the_run_is_written(
+    small_corpus, tmp_path
+):
+    with pytest.raises(ValueError, match="batch size 128 exceeds the 64 training captions"):
+        train(small_corpus, tmp_path / "run", **dict(QUICK, batch_size=128))
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
 def test_a_corpus_without_region_features_is_an_error_naming_the_folder(small_corpus, tmp_path):
     corpus = tmp_path / "no_regions"
     corpus.mkdir()

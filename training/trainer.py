@@ -109,11 +109,11 @@ def train(
         model = SSLVGS(run.model).to(device)
         # ---- resume: the last checkpoint's weights, counters and RNG state (or init_from's weights)
         run, resumed = _restore(model, run, init_from, device)
+        loop = _Loop.build(model, run, train_set, device, progress)
         D.barrier()  # every process has read the run directory before rank 0 writes to it
         if D.rank() == 0:
             _prepare_run_dir(run, resumed)
         D.barrier()
-        loop = _Loop.build(model, run, train_set, device, progress)
         # ---- the epoch loop
         optim, step = None, resumed.step
         for epoch in range(resumed.epoch + 1, run.last_epoch + 1):
