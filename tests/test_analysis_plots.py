@@ -161,3 +161,16 @@ def test_fig2_draws_interval_bands() -> None:
     np.testing.assert_allclose(best.low.values, best.values - 0.02)
     left = plots.abx_by_layer(grids)
     assert len(left.axes[0].collections) == 1
+
+
+def test_overlap_with_the_switch_boxes_its_best_layer() -> None:
+    grid = with_intervals(make_grid(4), 0.5)  # wide intervals: every cell overlaps
+    best = int(grid.sel(epoch=3).idxmin("layer"))
+    figure = plots.heatmap(grid, switch=3, overlap="switch")
+    (box,) = figure.axes[0].patches
+    assert box.get_x() == 2  # epoch 3 is the third column
+    assert box.get_y() == grid.sizes["layer"] - 1 - best  # layer 0 is the bottom row
+    dots = [line for line in figure.axes[0].get_lines() if line.get_marker() == "o"]
+    assert len(dots[0].get_xdata()) == grid.size
+    with pytest.raises(ValueError, match="needs a switch"):
+        plots.heatmap(grid, switch=None, overlap="switch")
