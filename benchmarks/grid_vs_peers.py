@@ -88,6 +88,7 @@ import numpy as np, torch
 torch.set_num_threads(int(sys.argv[5]))
 from fastabx import zerospeech_abx
 items, out, cells, rate = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3]), float(sys.argv[4])
+rate = int(rate) if rate.is_integer() else repr(rate)  # fastabx refuses a float frequency
 result = {}
 for condition, cell in cells:
     speaker, context = condition.split("/")

@@ -98,8 +98,8 @@ def fit_predict(
     test_x: np.ndarray,
     regularization: float = 1.0,
     *,
-    max_iter: int = 500,
-    tolerance: float = 1e-6,
+    max_iter: int = 300,
+    tolerance: float = 1e-4,
 ) -> np.ndarray:
     """Fit one softmax classifier per layer at once; predict the test frames.
 
@@ -107,6 +107,8 @@ def fit_predict(
         train_x: [L, N, D] frames of each layer; train_y: [N] class ids 0..K-1.
         test_x: [L, M, D].
         regularization: C of scikit-learn's LogisticRegression (its objective, its default 1.0).
+        max_iter, tolerance: L-BFGS iterations and gradient tolerance (scikit-learn's lbfgs
+            defaults, on the same per-frame scaling of the objective).
     Returns:
         [L, M] predicted class ids.
     """
