@@ -202,7 +202,9 @@ def clean_scratch(root: str | Path | None = None) -> list[Path]:
     removed = []
     for path in Path(root or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
         pid = path.name[len(SCRATCH_PREFIX) :].partition("-")[0]
-        if not path.is_dir() or (pid.isdigit() and _alive(int(pid))):
+        # Only folders named by this scheme are ours to judge: a name without a pid may belong to a
+        # live process of another version, and is left alone.
+        if not path.is_dir() or not pid.isdigit() or _alive(int(pid)):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)

@@ -95,10 +95,11 @@ def test_scratch_folders_of_dead_processes_are_removed(tmp_path: Path) -> None:
     dead.wait()
     leftover = tmp_path / f"{SCRATCH_PREFIX}{dead.pid}-abc"
     mine = tmp_path / f"{SCRATCH_PREFIX}{os.getpid()}-abc"
-    for folder in (leftover, mine):
+    unnamed = tmp_path / f"{SCRATCH_PREFIX}abc"  # no pid: perhaps a live process of another version
+    for folder in (leftover, mine, unnamed):
         (folder / "activations.zarr").mkdir(parents=True)
     assert clean_scratch(tmp_path) == [leftover]
-    assert mine.is_dir() and not leftover.exists()
+    assert mine.is_dir() and unnamed.is_dir() and not leftover.exists()
 
 
 def test_scratch_folder_goes_on_error(monkeypatch, tmp_path: Path) -> None:
