@@ -250,7 +250,9 @@ def combine_seeds(per_seed: Sequence[Comparison]) -> Comparison:
     differences = np.array([c.difference for c in per_seed])
     difference = float(differences.mean())
     if all(len(c.samples) == len(first.samples) and len(c.samples) for c in per_seed):
-        test_se = float(np.std(np.mean([c.samples for c in per_seed], axis=0), ddof=1))
+        # A draw can be NaN (an ABX resample without any cell); such draws are left out.
+        averaged = np.mean([c.samples for c in per_seed], axis=0)
+        test_se = float(np.std(averaged[np.isfinite(averaged)], ddof=1))
     else:
         test_se = math.sqrt(sum((c.half_width / _z(c.confidence)) ** 2 for c in per_seed)) / k
     seed_sd = float(differences.std(ddof=1))

@@ -6,6 +6,7 @@ opposite one is "contradicted". Recall pairs the resampled test images, ABX the 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -147,3 +148,18 @@ def test_seeds_add_their_spread() -> None:
     assert combined.difference == pytest.approx(np.mean([r.difference for r in runs]))
     assert "3 seeds" in combined.note
     assert combine_seeds(runs[:1]) is runs[0]
+
+
+def test_seeds_ignore_resamples_without_a_value() -> None:
+    """An ABX resample can have no cell (NaN); the seed-averaged interval leaves such draws out."""
+    rng = np.random.default_rng(11)
+    base = rng.uniform(0.1, 0.4, N_CELLS)
+    runs = []
+    for seed in range(2):
+        run = paired_abx(abx_result(base - 0.1), abx_result(base + 0.01 * seed), n_boot=200)
+        samples = run.samples.copy()
+        samples[:5] = np.nan
+        runs.append(dataclasses.replace(run, samples=samples))
+    combined = combine_seeds(runs)
+    assert np.isfinite(combined.low) and np.isfinite(combined.high)
+    assert combined.verdict == "holds"
