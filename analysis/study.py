@@ -227,15 +227,16 @@ def collect(
     """
     study = Study(runs={spec.name: spec for spec in runs})
     specs = abx_conditions(corpus, sets, item_files=item_files, **(abx_options or {}))
+    if bootstrap:  # each grid cell gets its speaker-bootstrap interval (coords low, high)
+        specs = {name: {**spec, "bootstrap": bootstrap} for name, spec in specs.items()}
     epochs = epochs_to_probe(runs, every)
     measured: dict[Path, dict[str, xr.DataArray]] = {}
-    extra = {"bootstrap": bootstrap} if bootstrap and _grids_take_bootstrap() else {}
 
     def measure(path: Path) -> dict[str, xr.DataArray]:
         key = Path(path).resolve()
         if key not in measured:
             measured[key] = grids(
-                path, specs, epochs[key], "all", client, progress=progress, **extra
+                path, specs, epochs[key], "all", client, progress=progress
             )
         return measured[key]
 
@@ -259,13 +260,6 @@ def collect(
     cka = {"max_frames": cka_frames} if cka_frames else {}
     _collect_sharing(study, similarity_pairs, every, client, progress, cka)
     return study
-
-
-def _grids_take_bootstrap() -> bool:
-    """Whether analysis.grids computes per-cell intervals (its `bootstrap=` option)."""
-    import inspect
-
-    return "bootstrap" in inspect.signature(grids).parameters
 
 
 def best_layer_cells(run: Path | str, grid: xr.DataArray, spec: Mapping[str, Any], progress: bool):
