@@ -235,9 +235,7 @@ def collect(
     def measure(path: Path) -> dict[str, xr.DataArray]:
         key = Path(path).resolve()
         if key not in measured:
-            measured[key] = grids(
-                path, specs, epochs[key], "all", client, progress=progress
-            )
+            measured[key] = grids(path, specs, epochs[key], "all", client, progress=progress)
         return measured[key]
 
     for spec in sorted(runs, key=lambda s: s.base is not None):  # bases first
