@@ -55,6 +55,7 @@ def abx(
     distance: Distance = "angular",
     corpus: str | Path | None = None,
     wavs: str | Path | None = None,
+    allow_outside: bool = False,
     store: str | Path | None = None,
     extract_layers: Layers = "all",
     dtype: str = "float32",
@@ -77,7 +78,9 @@ def abx(
         context: "within", "any" or "across" context.
         distance: frame distance, "angular" (the ZeroSpeech default), "cosine" or "euclidean".
         corpus: corpus root; default: the one in the run's config.json.
-        wavs: directory of the item file's audio (default `wavs/` beside it).
+        wavs: directory of the item file's audio, searched by stem at any depth (.wav or .flac;
+            default `wavs/` beside the item file).
+        allow_outside: read `#file` entries that leave `wavs` (refused by default).
         store: where to keep the activations (default: the cache, see `probes.extract`).
         extract_layers: the layers extracted on a cache miss ("all" so later layers are cache hits).
         device: where the model runs ("cpu", "cuda", ...).
@@ -94,7 +97,8 @@ def abx(
     check_choice("context", context, CONTEXTS)
     check_choice("distance", distance, DISTANCES)
     dataset, item_file = _dataset_and_items(
-        model, layers, items, corpus=corpus, wavs=wavs, store=store, extract_layers=extract_layers,
+        model, layers, items, corpus=corpus, wavs=wavs, allow_outside=allow_outside, store=store,
+        extract_layers=extract_layers,
         dtype=dtype, device=device, batch_size=batch_size, progress=progress,
     )  # fmt: skip
     available = [int(which) for which in dataset.layer.values]
@@ -128,6 +132,7 @@ def _dataset_and_items(
     *,
     corpus: Any,
     wavs: Any,
+    allow_outside: bool,
     store: Any,
     **extract_options: Any,
 ) -> tuple[xr.Dataset, Path]:
@@ -144,6 +149,6 @@ def _dataset_and_items(
     else:
         recorded = run_corpus(layered.checkpoint) if layered.checkpoint is not None else None
         item_file = abx_item_file(items, corpus or recorded)
-    dataset = extract(layered, AbxSet(item_file, wavs), extract_options.pop("extract_layers"),
+    dataset = extract(layered, AbxSet(item_file, wavs, allow_outside=allow_outside), extract_options.pop("extract_layers"),
                       store, **extract_options)  # fmt: skip
     return dataset, item_file

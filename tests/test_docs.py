@@ -59,22 +59,11 @@ TUTORIALS = ("train", "probe-checkpoint", "grid", "forgetting", "probe-pretraine
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="grid.md and forgetting.md call analysis.grid(run, 'abx', items='read') without corpus=; "
-    "the run's corpus as the default comes with another branch",
-)
-def test_tutorials_run_as_written(
-    small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_tutorials_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every tutorial's code blocks, in the reading order, in one folder (they build on each other).
-    The session corpus is the one the tutorials build (60 images, seed 0): copied in, its build is
-    found complete and only checked."""
-    import shutil
-
+    The tutorials build the default (natural) corpus themselves; the session corpus is the clean one."""
     from markdown_blocks import isolate, run_blocks
 
-    shutil.copytree(small_corpus, tmp_path / "corpus")
     monkeypatch.chdir(tmp_path)
     isolate(tmp_path, monkeypatch)
     for name in TUTORIALS:

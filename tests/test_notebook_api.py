@@ -110,19 +110,12 @@ def test_abx_of_a_checkpoint_at_all_layers(executed) -> None:
     assert "abx dims ('layer',) layers 13 finite True" in text  # tiny: layers 0..12
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="analysis.grid does not yet default corpus= to the run's own (another branch adds it)",
-)
 def test_grid_finds_the_run_corpus(executed) -> None:
     assert "grid dims ('epoch', 'layer') {'epoch': 3, 'layer': 2}" in _text(
         executed["grid_default_corpus"]
     )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="heatmap of a stacked grid (one panel per run) comes with another branch"
-)
 def test_heatmap_of_a_stacked_grid(executed) -> None:
     assert "panels 2" in _text(executed["stacked_heatmap"])
 
