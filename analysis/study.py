@@ -269,7 +269,9 @@ def best_layer_cells(run: Path | str, grid: xr.DataArray, spec: Mapping[str, Any
     if layer < 0:
         return None
     last = list(checkpoints(run).values())[-1]
-    options = {k: v for k, v in spec.items() if k != "probe"}
+    # The grid's own options (its probe, its interval's resamples) are not the engine's.
+    grid_only = {"probe", "bootstrap", "confidence"}
+    options = {k: v for k, v in spec.items() if k not in grid_only}
     return probes.abx(last, layer, progress=progress, **options)
 
 

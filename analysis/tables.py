@@ -91,7 +91,7 @@ def best_layer_table(
 ) -> pd.DataFrame:
     """Table II: best-layer error at the final epoch, one row per model; per condition the columns
     "<condition>" (error x `scale`), "<condition> low", "<condition> high" (its interval: the grid's
-    `low`/`high` coords, else `intervals`[model][condition]) and "<condition> layer".
+    `low`/`high` coords, else ``intervals[model][condition]``) and "<condition> layer".
 
     grids: model name -> condition name -> (epoch, layer) ABX error grid (fractions).
     """

@@ -36,7 +36,8 @@ def embed_split(
         regions: region features (any PATH `training.data.open_regions` takes, or opened ones);
             None: those the run's config.json records (``regions``) when probing the run's own
             corpus, else the corpus's regions/ folder.
-        resample, allow_outside: as `training.data.CaptionDataset`.
+        resample: resample audio at another rate (as `training.data.CaptionDataset`).
+        allow_outside: read wav paths that leave the corpus (as `training.data.CaptionDataset`).
     Returns:
         (image_emb [I, E], audio_emb [C, E], caption_image_index [C], model description, corpus root)
     Raises:

@@ -107,8 +107,9 @@ def fit_predict(
         train_x: [L, N, D] frames of each layer; train_y: [N] class ids 0..K-1.
         test_x: [L, M, D].
         regularization: C of scikit-learn's LogisticRegression (its objective, its default 1.0).
-        max_iter, tolerance: L-BFGS iterations and gradient tolerance (scikit-learn's lbfgs
-            defaults, on the same per-frame scaling of the objective).
+        max_iter: L-BFGS iterations (scikit-learn's lbfgs default).
+        tolerance: L-BFGS gradient tolerance (scikit-learn's default, on the same per-frame scaling
+            of the objective).
     Returns:
         [L, M] predicted class ids.
     """

@@ -122,7 +122,10 @@ def test_grid_command_reads_the_reproduction_cache(
     argv += ["--epochs", epochs, "--no-progress"]
     assert main([*argv, "--out", str(out)]) == 0
     assert [path.stat().st_mtime_ns for path in caches] == before  # read from the cache
-    printed = pd.read_csv(out, index_col="epoch")
+    # The CSV is long (one row per epoch and layer, interval columns when there are intervals).
+    table = pd.read_csv(out)
+    value = next(c for c in table.columns if c not in ("epoch", "layer", "low", "high"))
+    printed = table.pivot(index="epoch", columns="layer", values=value)
     expected = grid(run["path"], epochs=run["probed_epochs"], progress=False, **options)
     assert printed.to_numpy() == pytest.approx(expected.to_numpy())
     assert "across" in capsys.readouterr().out

@@ -42,7 +42,7 @@ def test_list_names_what_is_stored_for_which_model_and_source(cached_run: Path) 
     store = table[table.kind == "activations"].iloc[0]
     assert Path(store.path).parent == cached_run / "probes" / "activations"
     assert store.layers == [0, 2] and bool(store.complete)
-    assert store.source == "3 wav files" and store.model  # what was extracted, from which model
+    assert store.source == "3 audio files" and store.model  # what was extracted, from which model
     assert store.size_bytes == sum(
         f.stat().st_size for f in Path(store.path).rglob("*") if f.is_file()
     )
