@@ -8,7 +8,7 @@ Beside each condition: the float32 FLOP floor of its frame products (2 x dim x t
 cells need, each pair once, at this machine's measured sgemm rate for the thread count) and how far
 sslvgs's after-import time is from it.
 
-The set (issue 6): 20,000 items in 400 files, 20 speakers, 11 phones, dim 256, 1 to 8 frames per phone
+The set: 20,000 items in 400 files, 20 speakers, 11 phones, dim 256, 1 to 8 frames per phone
 at 50 Hz, random features; no subsampling. Each (tool, condition) runs in its own subprocess, so the
 peak resident memory reported is that run's (ru_maxrss; "+N" is the growth after the imports: fastabx's
 import loads torch, sslvgs's reader of item files does not), and both tools get the same thread

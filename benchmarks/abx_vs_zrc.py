@@ -1,4 +1,4 @@
-"""Compare sslvgs's compat="librilight" scores with zrc-abx2 0.9.8's, in one run (issue 6: within 1e-6).
+"""Compare sslvgs's compat="librilight" scores with zrc-abx2 0.9.8's, in one run (agreement within 1e-6).
 
 Two sets: (a) a small synthetic set shaped like benchmarks/abx_vs_fastabx.py's (fewer files and a
 smaller dimension, because zrc-abx2 scores cell by cell in Python: its across / any takes minutes even

@@ -17,7 +17,7 @@ from probes.abx_engine.distances import frame_distance_tile, prepare_frames
 from probes.abx_engine.kernels import dtw_pair
 from probes.abx_engine.slicing import _exact_round, slice_items
 
-# fastabx tests/test_regression.py, computed by fastabx on its own synthetic set (issue 6).
+# fastabx tests/test_regression.py, computed by fastabx on its own synthetic set.
 FASTABX_EXPECTED = {"euclidean": 0.4913194353381793, "angular": 0.4809027786056201}
 
 
