@@ -110,3 +110,24 @@ def test_condition_without_valid_cell(abx_dir, capsys):
 
 def test_missing_features_argument(abx_dir, capsys):
     assert "FEATURES" in error_of(capsys, abx_dir / "items.item")
+
+
+def test_a_features_job_imports_neither_pandas_nor_torch_nor_numba(abx_dir):
+    """`sslvgs abx FEATURES ITEM` (a small within-type job) starts on numpy alone: pandas, torch and
+    Numba together cost several times the job's own work in a process that a shell loop starts per
+    layer."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from analysis.cli import main; "
+        f"main(['abx', {str(abx_dir / 'features')!r}, {str(abx_dir / 'items.item')!r}, '--json']); "
+        "print(sorted(m for m in ('pandas', 'torch', 'numba', 'scipy') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    *_, loaded = done.stdout.strip().splitlines()
+    assert loaded == "[]", done.stdout
+    # and the score is the one the pandas path gives
+    features = {f"f{f}": np.load(abx_dir / "features" / f"f{f}.npy") for f in range(4)}
+    summary = json.loads(done.stdout.strip().splitlines()[0])
+    assert summary["score"] == float(score(features, read_items(abx_dir / "items.item")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -116,3 +117,22 @@ def test_write_without_text_columns_uses_float_repr(tmp_path):
     )
     back = read_items(write_items(tmp_path / "o.item", table))
     assert back["onset"].tolist() == [0.1] and back["offset_text"].tolist() == ["0.25"]
+
+
+def test_numpy_columns_are_the_table_without_pandas(tmp_path):
+    """read_item_columns gives read_items's table column for column (the engine reads this form)."""
+    from training.data.items import ItemColumns, read_item_columns
+
+    path = tmp_path / "x.item"
+    path.write_text(
+        "#file onset offset #phone prev-phone next-phone speaker extra\n"
+        "a 0.015 0.045 p SIL q s1 e1\n\nb 0.5 1.25 q p SIL s2 e2\n"
+    )
+    table, columns = read_items(path), read_item_columns(path)
+    pd.testing.assert_frame_equal(columns.to_frame(), table)
+    assert columns.path == table.attrs["path"] and len(columns) == 2
+    assert columns["line"].tolist() == [2, 4] and columns["onset"].dtype == np.float64
+    again = ItemColumns.from_frame(table)
+    assert again.names == columns.names and again.path == columns.path
+    assert all(np.array_equal(again[c].astype(str), columns[c].astype(str)) for c in columns)
+    assert columns.take(np.array([1]))["file"].tolist() == ["b"]

@@ -14,11 +14,15 @@ Every pair of items is in exactly one block, so every DTW is computed once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from probes.abx_engine.conditions import Condition
+from training.data.items import ItemColumns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Layout", "Block", "build_layout", "plan_blocks", "cell_table", "MissingColumnError"]
 
@@ -69,24 +73,30 @@ class Layout:
         return (a != b).all(axis=2)
 
 
-def _with_context(items: pd.DataFrame) -> pd.DataFrame:
+def _with_context(items: ItemColumns) -> ItemColumns:
     if "context" not in items and "prev" in items and "next" in items:
-        items = items.assign(context=items["prev"].astype(str) + "+" + items["next"].astype(str))
+        prev, nxt = items["prev"].astype(str).tolist(), items["next"].astype(str).tolist()
+        context = [f"{p}+{n}" for p, n in zip(prev, nxt, strict=True)]
+        items = items.assign(context=np.array(context, dtype=str))
     return items
 
 
-def build_layout(items: pd.DataFrame, condition: Condition) -> Layout:
+def build_layout(items: ItemColumns | pd.DataFrame, condition: Condition) -> Layout:
     """Sort ``items`` (the kept rows) into by-groups, groups and runs for ``condition``."""
+    if not isinstance(items, ItemColumns):
+        items = ItemColumns.from_frame(items)
     items = _with_context(items)
     missing = [c for c in condition.columns if c not in items]
     if missing:
-        where = items.attrs.get("path", "item table")
+        where = items.path or "item table"
         raise MissingColumnError(
-            f"{where}: no column(s) {', '.join(missing)} needed for {condition.name} (has {', '.join(items.columns)})"
+            f"{where}: no column(s) {', '.join(missing)} needed for {condition.name} (has {', '.join(items.names)})"
         )
     codes, labels = {}, {}
     for column in condition.columns:
-        codes[column], labels[column] = pd.factorize(items[column].astype(str), sort=True)
+        # sorted labels and each item's code, as pandas.factorize(sort=True)
+        labels[column], inverse = np.unique(items[column].astype(str), return_inverse=True)
+        codes[column] = inverse.reshape(-1).astype(np.int64)
     n = len(items)
     by_key = _combine([codes[c] for c in condition.by], n)
     across_key = _combine([codes[c] for c in condition.across], n)
@@ -185,8 +195,11 @@ def _chunks(group_start: np.ndarray, h0: int, h1: int, limit: int) -> list[tuple
     return chunks
 
 
-def cell_table(layout: Layout, x_run, a_run, b_run, correct2, n_a, n_b, n_x) -> pd.DataFrame:
-    """One row per cell; n_a, n_b, n_x are the (possibly subsampled) set sizes."""
+def cell_table(
+    layout: Layout, x_run, a_run, b_run, correct2, n_a, n_b, n_x
+) -> dict[str, np.ndarray]:
+    """One row per cell, as columns (``AbxResult`` makes the pandas table when asked for it); n_a, n_b,
+    n_x are the (possibly subsampled) set sizes. Rows sorted by the label columns (stable)."""
     cond = layout.condition
     if cond.is_symmetric:
         n_triplets = n_a * (n_a - 1) * n_b
@@ -204,6 +217,7 @@ def cell_table(layout: Layout, x_run, a_run, b_run, correct2, n_a, n_b, n_x) -> 
         table[f"{column}_x"] = layout.labels[column][
             layout.group_codes[column][layout.run_group[x_run]]
         ]
+    labels = list(table)
     table |= {
         "n_a": n_a.astype(np.int64),
         "n_b": n_b.astype(np.int64),
@@ -211,9 +225,7 @@ def cell_table(layout: Layout, x_run, a_run, b_run, correct2, n_a, n_b, n_x) -> 
         "n_triplets": n_triplets.astype(np.int64),
         "correct2": np.asarray(correct2, np.int64),
     }
-    cells = pd.DataFrame(table)
-    cells["error"] = 1.0 - cells["correct2"] / (2.0 * cells["n_triplets"])
-    labels = list(cells.columns[: -len(("n_a", "n_b", "n_x", "n_triplets", "correct2", "error"))])
-    return cells.sort_values(labels, kind="stable").reset_index(
-        drop=True
-    )  # one order, however computed
+    table["error"] = 1.0 - table["correct2"] / (2.0 * table["n_triplets"])
+    # One order, however computed: lexicographic in the labels, stable (as pandas' sort_values).
+    order = np.lexsort([table[c].astype(str) for c in reversed(labels)])
+    return {name: values[order] for name, values in table.items()}

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from probes.abx_engine.conditions import make_condition
 from probes.abx_engine.prepared import NoValidCellError, prepare, prepare_items
 from probes.abx_engine.ragged import Ragged
 from probes.abx_engine.result import AbxResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from training.data.items import ItemColumns
 
 __all__ = ["score", "NoValidCellError", "prepare_items", "make_condition"]
 
@@ -32,7 +37,7 @@ def _features(features: Mapping[str, np.ndarray] | Ragged, names: list[str]) -> 
 
 def score(
     features: Mapping[str, np.ndarray] | Ragged,
-    items: pd.DataFrame | str | os.PathLike,
+    items: pd.DataFrame | ItemColumns | str | os.PathLike,
     *,
     frequency: float = 50.0,
     speaker: str = "within",
@@ -60,7 +65,7 @@ def score(
     To score many feature sets on the same items, ``prepare`` once and call its ``score``.
     """
     items = prepare_items(items)
-    ragged = _features(features, list(dict.fromkeys(items["file"].astype(str))))
+    ragged = _features(features, list(dict.fromkeys(items["file"].astype(str).tolist())))
     prepared = prepare(
         items, ragged, frequency=frequency, speaker=speaker, context=context, on=on, by=by,
         across=across, levels=levels, distance=distance, pooling=pooling, compat=compat,

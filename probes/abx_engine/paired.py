@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from probes.abx_engine.engine import prepare_items, score
 from probes.abx_engine.ragged import Ragged
 from probes.abx_engine.result import AbxResult, PairedDifference, paired_interval
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["paired_difference"]
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from probes.abx_engine import small
 from probes.abx_engine.cells import build_layout, cell_table
@@ -24,6 +24,10 @@ from probes.abx_engine.distances import DISTANCES, POOLINGS, prepare_frames
 from probes.abx_engine.ragged import FeatureFileError, Ragged
 from probes.abx_engine.result import AbxResult
 from probes.abx_engine.slicing import check_finite, slice_items
+from training.data.items import ItemColumns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Prepared", "prepare", "prepare_items", "BUILDS", "NoValidCellError"]
 
@@ -43,17 +47,18 @@ def _lengths(features) -> dict[str, int]:
     raise TypeError(f"expected features or {{file: frames}}, got {type(features).__name__}")
 
 
-def prepare_items(items: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
-    """An item table from a path (``training.data.read_items``) or a table, checked for its columns."""
-    if not isinstance(items, pd.DataFrame):
-        from training.data.items import read_items
+def prepare_items(items: pd.DataFrame | ItemColumns | str | os.PathLike) -> ItemColumns:
+    """The engine's item columns from a path (read without pandas), a ``read_items`` table or
+    ``ItemColumns``, checked for the columns every condition needs."""
+    if isinstance(items, (str, os.PathLike)):
+        from training.data.items import read_item_columns
 
-        items = read_items(items)
+        items = read_item_columns(items)
+    elif not isinstance(items, ItemColumns):
+        items = ItemColumns.from_frame(items)
     missing = [c for c in ("file", "onset", "offset") if c not in items]
     if missing:
-        raise ValueError(
-            f"{items.attrs.get('path', 'item table')}: no column(s) {', '.join(missing)}"
-        )
+        raise ValueError(f"{items.path or 'item table'}: no column(s) {', '.join(missing)}")
     return items
 
 
@@ -63,7 +68,7 @@ class Prepared:
     Built by ``prepare``. ``score(features)`` -> AbxResult, as ``probes.abx_engine.score`` would give.
     """
 
-    def __init__(self, items: pd.DataFrame, lengths: Mapping[str, int], *, frequency, condition,
+    def __init__(self, items: ItemColumns, lengths: Mapping[str, int], *, frequency, condition,
                  distance, pooling, compat, sampling: Subsampling):  # fmt: skip
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
@@ -76,8 +81,8 @@ class Prepared:
             compat,
         )
         self.frequency, self.sampling = frequency, sampling
-        self.where = items.attrs.get("path", "item table")
-        names = list(dict.fromkeys(items["file"].astype(str)))
+        self.where = items.path or "item table"
+        names = list(dict.fromkeys(items["file"].astype(str).tolist()))
         self.lengths = {n: int(lengths[n]) for n in names if n in lengths}
         # Slicing needs only the files' frame counts: a stand-in Ragged of zero-width frames.
         shape = Ragged.from_lengths(
@@ -88,11 +93,10 @@ class Prepared:
         slices = slice_items(items, shape, frequency, compat)
         if not len(slices.rows):
             raise NoValidCellError(f"{self.where}: no item left after slicing")
-        kept = items.iloc[slices.rows].reset_index(drop=True)
-        kept.attrs = dict(items.attrs)
+        kept = items.take(slices.rows)
         self.layout = layout = build_layout(kept, condition)
         # Per item in processing order: its file and first frame in that file, and its frame count.
-        file_of = np.array([shape.position(n) for n in kept["file"].astype(str)], np.int64)
+        file_of = np.array([shape.position(n) for n in kept["file"].astype(str).tolist()], np.int64)
         self.files = list(self.lengths)
         self.item_file = file_of[layout.order]
         self.item_start = (slices.start - shape.offsets[file_of])[layout.order]
@@ -178,7 +182,7 @@ class Prepared:
 
 
 def prepare(
-    items: pd.DataFrame | str | os.PathLike,
+    items: pd.DataFrame | ItemColumns | str | os.PathLike,
     lengths: Mapping[str, int] | Mapping[str, np.ndarray] | Ragged,
     *,
     frequency: float = 50.0,

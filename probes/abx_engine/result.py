@@ -13,12 +13,16 @@ its cells under new names; labels not drawn drop out, and means are taken over t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from probes.abx_engine.conditions import Condition
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["AbxResult", "Interval", "PairedDifference", "CollapsePlan"]
 
@@ -44,23 +48,28 @@ class Interval:
 class CollapsePlan:
     """Precomputed groupings that collapse per-cell values level by level, optionally weighted."""
 
-    def __init__(self, cells: pd.DataFrame, labels: list[str], levels, unit: str | None = None):
+    def __init__(
+        self,
+        cells: pd.DataFrame | Mapping[str, np.ndarray],
+        labels: list[str],
+        levels,
+        unit: str | None = None,
+    ):
         self.levels = [tuple([lv]) if isinstance(lv, str) else tuple(lv) for lv in levels]
         unknown = [c for lv in self.levels for c in lv if c not in labels]
         if unknown:
             raise ValueError(f"cannot collapse level(s) {unknown}: the cell labels are {labels}")
         resampled = [c for c in labels if unit is not None and c in (unit, f"{unit}_x")]
+        text = {c: np.asarray(cells[c]).astype(str) for c in labels}
         self.unit_labels = (
-            np.unique(np.concatenate([cells[c].astype(str).to_numpy() for c in resampled]))
-            if resampled
-            else None
+            np.unique(np.concatenate([text[c] for c in resampled])) if resampled else None
         )
         codes = {}
         for c in labels:
             if c in resampled:
-                codes[c] = np.searchsorted(self.unit_labels, cells[c].astype(str).to_numpy())
+                codes[c] = np.searchsorted(self.unit_labels, text[c])
             else:
-                codes[c] = pd.factorize(cells[c].astype(str))[0]
+                codes[c] = _factorize(text[c])
         key = [c for c in labels if not c.endswith("_x") or c[:-2] not in labels]
         self.steps: list[tuple[np.ndarray, int, list[np.ndarray]]] = []
         current = list(labels)
@@ -73,14 +82,14 @@ class CollapsePlan:
             current = new_key
         self.final = [codes[c] for c in current if c in resampled]
         self.remaining = current
-        self._cells = cells[labels]
+        self._cells = {c: np.asarray(cells[c]) for c in labels}
 
-    def fits(self, cells: pd.DataFrame) -> bool:
+    def fits(self, cells: pd.DataFrame | Mapping[str, np.ndarray]) -> bool:
         """Whether ``cells`` has the labels this plan was built on, row for row."""
         mine = self._cells
-        if len(mine) != len(cells) or list(mine.columns) != [c for c in cells if c in mine]:
+        if list(mine) != [c for c in cells if c in mine]:
             return False
-        return all(np.array_equal(mine[c].to_numpy(), cells[c].to_numpy()) for c in mine)
+        return all(np.array_equal(mine[c], np.asarray(cells[c])) for c in mine)
 
     def evaluate(
         self, values: np.ndarray, multiplicity: np.ndarray | None = None, dtype=np.float64
@@ -106,6 +115,14 @@ class CollapsePlan:
             for codes in self.final:
                 w = w * multiplicity[codes]
         return float((w * v).sum() / w.sum()) if w.sum() > 0 else float("nan")
+
+
+def _factorize(values: np.ndarray) -> np.ndarray:
+    """Codes numbering the distinct values in order of first appearance (pandas.factorize's)."""
+    _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[inverse.reshape(-1)]
 
 
 def _round(values: np.ndarray, dtype) -> np.ndarray:
@@ -136,29 +153,50 @@ class AbxResult:
 
     def __init__(
         self,
-        cells: pd.DataFrame,
+        cells: pd.DataFrame | Mapping[str, np.ndarray],
         condition: Condition,
         meta: dict | None = None,
         plans: dict | None = None,
     ):
-        """plans: a dict shared by results with the same cells (one ``Prepared``), where collapse
-        plans and bootstrap draws are built once for all of them."""
-        self.cells = cells
+        """cells: a pandas table or {column: [cells] array}; plans: a dict shared by results with the
+        same cells (one ``Prepared``), where collapse plans and bootstrap draws are built once for
+        all of them."""
+        if isinstance(cells, Mapping):  # the engine's columns: the pandas table is made on demand
+            self._columns, self._table = {c: np.asarray(v) for c, v in cells.items()}, None
+        else:
+            self._columns, self._table = {c: cells[c].to_numpy() for c in cells.columns}, cells
         self.condition = condition
         self.meta = dict(meta or {})
         self._plans: dict = {} if plans is None else plans
 
     @property
+    def cells(self) -> pd.DataFrame:
+        """One row per cell (pandas; built on first use)."""
+        if self._table is None:
+            import pandas as pd
+
+            self._table = pd.DataFrame(self._columns)
+        return self._table
+
+    @property
+    def n_cells(self) -> int:
+        return len(self._columns["error"])
+
+    @property
+    def n_triplets(self) -> int:
+        return int(self._columns["n_triplets"].sum())
+
+    @property
     def labels(self) -> list[str]:
-        return [c for c in self.cells.columns if c not in COUNT_COLUMNS]
+        return [c for c in self._columns if c not in COUNT_COLUMNS]
 
     def _plan(self, levels, unit=None) -> CollapsePlan:
         levels = tuple(self.condition.levels if levels is None else levels)
         key = (levels, unit)
         plan = self._plans.get(key)
         # A shared plan fits results whose cells carry the same labels in the same order.
-        if plan is None or not plan.fits(self.cells):
-            plan = self._plans[key] = CollapsePlan(self.cells, self.labels, levels, unit)
+        if plan is None or not plan.fits(self._columns):
+            plan = self._plans[key] = CollapsePlan(self._columns, self.labels, levels, unit)
         return plan
 
     def collapse(self, levels=None, dtype=np.float64) -> float:
@@ -167,7 +205,7 @@ class AbxResult:
         dtype=np.float32 rounds as fastabx does (cell errors and level means in float32), to compare
         with its numbers bit for bit; the default keeps the exact float64 means of exact int64 counts.
         """
-        return self._plan(levels).evaluate(self.cells["error"].to_numpy(), dtype=dtype)
+        return self._plan(levels).evaluate(self._columns["error"], dtype=dtype)
 
     @property
     def error(self) -> float:
@@ -178,6 +216,8 @@ class AbxResult:
 
     def details(self, levels=None) -> pd.DataFrame:
         """The table after averaging out ``levels`` (default: the condition's): one row per remaining key."""
+        import pandas as pd
+
         levels = list(self.condition.levels if levels is None else levels)
         labels = self.labels
         table = self.cells
@@ -210,7 +250,7 @@ class AbxResult:
         key = ("draws", len(plan.unit_labels), n_boot, seed)
         if key not in self._plans:  # the resampling plan: the same draws for every shared result
             self._plans[key] = _draws(len(plan.unit_labels), n_boot, seed)
-        errors = self.cells["error"].to_numpy()
+        errors = self._columns["error"]
         samples = np.array([plan.evaluate(errors, m) for m in self._plans[key]], np.float64)
         return _interval(self.collapse(levels), samples, confidence, unit)
 
@@ -223,15 +263,15 @@ class AbxResult:
             "on": self.condition.on,
             "by": list(self.condition.by),
             "across": list(self.condition.across),
-            "n_cells": int(len(self.cells)),
-            "n_triplets": int(self.cells["n_triplets"].sum()),
+            "n_cells": self.n_cells,
+            "n_triplets": self.n_triplets,
         }
         return out | {k: v for k, v in self.meta.items() if k not in out}
 
     def __repr__(self) -> str:
         return (
-            f"AbxResult(error={self.error:.6f}, {self.condition.name}, {len(self.cells)} cells, "
-            f"{int(self.cells['n_triplets'].sum())} triplets)"
+            f"AbxResult(error={self.error:.6f}, {self.condition.name}, {self.n_cells} cells, "
+            f"{self.n_triplets} triplets)"
         )
 
 

@@ -12,11 +12,15 @@ import math
 import warnings
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from probes.abx_engine.ragged import FeatureFileError, Ragged
+from training.data.items import ItemColumns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Slices", "slice_items", "SliceError", "DroppedItemsWarning", "check_finite"]
 
@@ -45,45 +49,44 @@ class Slices:
     dropped: int
 
 
-def _where(items: pd.DataFrame, row: int) -> str:
-    path = items.attrs.get("path", "items")
-    line = items["line"].iloc[row] if "line" in items else None
+def _where(items: ItemColumns, row: int) -> str:
+    path = items.path or "items"
+    line = items["line"][row] if "line" in items else None
     return f"{path}:{line}" if line is not None else f"{path} (item {row})"
 
 
-def _time_texts(items: pd.DataFrame, name: str) -> list[str]:
+def _time_texts(items: ItemColumns, name: str, rows: np.ndarray) -> list[str]:
     if f"{name}_text" in items:
-        return items[f"{name}_text"].astype(str).tolist()
-    return [
-        repr(float(v)) for v in items[name]
-    ]  # the shortest text that reads back as the same double
+        return items[f"{name}_text"][rows].astype(str).tolist()
+    # the shortest text that reads back as the same double
+    return [repr(float(v)) for v in items[name][rows]]
 
 
-def _default_bounds(items: pd.DataFrame, frequency: float) -> tuple[np.ndarray, np.ndarray]:
+def _default_bounds(items: ItemColumns, frequency: float) -> tuple[np.ndarray, np.ndarray]:
     starts = _exact_round(items, "onset", frequency, ROUND_CEILING)
     return starts, _exact_round(items, "offset", frequency, ROUND_FLOOR) + 1
 
 
-def _exact_round(items: pd.DataFrame, name: str, frequency: float, rounding: str) -> np.ndarray:
+def _exact_round(items: ItemColumns, name: str, frequency: float, rounding: str) -> np.ndarray:
     """ceil or floor of f * t - 1/2 for the times t as written, exactly.
 
     In doubles, f * t - 1/2 is within 4e-7 of the exact value while |f * t| < 1e9, so its
     ceiling or floor is exact unless it lies that close to an integer (times on half a frame); only
     those are redone in decimal arithmetic on the text of the time.
     """
-    value = float(frequency) * items[name].to_numpy(np.float64) - 0.5
+    value = float(frequency) * np.asarray(items[name], np.float64) - 0.5
     rounded = np.ceil(value) if rounding == ROUND_CEILING else np.floor(value)
     doubtful = np.flatnonzero((np.abs(value - np.rint(value)) < 1e-6) | ~(np.abs(value) < 1e9))
     if len(doubtful):
         f = Decimal(repr(float(frequency)))
-        texts = _time_texts(items.iloc[doubtful], name)
+        texts = _time_texts(items, name, doubtful)
         rounded[doubtful] = [
             int((Decimal(t) * f - HALF).to_integral_value(rounding=rounding)) for t in texts
         ]
     return rounded.astype(np.int64)
 
 
-def _librilight_bounds(items: pd.DataFrame, frequency: float) -> tuple[np.ndarray, np.ndarray]:
+def _librilight_bounds(items: ItemColumns, frequency: float) -> tuple[np.ndarray, np.ndarray]:
     f = float(frequency)
     starts = [max(0, math.ceil(f * float(t) - 0.5)) for t in items["onset"]]
     ends = [math.floor(f * float(t) - 0.5) for t in items["offset"]]
@@ -91,7 +94,7 @@ def _librilight_bounds(items: pd.DataFrame, frequency: float) -> tuple[np.ndarra
 
 
 def slice_items(
-    items: pd.DataFrame, features: Ragged, frequency: float, compat: str | None = None
+    items: ItemColumns | pd.DataFrame, features: Ragged, frequency: float, compat: str | None = None
 ) -> Slices:
     """Frame ranges for every item (see the module docstring for the two rules).
 
@@ -100,6 +103,8 @@ def slice_items(
     """
     if compat not in (None, "librilight"):
         raise ValueError(f"compat must be None or 'librilight', got {compat!r}")
+    if not isinstance(items, ItemColumns):
+        items = ItemColumns.from_frame(items)
     files = items["file"].astype(str).tolist()
     position = np.empty(len(files), np.int64)
     for row, name in enumerate(files):
@@ -113,7 +118,7 @@ def slice_items(
         if bad.any():
             row = int(np.argmax(bad))
             raise SliceError(
-                f"{_where(items, row)}: item [{items['onset'].iloc[row]}, {items['offset'].iloc[row]}] s of "
+                f"{_where(items, row)}: item [{items['onset'][row]}, {items['offset'][row]}] s of "
                 f"{files[row]!r} gives frames [{start[row]}, {end[row]}) but the file has {n_frames[row]} "
                 f"frames at {frequency} Hz"
                 + (" (empty: shorter than one frame)" if end[row] <= start[row] else "")

@@ -7,7 +7,9 @@ from .audio import read_wav as read_wav
 from .audio import resample as resample
 from .captions import CaptionDataset as CaptionDataset
 from .captions import collate_captions as collate_captions
+from .items import ItemColumns as ItemColumns
 from .items import ItemFileError as ItemFileError
+from .items import read_item_columns as read_item_columns
 from .items import read_items as read_items
 from .items import write_items as write_items
 from .lookup import AmbiguousFileError as AmbiguousFileError

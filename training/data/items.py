@@ -14,13 +14,25 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+import numpy as np
 
 from training.fileio import write_text_atomic
 
-__all__ = ["ItemFileError", "read_items", "write_items", "ITEM_COLUMNS"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "ItemFileError",
+    "ItemColumns",
+    "read_items",
+    "read_item_columns",
+    "write_items",
+    "ITEM_COLUMNS",
+]
 
 # Columns the reader adds to every table: an extra header column may not take their names.
 RESERVED_COLUMNS = ("onset_text", "offset_text", "line")
@@ -61,6 +73,67 @@ def _parse_time(path: Path, line: int, name: str, text: str) -> float:
     return value
 
 
+class ItemColumns:
+    """An item table as plain numpy columns: what the ABX engine reads, without importing pandas.
+
+    ``columns``: name -> [n] array (strings as numpy unicode, times float64, ``line`` int64), in
+    ``read_items``'s column order; ``path``: the item file, for error messages. ``table["phone"]`` is
+    a column, ``len(table)`` the number of items, ``table.to_frame()`` the pandas table of
+    ``read_items``. (pandas costs about a quarter of a second to import, a third of a small
+    `sslvgs abx` process: the command line reads items this way.)
+    """
+
+    def __init__(self, columns: dict[str, np.ndarray], path: str | None = None) -> None:
+        self.columns = {name: np.asarray(values) for name, values in columns.items()}
+        lengths = {len(values) for values in self.columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(
+                f"{path or 'item table'}: columns of different lengths {sorted(lengths)}"
+            )
+        self.path = path
+
+    @classmethod
+    def from_frame(cls, table: pd.DataFrame) -> ItemColumns:
+        """The columns of a pandas table (``read_items``'s, or one a user built)."""
+        columns = {str(name): table[name].to_numpy() for name in table.columns}
+        return cls(columns, table.attrs.get("path"))
+
+    def to_frame(self) -> pd.DataFrame:
+        """The pandas table ``read_items`` returns (strings as Python ``str`` objects)."""
+        import pandas as pd
+
+        table = pd.DataFrame(
+            {n: v.astype(object) if v.dtype.kind == "U" else v for n, v in self.columns.items()}
+        )
+        if self.path is not None:
+            table.attrs["path"] = self.path
+        return table
+
+    def take(self, rows: np.ndarray) -> ItemColumns:
+        """The items at positions ``rows`` ([k] ints), in that order."""
+        return ItemColumns({n: v[rows] for n, v in self.columns.items()}, self.path)
+
+    def assign(self, **columns: np.ndarray) -> ItemColumns:
+        """A copy with ``columns`` added or replaced."""
+        return ItemColumns(self.columns | columns, self.path)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+
 def read_items(path: str | os.PathLike) -> pd.DataFrame:
     """Read a ZeroSpeech item file.
 
@@ -71,6 +144,11 @@ def read_items(path: str | os.PathLike) -> pd.DataFrame:
     line for a missing, repeated or reserved header column, a wrong number of fields, an unparsable
     time, onset >= offset, or text that is not UTF-8.
     """
+    return read_item_columns(path).to_frame()
+
+
+def read_item_columns(path: str | os.PathLike) -> ItemColumns:
+    """``read_items`` as numpy columns (``ItemColumns``), without pandas; the same checks and errors."""
     path = Path(path)
     raw = path.read_bytes()
     try:
@@ -121,10 +199,16 @@ def read_items(path: str | os.PathLike) -> pd.DataFrame:
         rows["line"].append(number)
     order = list(ITEM_COLUMNS) + ["onset_text", "offset_text", "line"]
     order += [n for n in names if n not in order]
-    table = pd.DataFrame({name: rows[name] for name in order})
-    table = table.astype({"onset": "float64", "offset": "float64", "line": "int64"})
-    table.attrs["path"] = str(path)
-    return table
+    numeric = {"onset": np.float64, "offset": np.float64, "line": np.int64}
+    columns = {
+        name: np.array(rows[name], numeric.get(name, str)) if rows[name] else _empty(name, numeric)
+        for name in order
+    }
+    return ItemColumns(columns, str(path))
+
+
+def _empty(name: str, numeric: dict) -> np.ndarray:
+    return np.zeros(0, numeric[name]) if name in numeric else np.zeros(0, "<U1")
 
 
 def _time_text(table: pd.DataFrame, name: str) -> list[str]:
