@@ -92,7 +92,7 @@ def _variation_of(corpus: Path) -> str:
 
 
 def _cell(result: dict[str, float]) -> str:
-    """ "12.3" or, with an interval, "12.3 [10.1, 14.2] (+-2.1)" (percent; +- the half-width)."""
+    """The result as text: "12.3", or "12.3 [10.1, 14.2] (+-2.1)" with an interval (percent)."""
     text = f"{100 * result['score']:.1f}"
     if "low" in result:
         half = 50 * (result["high"] - result["low"])
