@@ -343,7 +343,7 @@ def _build_corpus(root: Path, plan: Plan, timer: _Timer, progress: bool) -> Path
 
 
 def _read_speakers(corpus: Path, plan: Plan) -> int:
-    """The corpus's read-set speakers (its manifest's count; the plan's for a corpus without one)."""
+    """The corpus's read-set speakers: the manifest's count, else the plan's."""
     manifest = Path(corpus) / "manifest.json"
     if manifest.is_file():
         speakers = json.loads(manifest.read_text()).get("counts", {}).get("speakers", {})

@@ -13,7 +13,7 @@ every time.
 
 The read set's size: `--build 6 --variations natural --sets read --read-speakers 4,12
 --read-sentences 25,10 --bootstrap 1000` builds one corpus per (speakers, sentences) pair and gives
-each score its 95% speaker-bootstrap interval (`sslvgs abx --bootstrap`): what more read speakers buy.
+each score its 95% speaker-bootstrap interval (`sslvgs abx --bootstrap`): what more speakers buy.
 
 Prints a Markdown table (error in percent) and, with --json FILE, writes the numbers.
 """
@@ -76,7 +76,7 @@ def score(features: Path, item: Path, speaker: str, bootstrap: int = 0) -> dict[
 def corpus_abx(
     corpus: Path, work: Path, sets: tuple[str, ...] = SETS, bootstrap: int = 0
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """{set: {speaker condition: {"score", ["low", "high"]}}} of 13 MFCCs on the corpus's ABX sets."""
+    """{set: {speaker condition: {"score"[, "low", "high"]}}} of 13 MFCCs on the ABX `sets`."""
     results = {}
     for name in sets:
         features = work / corpus.name / name

@@ -1,6 +1,7 @@
-"""The `read` ABX set's size is a knob (`read_speakers`, `read_sentences_per_speaker`): more speakers
-take further espeak-ng voices after the first six, the first speakers and their sentences stay the
-same, the default corpus keeps its bytes, and a corpus of another size on disk is refused by name."""
+"""The `read` ABX set's size is a knob (`read_speakers`, `read_sentences_per_speaker`): more
+speakers take further espeak-ng voices after the first six, the first speakers and their sentences
+stay the same, the default corpus keeps its bytes, and a corpus of another size on disk is refused
+by name."""
 
 from __future__ import annotations
 
@@ -80,8 +81,8 @@ def test_the_read_set_has_the_speakers_and_sentences_asked_for(wide: Path) -> No
 
 
 def test_more_read_speakers_change_nothing_else(default: Path, wide: Path) -> None:
-    """The first 4 speakers (voices, draws) and the first 3 sentences of each are the default's, byte
-    for byte; scenes, captions and the `captions` set too; only the read set grows."""
+    """The first 4 speakers (voices, draws) and the first 3 sentences of each are the default's,
+    byte for byte; scenes, captions and the `captions` set too; only the read set grows."""
     first, more = _files(default), _files(wide)
     for name in first.keys() - SIZE_FILES:
         if not name.startswith("abx/read/") and "/read/" not in name:
@@ -108,9 +109,9 @@ def test_every_read_utterance_is_tiled_by_the_phones_espeak_reports(wide: Path) 
         assert spoken == text_to_phones(utt.text, voices[utt.speaker]), utt.uttid
 
 
-def test_every_read_voice_says_every_phone(tmp_path: Path) -> None:
+def test_every_read_voice_says_every_phone() -> None:
     """Each of the pool's voices, at the fastest speaker rate, gives phones of non-zero length that
-    are exactly the ones espeak-ng reports for the text (a language that drops phones would fail)."""
+    are exactly the ones espeak-ng reports for the text (a language that drops phones fails)."""
     rng = np.random.default_rng(7)
     texts = [read_sentence(rng) for _ in range(3)]
     with Synthesizer() as synthesizer:

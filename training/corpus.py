@@ -318,10 +318,11 @@ def build_corpus(
 
     variation: "natural" (each utterance its own realisation, see training/variation.py), "clean"
     or None (plain espeak-ng, the corpus of earlier versions byte for byte), or a `Variation` with
-    other ranges. read_speakers, read_sentences_per_speaker: the `read` ABX set (its speaker
-    bootstrap has one unit per speaker; more speakers than the default take further espeak-ng
-    voices, docs/corpus.md; the first speakers and their sentences stay the same). wait: seconds to wait for another build of the same folder (None: as long as it
-    takes, 0: refuse at once with `training.fileio.LockedError`).
+    other ranges. read_speakers, read_sentences_per_speaker: the size of the `read` ABX set (its
+    speaker bootstrap has one unit per speaker; more speakers than the default take further
+    espeak-ng voices, docs/corpus.md; the first speakers and their sentences stay the same).
+    wait: seconds to wait for another build of the same folder (None: as long as it takes, 0:
+    refuse at once with `training.fileio.LockedError`).
 
     Same arguments, same bytes. A folder that holds a partial build with the same arguments is
     completed; one with other arguments, or unrelated files, is refused (ValueError).

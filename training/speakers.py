@@ -48,7 +48,7 @@ def _pairs(languages: tuple[str, ...], variants: tuple[str, ...]) -> list[str]:
 
 
 def pool_voices(pool: str) -> list[str]:
-    """The distinct espeak-ng voices ("language+variant") of `pool`, in the order speakers take them."""
+    """The distinct espeak-ng voices ("language+variant") of `pool`, in the speakers' order."""
     groups = [SPEAKER_POOLS[pool], *([POOL_EXTENSIONS[pool]] if pool in POOL_EXTENSIONS else [])]
     return [pair for languages, variants in groups for pair in _pairs(languages, variants)]
 
@@ -59,8 +59,8 @@ def _speaker_voices(pool: str, count: int) -> list[tuple[str, str]]:
     if count > len(voices) and pool not in POOL_EXTENSIONS:
         raise ValueError(f"pool {pool!r} has {len(voices)} voices, {count} asked for")
     # Past the last voice, reuse them in order: another speaker by its own pitch/rate draw only.
-    chosen = [(voices[n] if n < len(voices) else f"{voices[n % len(voices)]}~{n // len(voices) + 1}",
-               voices[n % len(voices)]) for n in range(count)]  # fmt: skip
+    rounds = [(voices[n % len(voices)], n // len(voices) + 1) for n in range(count)]
+    chosen = [(voice if k == 1 else f"{voice}~{k}", voice) for voice, k in rounds]
     # espeak-ng falls back to the plain language voice for a variant it lacks: refuse instead.
     missing = sorted({voice.split("+")[1] for _, voice in chosen} - set(available_variants()))
     if missing:
