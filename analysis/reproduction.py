@@ -53,8 +53,9 @@ class Plan:
     cka_frames: frames CKA is computed on; similarity_pairs: base models compared by CKA at each
     probed epoch; overrides: trainer config overrides; seeds: how many seeds of every model (seed k
     trains with `seed=k`); bootstrap: resamples for the grids' per-cell intervals (0: none);
-    read_speakers: speakers of the corpus's `read` ABX set, the units of claim 3's speaker
-    bootstrap (the corpus builder's default, 4; docs/reproduction.md says what more buy).
+    read_speakers: speakers of the `read` ABX set of the corpus that `reproduce` builds (not of a
+    `corpus=` given to it), the units of claim 3's speaker bootstrap (default 4, the corpus
+    builder's; docs/reproduction.md says what more buy).
     """
 
     images: int
