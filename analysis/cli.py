@@ -237,6 +237,13 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         help="resamples for the grids' per-cell intervals (default: the plan's; 0: none)",
     )
+    parser.add_argument(
+        "--read-speakers",
+        type=int,
+        metavar="N",
+        help="speakers of the corpus's `read` ABX set, the units of claim 3's interval (default: "
+        "4; more narrow it, docs/reproduction.md); not with --corpus",
+    )
     parser.add_argument("--device", default="cpu", help="torch device for training and probing")
     parser.add_argument("--workers", type=int, default=0, help="dask worker processes for probing")
     add_progress_flag(parser)
@@ -251,6 +258,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     plan = PLANS["quick" if args.quick else "default"]
     changes = {"images": args.images, "every": args.every, "seeds": args.seeds}
     changes["bootstrap"] = args.bootstrap
+    changes["read_speakers"] = args.read_speakers
+    if args.read_speakers is not None and args.corpus:
+        raise ValueError(
+            "--read-speakers sets the corpus that reproduce builds; with --corpus DIR, build DIR "
+            "with `sslvgs corpus DIR --read-speakers N` instead"
+        )
     if args.stage_epochs:
         stages = _number_list(args.stage_epochs)
         if not isinstance(stages, list) or len(stages) != 2 or min(stages) < 1:

@@ -52,7 +52,10 @@ class Plan:
     abx_files_per_speaker: probe only the first N files of each speaker of each ABX set (None: all);
     cka_frames: frames CKA is computed on; similarity_pairs: base models compared by CKA at each
     probed epoch; overrides: trainer config overrides; seeds: how many seeds of every model (seed k
-    trains with `seed=k`); bootstrap: resamples for the grids' per-cell intervals (0: none).
+    trains with `seed=k`); bootstrap: resamples for the grids' per-cell intervals (0: none);
+    read_speakers: speakers of the `read` ABX set of the corpus that `reproduce` builds (not of a
+    `corpus=` given to it), the units of claim 3's speaker bootstrap (default 4, the corpus
+    builder's; docs/reproduction.md says what more buy).
     """
 
     images: int
@@ -72,6 +75,7 @@ class Plan:
     overrides: tuple[tuple[str, Any], ...] = ()
     seeds: int = 1
     bootstrap: int = 1000
+    read_speakers: int = 4  # training.corpus.READ_SPEAKERS (not imported: torch at start-up)
 
 
 PLANS = {
@@ -328,14 +332,25 @@ def _write_settings(
 
 
 def _build_corpus(root: Path, plan: Plan, timer: _Timer, progress: bool) -> Path:
+    """Build OUT/corpus for `plan`; a finished one is checked against the plan (a corpus of other
+    settings, e.g. another read-speaker count, is refused by name) and used as it is."""
     from training.corpus import build_corpus
 
+    options = {"images": plan.images, "seed": 0, "read_speakers": plan.read_speakers}
     if (root / "manifest.json").is_file():
-        return build_corpus(
-            root, images=plan.images, seed=0, progress=False
-        )  # a no-op when complete
+        return build_corpus(root, **options, progress=False)  # a no-op when complete
     with timer.step("corpus", progress):
-        return build_corpus(root, images=plan.images, seed=0, progress=progress)
+        return build_corpus(root, **options, progress=progress)
+
+
+def _read_speakers(corpus: Path, plan: Plan) -> int:
+    """The corpus's read-set speakers: the manifest's count, else the plan's."""
+    manifest = Path(corpus) / "manifest.json"
+    if manifest.is_file():
+        speakers = json.loads(manifest.read_text()).get("counts", {}).get("speakers", {})
+        if "read" in speakers:
+            return int(speakers["read"])
+    return plan.read_speakers
 
 
 def _preamble(plan: Plan, preset: str, corpus: Path, timer: _Timer) -> str:
@@ -347,7 +362,8 @@ def _preamble(plan: Plan, preset: str, corpus: Path, timer: _Timer) -> str:
         else "one seed"
     )
     return (
-        f"Preset `{preset}`, corpus `{corpus}` ({fields['images']} images), {seeds}. Base models "
+        f"Preset `{preset}`, corpus `{corpus}` ({fields['images']} images, "
+        f"{_read_speakers(corpus, plan)} read-set speakers), {seeds}. Base models "
         f"W2V2, VGS and VGS+ trained for {plan.stage_a + plan.stage_b} epochs; variants {variants} "
         f"trained for {plan.stage_b} epochs from their base model's checkpoint at epoch "
         f"{plan.stage_a} (the switch; stage lengths {plan.stage_a}:{plan.stage_b}, the paper's "

@@ -78,6 +78,21 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
         help="range of the natural corpus's signal-to-noise ratios in dB (default 10,30)",
     )
     parser.add_argument(
+        "--read-speakers",
+        type=int,
+        default=_CorpusDefault("READ_SPEAKERS"),
+        metavar="N",
+        help="speakers of the `read` ABX set (default %(default)s; more give its speaker "
+        "bootstrap more units, docs/corpus.md)",
+    )
+    parser.add_argument(
+        "--read-sentences-per-speaker",
+        type=int,
+        default=_CorpusDefault("READ_SENTENCES_PER_SPEAKER"),
+        metavar="M",
+        help="read sentences per speaker of the `read` ABX set (default %(default)s)",
+    )
+    parser.add_argument(
         "--wait",
         type=float,
         default=None,
@@ -121,6 +136,8 @@ def _corpus(args: argparse.Namespace) -> int:
             seed=args.seed,
             region_dim=_given(args.region_dim),
             variation=_variation(args),
+            read_speakers=_given(args.read_speakers),
+            read_sentences_per_speaker=_given(args.read_sentences_per_speaker),
             wait=args.wait,
             progress=not args.no_progress,
         )

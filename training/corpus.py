@@ -38,7 +38,7 @@ from training.fileio import exclusive, write_bytes_atomic, write_npz, write_text
 from training.grammar import describe_scene, read_sentence
 from training.progress import progress_bar as tqdm
 from training.scenes import RegionEncoder, SceneObject, random_scene, render_scene
-from training.speakers import make_speakers
+from training.speakers import POOL_SIZES, make_speakers
 from training.variation import (
     VARIATIONS,
     Realisation,
@@ -52,6 +52,8 @@ __all__ = [
     "DEFAULT_IMAGES",
     "DEFAULT_REGION_DIM",
     "PAPER_REGION_DIM",
+    "READ_SENTENCES_PER_SPEAKER",
+    "READ_SPEAKERS",
     "SAMPLE_RATE",
     "VARIATION_TABLE",
     "build_corpus",
@@ -64,6 +66,7 @@ DEFAULT_REGION_DIM = 256
 PAPER_REGION_DIM = 2048  # LXMERT's
 SAMPLE_RATE = 16000
 IMAGE_SIZE = 224
+READ_SPEAKERS = POOL_SIZES["read"]  # the `read` ABX set's speakers unless asked for more
 READ_SENTENCES_PER_SPEAKER = 25
 GENERATOR_VERSION = 1
 SETTINGS_FILE = ".build-settings.json"  # written first; a resumed build must match it
@@ -104,14 +107,18 @@ def split_sizes(images: int) -> dict[str, int]:
 
 
 def plan_corpus(
-    images: int, captions_per_image: int, seed: int
+    images: int,
+    captions_per_image: int,
+    seed: int,
+    read_speakers: int = READ_SPEAKERS,
+    read_sentences_per_speaker: int = READ_SENTENCES_PER_SPEAKER,
 ) -> tuple[list[Scene], list[Utterance], dict[str, dict[str, Voice]]]:
     """Scenes with their captions, the read utterances, and the speaker pools, all from `seed`."""
     sizes = split_sizes(images)
     pools = {
         "train": make_speakers(seed, "train", max(captions_per_image, 10)),
         "heldout": make_speakers(seed, "heldout", max(captions_per_image, 6)),
-        "read": make_speakers(seed, "read"),
+        "read": make_speakers(seed, "read", read_speakers),
     }
     splits = [s for s, n in sizes.items() for _ in range(n)]
     scenes = []
@@ -127,15 +134,21 @@ def plan_corpus(
             for k, speaker in enumerate(speakers)
         ]  # fmt: skip
         scenes.append(Scene(key, split, objects, captions))
+    return scenes, _read_utterances(seed, pools["read"], read_sentences_per_speaker), pools
+
+
+def _read_utterances(seed: int, speakers: dict[str, Voice], sentences: int) -> list[Utterance]:
+    """`sentences` read sentences per speaker; each speaker draws from its own stream, so adding
+    speakers or sentences keeps every earlier speaker's sentences (a prefix of the same draws)."""
     read = []
-    for s, speaker in enumerate(pools["read"]):
+    for s, speaker in enumerate(speakers):
         rng = np.random.default_rng([seed, 3, s])
-        for n in range(READ_SENTENCES_PER_SPEAKER):
+        for n in range(sentences):
             uttid = f"read_{s}_{n:03d}"
             read.append(
                 Utterance(uttid, "read", read_sentence(rng), speaker, f"abx/read/wavs/{uttid}.wav")
             )
-    return scenes, read, pools
+    return read
 
 
 @contextlib.contextmanager
@@ -244,14 +257,33 @@ def _link_or_copy(source: Path, tmp: Path, target: Path) -> None:
         raise
 
 
+# Settings left out of the build settings when they have their default (so that default corpora
+# keep the bytes of the versions before them), with the value their absence means.
+_OMITTED_SETTINGS = {"read_speakers": READ_SPEAKERS, "variation": "clean"}
+
+
+def _differences(previous: dict, settings: dict) -> str:
+    """The settings that differ, by name ("read_speakers 4 on disk, 12 asked for; ...")."""
+
+    def shown(values: dict, key: str):
+        return values.get(key, _OMITTED_SETTINGS.get(key, "none"))
+
+    keys = sorted(
+        k for k in previous.keys() | settings.keys() if shown(previous, k) != shown(settings, k)
+    )
+    return "; ".join(
+        f"{k} {shown(previous, k)} on disk, {shown(settings, k)} asked for" for k in keys
+    )
+
+
 def _check_settings(root: Path, settings: dict) -> None:
     path = root / SETTINGS_FILE
     if path.exists():
         previous = json.loads(path.read_text())
         if previous != settings:
             raise ValueError(
-                f"{root} holds (part of) a corpus built with {previous}; asked for {settings}: "
-                "use another folder or delete this one"
+                f"{root} holds (part of) a corpus built with other settings "
+                f"({_differences(previous, settings)}): use another folder or delete this one"
             )
     elif root.exists() and any(p.name != SETTINGS_FILE for p in root.iterdir()):
         raise ValueError(
@@ -277,6 +309,8 @@ def build_corpus(
     seed: int = 0,
     region_dim: int = DEFAULT_REGION_DIM,
     variation: str | Variation | None = "natural",
+    read_speakers: int = READ_SPEAKERS,
+    read_sentences_per_speaker: int = READ_SENTENCES_PER_SPEAKER,
     wait: float | None = None,
     progress: bool = True,
 ) -> Path:
@@ -284,8 +318,11 @@ def build_corpus(
 
     variation: "natural" (each utterance its own realisation, see training/variation.py), "clean"
     or None (plain espeak-ng, the corpus of earlier versions byte for byte), or a `Variation` with
-    other ranges. wait: seconds to wait for another build of the same folder (None: as long as it
-    takes, 0: refuse at once with `training.fileio.LockedError`).
+    other ranges. read_speakers, read_sentences_per_speaker: the size of the `read` ABX set (its
+    speaker bootstrap has one unit per speaker; more speakers than the default take further
+    espeak-ng voices, docs/corpus.md; the first speakers and their sentences stay the same).
+    wait: seconds to wait for another build of the same folder (None: as long as it takes, 0:
+    refuse at once with `training.fileio.LockedError`).
 
     Same arguments, same bytes. A folder that holds a partial build with the same arguments is
     completed; one with other arguments, or unrelated files, is refused (ValueError).
@@ -293,6 +330,11 @@ def build_corpus(
     root = Path(out)
     if captions_per_image < 1:
         raise ValueError(f"captions_per_image must be at least 1, got {captions_per_image}")
+    if read_speakers < 2 or read_sentences_per_speaker < 1:
+        raise ValueError(
+            "the read set needs read_speakers >= 2 (across-speaker ABX) and "
+            f"read_sentences_per_speaker >= 1, got {read_speakers} and {read_sentences_per_speaker}"
+        )
     variation = _variation(variation)
     settings = {
         "generator_version": GENERATOR_VERSION,
@@ -302,11 +344,15 @@ def build_corpus(
         "region_dim": region_dim,
         "image_size": IMAGE_SIZE,
         "sample_rate": SAMPLE_RATE,
-        "read_sentences_per_speaker": READ_SENTENCES_PER_SPEAKER,
+        "read_sentences_per_speaker": read_sentences_per_speaker,
     }
+    if read_speakers != READ_SPEAKERS:  # the default keeps the settings (and bytes) of before
+        settings["read_speakers"] = read_speakers
     if variation is not None:  # a clean corpus keeps the settings (and bytes) of earlier versions
         settings["variation"] = variation.settings()
-    scenes, read, pools = plan_corpus(images, captions_per_image, seed)
+    scenes, read, pools = plan_corpus(
+        images, captions_per_image, seed, read_speakers, read_sentences_per_speaker
+    )
     say = functools.partial(print, file=sys.stderr)
     with exclusive(root, what="the corpus build", wait=wait, notify=say):
         _check_settings(root, settings)
