@@ -25,20 +25,25 @@ import shutil
 import sys
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from training.abx_sets import abx_items, write_abx_items
+from training.corpus_plan import (
+    READ_SENTENCES_PER_SPEAKER,
+    READ_SPEAKERS,
+    Scene,
+    Utterance,
+    plan_corpus,
+    split_sizes,
+)
 from training.data.alignments import write_alignment
 from training.data.audio import wav_bytes
 from training.espeak import ESPEAK_SAMPLE_RATE, Synthesis, Synthesizer, Voice
 from training.fileio import exclusive, write_bytes_atomic, write_npz, write_text_atomic
-from training.grammar import describe_scene, read_sentence
 from training.progress import progress_bar as tqdm
-from training.scenes import RegionEncoder, SceneObject, random_scene, render_scene
-from training.speakers import POOL_SIZES, make_speakers
+from training.scenes import RegionEncoder, render_scene
 from training.variation import (
     VARIATIONS,
     Realisation,
@@ -66,89 +71,10 @@ DEFAULT_REGION_DIM = 256
 PAPER_REGION_DIM = 2048  # LXMERT's
 SAMPLE_RATE = 16000
 IMAGE_SIZE = 224
-READ_SPEAKERS = POOL_SIZES["read"]  # the `read` ABX set's speakers unless asked for more
-READ_SENTENCES_PER_SPEAKER = 25
 GENERATOR_VERSION = 1
 SETTINGS_FILE = ".build-settings.json"  # written first; a resumed build must match it
 SPLITS = ("train", "val", "test")
 VARIATION_TABLE = "variation.tsv"  # each utterance's realisation (natural corpora only)
-
-
-@dataclass(frozen=True)
-class Utterance:
-    """One planned utterance: where it goes and what is said by whom."""
-
-    uttid: str
-    split: str  # train, val, test or read
-    text: str
-    speaker: str
-    wav: str  # path relative to the corpus root
-
-    @property
-    def alignment(self) -> str:
-        return f"alignments/{self.split}/{self.uttid}.txt"
-
-
-@dataclass(frozen=True)
-class Scene:
-    key: str
-    split: str
-    objects: list[SceneObject]
-    captions: list[Utterance]
-
-
-def split_sizes(images: int) -> dict[str, int]:
-    """Images per split: test ~1/6, val ~1/30 (each at least 1), train the rest (at least 1)."""
-    if images < 3:
-        raise ValueError(f"a corpus needs at least 3 images (train, val, test), got {images}")
-    test = max(1, round(images / 6))
-    val = max(1, round(images / 30))
-    return {"train": images - test - val, "val": val, "test": test}
-
-
-def plan_corpus(
-    images: int,
-    captions_per_image: int,
-    seed: int,
-    read_speakers: int = READ_SPEAKERS,
-    read_sentences_per_speaker: int = READ_SENTENCES_PER_SPEAKER,
-) -> tuple[list[Scene], list[Utterance], dict[str, dict[str, Voice]]]:
-    """Scenes with their captions, the read utterances, and the speaker pools, all from `seed`."""
-    sizes = split_sizes(images)
-    pools = {
-        "train": make_speakers(seed, "train", max(captions_per_image, 10)),
-        "heldout": make_speakers(seed, "heldout", max(captions_per_image, 6)),
-        "read": make_speakers(seed, "read", read_speakers),
-    }
-    splits = [s for s, n in sizes.items() for _ in range(n)]
-    scenes = []
-    for index, split in enumerate(splits):
-        rng = np.random.default_rng([seed, 1, index])
-        objects = random_scene(rng)
-        key = f"scene_{index:05d}"
-        pool = list(pools["train" if split == "train" else "heldout"])
-        speakers = rng.choice(pool, size=captions_per_image, replace=False)
-        captions = [
-            Utterance(f"{key}_{k}", split, describe_scene(objects, rng), str(speaker),
-                      f"wavs/{split}/{key}_{k}.wav")
-            for k, speaker in enumerate(speakers)
-        ]  # fmt: skip
-        scenes.append(Scene(key, split, objects, captions))
-    return scenes, _read_utterances(seed, pools["read"], read_sentences_per_speaker), pools
-
-
-def _read_utterances(seed: int, speakers: dict[str, Voice], sentences: int) -> list[Utterance]:
-    """`sentences` read sentences per speaker; each speaker draws from its own stream, so adding
-    speakers or sentences keeps every earlier speaker's sentences (a prefix of the same draws)."""
-    read = []
-    for s, speaker in enumerate(speakers):
-        rng = np.random.default_rng([seed, 3, s])
-        for n in range(sentences):
-            uttid = f"read_{s}_{n:03d}"
-            read.append(
-                Utterance(uttid, "read", read_sentence(rng), speaker, f"abx/read/wavs/{uttid}.wav")
-            )
-    return read
 
 
 @contextlib.contextmanager
