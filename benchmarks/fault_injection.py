@@ -47,12 +47,20 @@ NAMED = re.compile(r"^sslvgs \w+: error: .+$")
 IMAGES = 24  # the quick plan's corpus
 
 
-def sslvgs(*args: Any, timeout: float = 1800) -> subprocess.CompletedProcess:
+TIMEOUT = 1800.0  # seconds a command may take (--timeout: a loaded machine needs more)
+
+
+def _set_timeout(seconds: float) -> None:
+    global TIMEOUT
+    TIMEOUT = seconds
+
+
+def sslvgs(*args: Any, timeout: float | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "analysis.cli", *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=TIMEOUT if timeout is None else timeout,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         cwd=ROOT,
     )
@@ -231,7 +239,11 @@ def main() -> None:
     parser.add_argument("--targets", default="extract,train,grid", help="comma list (or all)")
     parser.add_argument("--work", help="working folder (default: a temp folder, removed)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--timeout", type=float, default=TIMEOUT, help="seconds a command may take (default 1800)"
+    )
     args = parser.parse_args()
+    _set_timeout(args.timeout)
     chosen = list(targets(Path())) if args.targets == "all" else args.targets.split(",")
     rng = random.Random(args.seed)
     work = Path(args.work or tempfile.mkdtemp(prefix="sslvgs-faults-"))
