@@ -36,7 +36,8 @@ from probes.models import (
     resolve_layers,
 )
 from probes.sources import AbxSet, Source, Utterance, as_source
-from probes.store import StoreWriter, discard, locked, open_store, read_header, say, store_problem
+from probes.store import StoreWriter, discard, locked, say
+from probes.store_check import open_store, read_header, store_problem
 from probes.vocabulary import Layers
 from training.progress import progress_bar as tqdm
 
