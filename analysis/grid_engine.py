@@ -73,16 +73,18 @@ def activations_in_memory(
     import torch
 
     from probes.abx_engine import Ragged
-    from probes.activations import _checked_length, _load_batch, plan_batches
+    from probes.activations import audio_length, load_wav_batch, plan_batches
     from probes.models import bounded_memory
 
-    n_samples = [_checked_length(utt, layered.sample_rate, False) for utt in source.utterances]
+    n_samples = [audio_length(utt, layered.sample_rate) for utt in source.utterances]
     plan = plan_batches(n_samples, batch_size, int(max_batch_seconds * layered.sample_rate))
     layered.module.to(device)
     chunks: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
     names, lengths = [], []
     for batch in plan:
-        wav, wav_lengths = _load_batch([source.utterances[i] for i in batch], layered.sample_rate)
+        wav, wav_lengths = load_wav_batch(
+            [source.utterances[i] for i in batch], layered.sample_rate
+        )
         with torch.inference_mode(), bounded_memory(device):
             states, frame_lengths = layered.hidden_states(
                 wav.to(device), wav_lengths.to(device), max(layers)

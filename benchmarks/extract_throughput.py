@@ -74,7 +74,7 @@ def run_variant(variant: str, model_name: str, wav_dir: Path, batch_size: int) -
     import soundfile
     import torch
 
-    from probes.activations import _load_batch, extract, plan_batches
+    from probes.activations import extract, load_wav_batch, plan_batches
     from probes.models import as_layered_model, bounded_memory
     from probes.sources import Utterance
 
@@ -97,7 +97,7 @@ def run_variant(variant: str, model_name: str, wav_dir: Path, batch_size: int) -
         lengths = [soundfile.info(str(p)).frames for p in paths]
         kept = []
         for batch in plan_batches(lengths, batch_size, int(160 * 16000)):
-            wav, wav_lengths = _load_batch(
+            wav, wav_lengths = load_wav_batch(
                 [Utterance(paths[i].stem, paths[i]) for i in batch], 16000
             )
             with (

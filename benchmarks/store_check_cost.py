@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from probes import inventory  # noqa: E402
 from probes.sources import Utterance  # noqa: E402
-from probes.store import StoreWriter, locked, open_store  # noqa: E402
+from probes.store import StoreWriter, locked  # noqa: E402
+from probes.store_check import open_store  # noqa: E402
 
 
 def build(path: Path, layers: int, frames: int, dim: int, utterances: int) -> StoreWriter:

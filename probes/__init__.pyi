@@ -32,11 +32,11 @@ from .sources import Source as Source
 from .sources import Utterance as Utterance
 from .sources import WavList as WavList
 from .sources import as_source as as_source
-from .store import CorruptStoreError as CorruptStoreError
-from .store import IncompleteStoreError as IncompleteStoreError
 from .store import StoreMismatchError as StoreMismatchError
 from .store import StoreWriter as StoreWriter
-from .store import open_store as open_store
+from .store_check import CorruptStoreError as CorruptStoreError
+from .store_check import IncompleteStoreError as IncompleteStoreError
+from .store_check import open_store as open_store
 from .vocabulary import Context as Context
 from .vocabulary import Distance as Distance
 from .vocabulary import Layers as Layers

@@ -36,7 +36,8 @@ from probes.models import (
     resolve_layers,
 )
 from probes.sources import AbxSet, Source, Utterance, as_source
-from probes.store import StoreWriter, discard, locked, open_store, read_header, say, store_problem
+from probes.store import StoreWriter, discard, locked, say
+from probes.store_check import open_store, read_header, store_problem
 from probes.vocabulary import Layers
 from training.progress import progress_bar as tqdm
 
@@ -44,6 +45,8 @@ __all__ = [
     "extract",
     "cache_dir",
     "plan_batches",
+    "audio_length",
+    "load_wav_batch",
     "activations_for",
     "layer_features",
     "as_store",
@@ -221,7 +224,8 @@ def _fill(
     progress: bool,
 ) -> None:
     n_samples = [
-        _checked_length(utt, layered.sample_rate, header["resample"]) for utt in src.utterances
+        audio_length(utt, layered.sample_rate, resample=header["resample"])
+        for utt in src.utterances
     ]
     layered.module.to(device)
     writer = StoreWriter.open(
@@ -244,7 +248,7 @@ def _fill(
         desc=f"extract {src.name}",
     )
     for batch in plan[writer.batches_done :]:
-        wav, lengths = _load_batch([src.utterances[i] for i in batch], layered.sample_rate)
+        wav, lengths = load_wav_batch([src.utterances[i] for i in batch], layered.sample_rate)
         with torch.inference_mode(), bounded_memory(device):
             states, frame_lengths = layered.hidden_states(
                 wav.to(device), lengths.to(device), max(layers)
@@ -266,8 +270,12 @@ def _fill(
     writer.finish()
 
 
-def _checked_length(utt: Utterance, sample_rate: int, resample: bool) -> int:
-    """Length in samples at the model's rate; audio at another rate is refused unless resampled."""
+def audio_length(utt: Utterance, sample_rate: int, *, resample: bool = False) -> int:
+    """The number of samples of ``utt``'s wav at ``sample_rate`` (the model's), read from its header.
+
+    Audio at another rate is refused (ValueError naming the file) unless ``resample``: then its
+    length once resampled. ``plan_batches`` takes these lengths.
+    """
     try:
         info = soundfile.info(str(utt.wav))
     except RuntimeError as err:
@@ -282,8 +290,15 @@ def _checked_length(utt: Utterance, sample_rate: int, resample: bool) -> int:
     return int(round(info.frames * sample_rate / info.samplerate))
 
 
-def _load_batch(utterances: list[Utterance], sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero-padded waveforms [B, Tmax] (mono, at `sample_rate`) and their lengths [B]."""
+def load_wav_batch(
+    utterances: list[Utterance], sample_rate: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch of audio as the model takes it (the batches of ``plan_batches``).
+
+    Returns:
+        waveforms [B, Tmax] float32, mono at ``sample_rate``, zero-padded after each utterance;
+        lengths [B] int64, the samples of each utterance.
+    """
     from training.data import read_wav
 
     waves = [read_wav(utt.wav, sample_rate) for utt in utterances]

@@ -103,7 +103,7 @@ def _describe(path: Path, kind: str) -> dict:
 
 
 def _store_row(path: Path) -> dict:
-    from probes.store import read_header
+    from probes.store_check import read_header
 
     header = read_header(path)
     if header is None:  # a folder named *.zarr that is not one of ours: shown, never guessed at

@@ -14,7 +14,8 @@ import torchaudio
 import xarray as xr
 
 from probes import extract, open_store
-from probes.store import IncompleteStoreError, StoreMismatchError
+from probes.store import StoreMismatchError
+from probes.store_check import IncompleteStoreError
 
 # A 7-layer conv encoder with wav2vec 2.0's strides (320 samples = 20 ms per frame), 3 transformer layers.
 CONV = [(16, 10, 5), (16, 3, 2), (16, 3, 2), (16, 3, 2), (16, 3, 2), (16, 2, 2), (16, 2, 2)]

@@ -21,7 +21,8 @@ from test_probes_extract import tiny_wav2vec2
 
 from probes import extract, open_store
 from probes.inventory import INVENTORY
-from probes.store import CorruptStoreError, IncompleteStoreError, StoreMismatchError
+from probes.store import StoreMismatchError
+from probes.store_check import CorruptStoreError, IncompleteStoreError
 
 WORKER = Path(__file__).resolve().parent / "store_worker.py"
 ROOT = WORKER.parent.parent

@@ -123,27 +123,22 @@ def _variation(args: argparse.Namespace):
 
 def _corpus(args: argparse.Namespace) -> int:
     import json
-    import sys
 
     from training.corpus import build_corpus
-    from training.fileio import LockedError
 
-    try:
-        root = build_corpus(
-            args.out,
-            images=_given(args.images),
-            captions_per_image=args.captions_per_image,
-            seed=args.seed,
-            region_dim=_given(args.region_dim),
-            variation=_variation(args),
-            read_speakers=_given(args.read_speakers),
-            read_sentences_per_speaker=_given(args.read_sentences_per_speaker),
-            wait=args.wait,
-            progress=not args.no_progress,
-        )
-    except LockedError as error:
-        print(f"sslvgs corpus: error: {error}", file=sys.stderr)
-        return 2
+    # Another build of OUT raises LockedError: analysis.cli.main prints its one line (exit 2).
+    root = build_corpus(
+        args.out,
+        images=_given(args.images),
+        captions_per_image=args.captions_per_image,
+        seed=args.seed,
+        region_dim=_given(args.region_dim),
+        variation=_variation(args),
+        read_speakers=_given(args.read_speakers),
+        read_sentences_per_speaker=_given(args.read_sentences_per_speaker),
+        wait=args.wait,
+        progress=not args.no_progress,
+    )
     counts = json.loads((root / "manifest.json").read_text())["counts"]
     captions = ", ".join(f"{split} {n}" for split, n in counts["captions"].items())
     print(f"corpus in {root.resolve()} (captions: {captions})")
@@ -213,9 +208,7 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     """Options left out stay out of the call (None), so a resume takes the run's values."""
     import json
-    import sys
 
-    from training.fileio import LockedError
     from training.rundir import METRICS
     from training.trainer import train
 
@@ -238,26 +231,23 @@ def _train(args: argparse.Namespace) -> int:
     }
     overrides.update({k: v for k, v in named.items() if v is not None})
     allow = [name.strip() for item in args.allow_change for name in item.split(",") if name.strip()]
-    try:
-        run = train(
-            args.corpus,
-            args.run,
-            preset=args.preset,
-            schedule=args.schedule,
-            stage_epochs=args.stage_epochs,
-            resume=args.resume,
-            device=args.device,
-            batch_size=args.batch_size,
-            init_from=args.init_from,
-            regions=args.regions,
-            allow_change=allow,
-            progress=not args.no_progress,
-            stop_after_epoch=args.stop_after_epoch,
-            **overrides,
-        )
-    except LockedError as err:  # another process trains this run: refused by name, like bad input
-        print(f"sslvgs train: error: {err}", file=sys.stderr)
-        return 2
+    # Another process training RUN raises LockedError: analysis.cli.main prints it (exit 2).
+    run = train(
+        args.corpus,
+        args.run,
+        preset=args.preset,
+        schedule=args.schedule,
+        stage_epochs=args.stage_epochs,
+        resume=args.resume,
+        device=args.device,
+        batch_size=args.batch_size,
+        init_from=args.init_from,
+        regions=args.regions,
+        allow_change=allow,
+        progress=not args.no_progress,
+        stop_after_epoch=args.stop_after_epoch,
+        **overrides,
+    )
     lines = (run / METRICS).read_text().splitlines()
     if lines:
         last = json.loads(lines[-1])

@@ -9,14 +9,13 @@ warm-up then linear decay, restarted at every stage; at the end of the epoch, va
 
 Exact resumption: the data order and every random draw of the objectives are functions of (seed,
 epoch, caption), the quantizer temperature a function of the update count, and the checkpoint holds
-the optimizer, the LR schedule and the torch RNG state (dropout). A resumed run therefore ends with
-the weights of an uninterrupted one.
+the optimizer, the LR schedule and the torch RNG state (dropout; training/resume.py). A resumed run
+therefore ends with the weights of an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -35,22 +34,14 @@ from training.batches import (
     epoch_batches,
     warmup_linear,
 )
-from training.checkpoints import initialise_from, load_checkpoint, load_weights, save_checkpoint
-from training.config import TrainConfig, config_to_dict
+from training.checkpoints import save_checkpoint
+from training.config import TrainConfig
 from training.fileio import exclusive
 from training.model import SSLVGS
 from training.objective import objective
+from training.resume import checkpoint_state, prepare_run_dir, restore
 from training.runconfig import Run, RunRequest, plan_run, region_paths
-from training.rundir import (
-    CHECKPOINTS,
-    CONFIG,
-    RunConfigError,
-    append_metrics,
-    checkpoint_path,
-    list_checkpoints,
-    repair_metrics,
-    write_json_atomic,
-)
+from training.rundir import RunConfigError, append_metrics, checkpoint_path
 from training.schedules import Stage, stage_of
 from training.validation import validation_recall
 
@@ -108,11 +99,11 @@ def train(
         torch.manual_seed(run.train.seed)
         model = SSLVGS(run.model).to(device)
         # ---- resume: the last checkpoint's weights, counters and RNG state (or init_from's weights)
-        run, resumed = _restore(model, run, init_from, device)
+        run, resumed = restore(model, run, init_from, device)
         loop = _Loop.build(model, run, train_set, device, progress)
         D.barrier()  # every process has read the run directory before rank 0 writes to it
         if D.rank() == 0:
-            _prepare_run_dir(run, resumed)
+            prepare_run_dir(run, resumed)
         D.barrier()
         # ---- the epoch loop
         optim, step = None, resumed.step
@@ -127,9 +118,11 @@ def train(
                 record.update(_evaluate(model, val_set, run.train, device))
             if D.rank() == 0:
                 append_metrics(run.run_dir, record)  # the line first: a checkpoint vouches for it
-                save_checkpoint(
-                    checkpoint_path(run.run_dir, epoch), _checkpoint(loop, optim, record)
-                )
+                state = checkpoint_state(
+                    model, run, optimizer=optim.optimizer, scheduler=optim.scheduler,
+                    stage=optim.stage_index, record=record,
+                )  # fmt: skip
+                save_checkpoint(checkpoint_path(run.run_dir, epoch), state)
             D.barrier()
             if stop_after_epoch is not None and epoch >= stop_after_epoch:
                 break
@@ -167,55 +160,6 @@ def _open_data(run: Run):
 def _region_dim(captions) -> int:
     dataset = captions.dataset if isinstance(captions, torch.utils.data.Subset) else captions
     return int(dataset.regions[dataset.image_keys[0]][0].shape[1])
-
-
-@dataclass(frozen=True)
-class _Resumed:
-    """Where training picks up: the last epoch done, the update count, the checkpoint it came from."""
-
-    epoch: int
-    step: int
-    state: dict | None = None
-
-
-def _restore(model: SSLVGS, run: Run, init_from, device: str) -> tuple[Run, _Resumed]:
-    """Load the weights training continues from; returns the run (with its start) and the point."""
-    last = max(list_checkpoints(run.run_dir), default=None) if run.resumed else None
-    if last is not None:
-        path = checkpoint_path(run.run_dir, last)
-        state = load_checkpoint(path, map_location=device)
-        if state.get("preset") != run.preset:
-            raise RunConfigError(
-                f"{path}: checkpoint of preset {state.get('preset')!r}, not {run.preset!r}"
-            )
-        load_weights(model, state["model"], path)
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
-        return run, _Resumed(state["epoch"], state["step"], state)
-    if run.resumed and run.init is not None:  # killed before its first checkpoint: start again
-        init = initialise_from(model, run.init["checkpoint"], device, run.init["checkpoint_id"])
-        return run, _Resumed(run.start_epoch, init["step"])
-    if not run.resumed and init_from is not None:
-        init = initialise_from(model, init_from, device)
-        run = dataclasses.replace(run, init=init, start_epoch=init["epoch"])
-        return run, _Resumed(init["epoch"], init["step"])
-    return run, _Resumed(run.start_epoch, 0)
-
-
-def _prepare_run_dir(run: Run, resumed: _Resumed) -> None:
-    """Rank 0: config.json written (a new run, or a recorded change), leftovers of a killed write
-    removed, metrics.jsonl made to end at the epoch training resumes after."""
-    (run.run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-    if run.config() != run.stored:
-        write_json_atomic(run.run_dir / CONFIG, run.config())
-    for stale in (run.run_dir / CHECKPOINTS).glob(".epoch_*.tmp"):
-        stale.unlink()
-
-    def record_of(epoch: int) -> dict | None:
-        return load_checkpoint(checkpoint_path(run.run_dir, epoch)).get("metrics")
-
-    repair_metrics(run.run_dir, resumed.epoch, record_of)
 
 
 @dataclass(frozen=True)
@@ -367,27 +311,6 @@ def _evaluate(model: SSLVGS, val_set, cfg: TrainConfig, device: str) -> dict[str
     started = time.perf_counter()
     recall = validation_recall(model, val_set, cfg.eval_batch_size, device)
     return {**recall, "eval_seconds": time.perf_counter() - started}
-
-
-def _checkpoint(loop: _Loop, optim: _Optim, record: dict) -> dict:
-    """Everything a resume needs (and the epoch's metrics record, from which metrics.jsonl is
-    rebuilt if it is lost)."""
-    cuda = torch.cuda.is_available()
-    return {
-        "format": 1,
-        "preset": loop.run.preset,
-        "model_config": config_to_dict(loop.run.model),
-        "train_config": config_to_dict(loop.cfg),
-        "model": loop.model.state_dict(),
-        "optimizer": optim.optimizer.state_dict(),
-        "lr_scheduler": optim.scheduler.state_dict(),
-        "epoch": record["epoch"],
-        "stage": optim.stage_index,
-        "step": record["step"],
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if cuda else None,
-        "metrics": record,
-    }
 
 
 # ---- numerics ------------------------------------------------------------------------------------

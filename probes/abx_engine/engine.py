@@ -19,6 +19,7 @@ from probes.abx_engine.conditions import make_condition
 from probes.abx_engine.prepared import NoValidCellError, prepare, prepare_items
 from probes.abx_engine.ragged import Ragged
 from probes.abx_engine.result import AbxResult
+from probes.vocabulary import Compat, Context, Distance, Pooling, Speaker
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,15 +41,15 @@ def score(
     items: pd.DataFrame | ItemColumns | str | os.PathLike,
     *,
     frequency: float = 50.0,
-    speaker: str = "within",
-    context: str = "within",
+    speaker: Speaker = "within",
+    context: Context = "within",
     on: str | None = None,
     by: list[str] | None = None,
     across: list[str] | None = None,
     levels: list | None = None,
-    distance: str = "angular",
-    pooling: str | None = None,
-    compat: str | None = None,
+    distance: Distance = "angular",
+    pooling: Pooling = None,
+    compat: Compat = None,
     max_size_group: int | None = None,
     max_x_across: int | None = None,
     seed: int = 0,

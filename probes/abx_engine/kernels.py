@@ -21,7 +21,7 @@ import types
 import numba as nb
 import numpy as np
 
-from probes.abx_engine.small import _ACOS, INV_PI  # numpy-only constants, shared
+from probes.abx_engine.small import ACOS_POLY, INV_PI  # numpy-only constants, shared
 
 __all__ = [
     "angular_from_dot",
@@ -48,16 +48,16 @@ def angular_from_dot(tile: np.ndarray) -> None:
     rows, cols = tile.shape
     one, pi = np.float32(1.0), np.float32(math.pi)
     c0, c1, c2, c3 = (
-        np.float32(_ACOS[0]),
-        np.float32(_ACOS[1]),
-        np.float32(_ACOS[2]),
-        np.float32(_ACOS[3]),
+        np.float32(ACOS_POLY[0]),
+        np.float32(ACOS_POLY[1]),
+        np.float32(ACOS_POLY[2]),
+        np.float32(ACOS_POLY[3]),
     )
     c4, c5, c6, c7 = (
-        np.float32(_ACOS[4]),
-        np.float32(_ACOS[5]),
-        np.float32(_ACOS[6]),
-        np.float32(_ACOS[7]),
+        np.float32(ACOS_POLY[4]),
+        np.float32(ACOS_POLY[5]),
+        np.float32(ACOS_POLY[6]),
+        np.float32(ACOS_POLY[7]),
     )
     for i in nb.prange(rows):
         row = tile[i]

@@ -24,6 +24,7 @@ from probes.abx_engine.distances import DISTANCES, POOLINGS, prepare_frames
 from probes.abx_engine.ragged import FeatureFileError, Ragged
 from probes.abx_engine.result import AbxResult
 from probes.abx_engine.slicing import check_finite, slice_items
+from probes.vocabulary import Compat, Context, Distance, Pooling, Speaker
 from training.data.items import ItemColumns
 
 if TYPE_CHECKING:
@@ -186,15 +187,15 @@ def prepare(
     lengths: Mapping[str, int] | Mapping[str, np.ndarray] | Ragged,
     *,
     frequency: float = 50.0,
-    speaker: str = "within",
-    context: str = "within",
+    speaker: Speaker = "within",
+    context: Context = "within",
     on: str | None = None,
     by: list[str] | None = None,
     across: list[str] | None = None,
     levels: list | None = None,
-    distance: str = "angular",
-    pooling: str | None = None,
-    compat: str | None = None,
+    distance: Distance = "angular",
+    pooling: Pooling = None,
+    compat: Compat = None,
     max_size_group: int | None = None,
     max_x_across: int | None = None,
     seed: int = 0,

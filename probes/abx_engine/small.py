@@ -27,6 +27,8 @@ from probes.abx_engine.cells import Layout
 
 __all__ = [
     "SMALL_WORK",
+    "INV_PI",
+    "ACOS_POLY",
     "SmallPlan",
     "eligible",
     "score_small",
@@ -41,7 +43,7 @@ CHUNK_CELLS = 1 << 18  # padded DTW cells per chunk of groups (2 MB of float64)
 INV_PI = 1.0 / math.pi
 # Abramowitz & Stegun 4.4.46: acos(x) = sqrt(1 - x) * P(x) on [0, 1], |error| <= 2e-8. Unlike libm's
 # acos it vectorises.
-_ACOS = (
+ACOS_POLY = (
     1.5707963050,
     -0.2145988016,
     0.0889789874,
@@ -51,7 +53,7 @@ _ACOS = (
     0.0066700901,
     -0.0012624911,
 )
-_A = [np.float32(c) for c in _ACOS]
+_A = [np.float32(c) for c in ACOS_POLY]
 
 
 def eligible(layout: Layout, offsets: np.ndarray, distance: str, subsampled: bool) -> bool:
