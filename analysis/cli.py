@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from training.data.options import add_regions_option
 from training.progress import add_progress_flag
 from training.version import add_version_flag
 
@@ -221,11 +222,7 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stage-epochs", help="epochs before and after the switch, e.g. 20,50")
     parser.add_argument("--every", type=int, help="probe every N-th epoch (default: the plan's)")
     parser.add_argument("--corpus", help="use this existing corpus instead of building one in OUT")
-    parser.add_argument(
-        "--regions",
-        help="region features for training and recall instead of the corpus's (a regions folder, "
-        "LXMERT obj36 TSVs or FaST-VGS HDF5)",
-    )
+    add_regions_option(parser)  # several paths: LXMERT's train2014 and val2014 TSVs, say
     parser.add_argument(
         "--seeds",
         type=int,

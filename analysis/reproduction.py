@@ -199,7 +199,7 @@ def reproduce(
     quick: bool = False,
     plan: Plan | None = None,
     corpus: Path | str | None = None,
-    regions: Path | str | None = None,
+    regions: Path | str | list[Path | str] | None = None,
     seeds: int | None = None,
     device: str = "cpu",
     client: Any = None,
@@ -208,7 +208,7 @@ def reproduce(
     """Run (or resume) the reproduction in `out`; returns OUT/report.md. See the module docstring.
 
     regions: region features for training and recall instead of the corpus's (a regions folder,
-    LXMERT TSVs or FaST-VGS HDF5); seeds: seeds of every model (default: the plan's).
+    LXMERT TSVs or FaST-VGS HDF5 files: a path or a list); seeds: seeds of every model (default: the plan's).
     """
     from analysis.report import write_report
     from analysis.study import collect

@@ -54,3 +54,13 @@ def test_report_stitches_a_run_started_from_another(tmp_path: Path) -> None:
     assert _run_spec(base).base is None
     spec = _run_spec(variant)
     assert (spec.name, spec.base, spec.switch) == ("vgs-then-w2v2", base, 4)
+
+
+def test_reproduce_takes_several_region_files_like_train_and_recall():
+    """LXMERT ships train2014 and val2014 TSVs: `reproduce --regions` takes both, as `train` does."""
+    from analysis.cli import build_parser
+
+    parser = build_parser()
+    for command in (["reproduce", "out"], ["train", "corpus", "run"], ["recall", "run"]):
+        args = parser.parse_args([*command, "--regions", "train2014.tsv", "val2014.tsv"])
+        assert args.regions == ["train2014.tsv", "val2014.tsv"], command
