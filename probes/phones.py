@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 SILENCE = "SIL"
+# Logits per chunk of frames in the fit: about 1 MB, within a core's L2 cache.
+CACHE_FLOATS = 1 << 18
 
 
 @dataclass
@@ -177,7 +179,7 @@ def fit_predict(
     *,
     max_iter: int = 300,
     tolerance: float = 1e-4,
-    memory: int = 10,
+    memory: int = 30,
 ) -> np.ndarray:
     """Fit one softmax classifier per layer at once; predict the test frames.
 
@@ -226,6 +228,7 @@ class _Softmax:
 
     def __init__(self, torch, x, y, classes, regularization):
         self.torch, self.x, self.y = torch, x, y
+        self.onehot = torch.nn.functional.one_hot(y, classes).to(x.dtype)  # [N, K]
         layers, n, dim = x.shape
         self.dim, self.classes = dim, classes
         self.penalty = 1.0 / (regularization * n)
@@ -255,22 +258,26 @@ class _Softmax:
         torch = self.torch
         w, b = self.weights(theta, rows)
         x = self.x if rows is None else self.x[rows]
-        log_p = torch.log_softmax(torch.baddbmm(b[:, None, :], x, w), dim=2)  # [A, N, K]
-        n = x.shape[1]
-        picked = log_p.gather(2, self.y.expand(len(w), n)[:, :, None])
-        loss = -picked.sum(dim=(1, 2), dtype=torch.float64) / n
-        loss = loss + self.penalty / 2 * w.pow(2).sum(dim=(1, 2), dtype=torch.float64)
-        residual = log_p.exp_()
-        residual.scatter_add_(
-            2, self.y.expand(len(w), n)[:, :, None], torch.full_like(picked, -1.0)
-        )
-        residual /= n  # d loss / d logits
-        grad_w = torch.baddbmm(w, x.transpose(1, 2), residual, beta=self.penalty)
-        grad_b = residual.sum(dim=1)
+        layers, n = x.shape[:2]
+        loss = torch.zeros(layers, dtype=torch.float64)
+        grad_w, grad_b = w * self.penalty, torch.zeros_like(b)
+        # Frames in chunks whose logits stay in cache: with few dims the fit is bound by memory
+        # traffic over the [A, N, K] logits, not by arithmetic.
+        size = max(64, CACHE_FLOATS // (layers * self.classes))
+        for start in range(0, n, size):
+            chunk, onehot = x[:, start : start + size], self.onehot[start : start + size]
+            logits = torch.baddbmm(b[:, None, :], chunk, w)  # [A, c, K]
+            log_p = torch.log_softmax(logits, dim=2)
+            labels = self.y[None, start : start + size, None].expand(layers, -1, 1)
+            loss -= log_p.gather(2, labels).sum(dim=(1, 2), dtype=torch.float64)
+            residual = log_p.exp_().sub_(onehot)  # d (summed loss) / d logits
+            grad_w.baddbmm_(chunk.transpose(1, 2), residual, alpha=1.0 / n)
+            grad_b += residual.sum(dim=1) / n
+        loss = loss / n + self.penalty / 2 * w.pow(2).sum(dim=(1, 2), dtype=torch.float64)
         largest = torch.maximum(grad_w.abs().amax(dim=(1, 2)), grad_b.abs().amax(dim=1))
         precondition = self.precondition if rows is None else self.precondition[rows]
         grad_v = torch.bmm(precondition.transpose(1, 2), grad_w)
-        grad = torch.cat([grad_v.reshape(len(w), -1), grad_b * self.bias_scale], dim=1)
+        grad = torch.cat([grad_v.reshape(layers, -1), grad_b * self.bias_scale], dim=1)
         return loss, grad, largest
 
 
