@@ -37,6 +37,9 @@ __all__ = [
 SILENCE = "SIL"
 # Logits per chunk of frames in the fit: about 1 MB, within a core's L2 cache.
 CACHE_FLOATS = 1 << 18
+# Below this many dims every op of the fit is small and runs on one thread: a parallel region
+# would cost more than it saves (far more on a loaded machine, where each waits for a time slice).
+SERIAL_BELOW_DIMS = 256
 
 
 @dataclass
@@ -201,6 +204,18 @@ def fit_predict(
     """
     import torch
 
+    threads = torch.get_num_threads()
+    if np.shape(train_x)[2] < SERIAL_BELOW_DIMS:
+        torch.set_num_threads(1)
+    try:
+        return _fit_predict(
+            torch, train_x, train_y, test_x, regularization, max_iter, tolerance, memory
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_predict(torch, train_x, train_y, test_x, regularization, max_iter, tolerance, memory):
     # Callers may hold inference mode (a grid does); nothing here needs autograd.
     with torch.inference_mode(False), torch.no_grad():
         x = torch.from_numpy(np.ascontiguousarray(train_x, dtype=np.float32))
