@@ -9,8 +9,8 @@ The classifiers of all layers are fitted at once: one multinomial logistic regre
 standardised frames, with scikit-learn's objective and stopping rule (`fit_predict`). What makes it
 fast is a preconditioner: the weights are searched as W = P V, where P P^T inverts the frames'
 covariance (divided by the number of phones, plus the penalty), so that the problem L-BFGS sees is
-about equally curved in every direction and it needs a handful of iterations where scikit-learn's
-L-BFGS on W itself needs hundreds. The objective, and so its minimum, is unchanged.
+about equally curved in every direction, and it needs several times fewer iterations than
+scikit-learn's L-BFGS on W itself. The objective, and so its minimum, is unchanged.
 """
 
 from __future__ import annotations
