@@ -278,7 +278,9 @@ class _Softmax:
         grad_w, grad_b = w * self.penalty, torch.zeros_like(b)
         # Frames in chunks whose logits stay in cache: with few dims the fit is bound by memory
         # traffic over the [A, N, K] logits, not by arithmetic.
-        size = max(64, CACHE_FLOATS // (layers * self.classes))
+        size = (
+            max(64, CACHE_FLOATS // (layers * self.classes)) if self.dim < SERIAL_BELOW_DIMS else n
+        )
         for start in range(0, n, size):
             chunk, onehot = x[:, start : start + size], self.onehot[start : start + size]
             logits = torch.baddbmm(b[:, None, :], chunk, w)  # [A, c, K]

@@ -135,3 +135,16 @@ def test_split_is_speaker_disjoint_seeded_and_subsampled():
     # Silence kept on request; one speaker at least stays on each side.
     train, test, held_out = split_frames(labels, speakers, test_speakers=0.99, include_silence=True)
     assert len(held_out) == 9 and SILENCE in set(labels[train])
+
+
+def test_chunked_and_whole_evaluation_agree(monkeypatch):
+    """Few dims: the objective is summed over chunks of frames; many: over all frames at once.
+    Both are the same sums (up to float32 rounding), so they predict alike."""
+    import probes.phones as phones
+
+    x, y, x_test, _ = _layers(seed=6, layers=2, n=1000, m=400, dim=8, classes=5)
+    monkeypatch.setattr(phones, "CACHE_FLOATS", 2 * 5 * 97)  # chunks of 97 frames
+    chunked = fit_predict(x, y, x_test)
+    monkeypatch.setattr(phones, "SERIAL_BELOW_DIMS", 0)  # as at many dims: no chunks
+    whole = fit_predict(x, y, x_test)
+    assert np.mean(chunked == whole) >= 0.998
