@@ -233,6 +233,21 @@ def trial(target: Target, folder: Path, kill_at: float, reference: Any) -> tuple
     return ("exact", killed, "") if same(result, reference) else ("wrong", killed, "differs")
 
 
+def _reference(target: Target, folder: Path, reuse: bool) -> float:
+    """Run the uninterrupted reference (or keep a finished one); returns its duration T."""
+    stamp = folder / "duration.json"
+    if reuse and stamp.exists():
+        return float(json.loads(stamp.read_text())["seconds"])
+    shutil.rmtree(folder.parent, ignore_errors=True)
+    folder.mkdir(parents=True)
+    target.prepare(folder)
+    start = time.monotonic()
+    _check(sslvgs(*target.args(folder)))
+    duration = time.monotonic() - start
+    stamp.write_text(json.dumps({"seconds": duration}))
+    return duration
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5, help="kills per target")
@@ -241,6 +256,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--timeout", type=float, default=TIMEOUT, help="seconds a command may take (default 1800)"
+    )
+    parser.add_argument(
+        "--kill-before",
+        type=float,
+        default=None,
+        help="draw kill instants below this many seconds (default 0.9 T; a loaded reference run "
+        "makes T long and the trials may end before their kill)",
+    )
+    parser.add_argument(
+        "--reuse-reference",
+        action="store_true",
+        help="keep a finished reference run in --work (its result and T) instead of running it again",
     )
     args = parser.parse_args()
     _set_timeout(args.timeout)
@@ -256,16 +283,13 @@ def main() -> None:
     for name in chosen:
         target = targets(work / "shared")[name]
         reference_dir = work / name / "reference"
-        shutil.rmtree(work / name, ignore_errors=True)
-        reference_dir.mkdir(parents=True)
-        target.prepare(reference_dir)
-        start = time.monotonic()
-        _check(sslvgs(*target.args(reference_dir)))
-        duration = time.monotonic() - start
+        duration = _reference(target, reference_dir, args.reuse_reference)
         reference = target.result(reference_dir)
+        for old in (work / name).glob("t[0-9]*"):  # trials of an earlier invocation
+            shutil.rmtree(old)
         counts = {"exact": 0, "refused": 0, "wrong": 0, "killed": 0}
         for index in range(args.n):
-            kill_at = rng.uniform(0.2, 0.9 * duration)  # a rerun may run faster than T
+            kill_at = rng.uniform(0.2, args.kill_before or 0.9 * duration)  # may outlast a rerun
             outcome, killed, details = trial(target, work / name / f"t{index}", kill_at, reference)
             counts[outcome] += 1
             counts["killed"] += killed
