@@ -322,27 +322,30 @@ def _run_corpus(checkpoint: Path) -> Path:
     return corpus
 
 
-def _cka(model, layers, *, checkpoint, epoch, scratch, reference, source=None, **options):
-    """Linear CKA of each layer with the same layer of a reference checkpoint, on the same audio
-    (default: the corpus's captions ABX set). The fixed reference's activations are cached beside
-    its run (probes.extract's cache), so a drift grid extracts them once, not once per epoch."""
-    return _same_layer_cka(
-        model, layers, checkpoint, scratch, _reference_checkpoint(reference), None, source, options
-    )
-
-
-def _same_layer_cka(
-    model, layers, checkpoint, scratch, reference, reference_store, source, options
+def _cka(
+    model, layers, *, checkpoint, epoch, scratch, reference, source=None, wavs=None, **options
 ):
+    """Linear CKA of each layer with the same layer of a reference checkpoint, on the same audio
+    (default: the corpus's captions ABX set; an item file's #files are found in `wavs`, default
+    wavs/ beside it). The fixed reference's activations are cached beside its run
+    (probes.extract's cache), so a drift grid extracts them once, not once per epoch."""
+    reference = _reference_checkpoint(reference)
+    audio = (_cka_source(source, checkpoint), wavs)
+    return _same_layer_cka(model, layers, checkpoint, scratch, reference, None, audio, options)
+
+
+def _same_layer_cka(model, layers, checkpoint, scratch, reference, reference_store, audio, options):
+    """audio: (source, wavs) as probes.extract takes them."""
     import probes
 
     if isinstance(reference, Path) and reference.resolve() == Path(checkpoint).resolve():
         return [1.0] * len(layers)  # a checkpoint against itself (drift at the switch): CKA is 1
-    audio = _cka_source(source, checkpoint)
-    mine = probes.extract(
-        model, audio, "all", store=_store(scratch, str(checkpoint), str(audio)), progress=False
+    source, wavs = audio
+    store = _store(scratch, str(checkpoint), f"{source}|{wavs}")
+    mine = probes.extract(model, source, "all", wavs=wavs, store=store, progress=False)
+    theirs = probes.extract(
+        reference, source, "all", wavs=wavs, store=reference_store, progress=False
     )
-    theirs = probes.extract(reference, audio, "all", store=reference_store, progress=False)
     return [
         float(
             probes.similarity(mine, theirs, [layer], layers_b=[layer], progress=False, **options)[
@@ -360,15 +363,18 @@ def _cka_source(source: Any, checkpoint: Path) -> Any:
     return _run_corpus(checkpoint) / "abx" / "captions" / "items.item"
 
 
-def _cka_run(model, layers, *, checkpoint, epoch, scratch, other, source=None, **options):
+def _cka_run(
+    model, layers, *, checkpoint, epoch, scratch, other, source=None, wavs=None, **options
+):
     """CKA of each layer with the same layer of another run's checkpoint at the same epoch (whose
-    activations, needed once, stay in the scratch folder)."""
+    activations, needed once, stay in the scratch folder); source and wavs as for "cka"."""
     import training
 
     reference = _epoch_of(other, epoch)
-    store = _store(scratch, str(reference), str(_cka_source(source, checkpoint)))
+    audio = (_cka_source(source, checkpoint), wavs)
+    store = _store(scratch, str(reference), f"{audio[0]}|{wavs}")
     other_model = training.load_pretrained(reference)
-    return _same_layer_cka(model, layers, checkpoint, scratch, other_model, store, source, options)
+    return _same_layer_cka(model, layers, checkpoint, scratch, other_model, store, audio, options)
 
 
 def _reference_checkpoint(reference: str | Path) -> Path:

@@ -220,7 +220,8 @@ def collect(
 
     abx_options: ABX engine options for every grid (e.g. subsampling); item_files: set name -> item
     file replacing the corpus's (`abx_conditions`); cka_frames: the number of frames (a seeded subset)
-    CKA is computed on, None for all. bootstrap: resamples for every grid cell's interval (coords
+    CKA is computed on, None for all; CKA compares the models on the captions the ABX grids probe
+    (`item_files["captions"]` when given, else the corpus's captions set). bootstrap: resamples for every grid cell's interval (coords
     `low`, `high`; 0: none). paired_conditions: the ABX conditions whose per-cell results at each
     run's best final layer are kept for paired comparisons (and Table II's intervals). regions: the
     region features to read the test images from (default: the corpus's).
@@ -256,6 +257,12 @@ def collect(
             cells = best_layer_cells(study.runs[name].path, grid, specs[condition], progress)
             study.best_cells.setdefault(condition, {})[name] = cells
     cka = {"max_frames": cka_frames} if cka_frames else {}
+    if item_files and "captions" in item_files:
+        # The ABX grids' captions subset: CKA keeps only cka_frames frames anyway, and extracting
+        # the corpus's whole captions set (14 times the audio in the default plan) at every probed
+        # checkpoint made the CKA grids most of the probing time.
+        cka["source"] = str(Path(item_files["captions"]).resolve())
+        cka["wavs"] = str((Path(corpus) / "abx" / "captions" / "wavs").resolve())
     _collect_sharing(study, similarity_pairs, every, client, progress, cka)
     return study
 
