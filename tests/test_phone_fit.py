@@ -138,13 +138,44 @@ def test_split_is_speaker_disjoint_seeded_and_subsampled():
 
 
 def test_chunked_and_whole_evaluation_agree(monkeypatch):
-    """Few dims: the objective is summed over chunks of frames; many: over all frames at once.
-    Both are the same sums (up to float32 rounding), so they predict alike."""
-    import probes.phones as phones
+    """The objective is summed over chunks of frames that stay in cache; over one chunk of all
+    frames it is the same sums (up to float32 rounding), so both predict alike."""
+    import probes.phone_fit as phone_fit
 
     x, y, x_test, _ = _layers(seed=6, layers=2, n=1000, m=400, dim=8, classes=5)
-    monkeypatch.setattr(phones, "CACHE_FLOATS", 2 * 5 * 97)  # chunks of 97 frames
+    monkeypatch.setattr(phone_fit, "CACHE_FLOATS", 2 * 5 * 97)  # chunks of 97 frames
     chunked = fit_predict(x, y, x_test)
-    monkeypatch.setattr(phones, "SERIAL_BELOW_DIMS", 0)  # as at many dims: no chunks
+    monkeypatch.setattr(phone_fit, "CACHE_FLOATS", 1 << 40)  # one chunk
+    monkeypatch.setattr(phone_fit, "FRAME_FLOATS", 1 << 40)
     whole = fit_predict(x, y, x_test)
     assert np.mean(chunked == whole) >= 0.998
+
+
+def test_standardise_is_scikit_learns_and_its_covariance_numpys():
+    """One float32 copy standardised as StandardScaler does (a constant dim keeps scale 1), and
+    the standardised frames' covariance, from the Gram matrix's lower triangle in panels."""
+    import torch
+    from sklearn.preprocessing import StandardScaler
+
+    from probes.phone_fit import lower_gram, standardise
+
+    rng = np.random.default_rng(7)
+    frames = (rng.standard_normal((2, 500, 45)) * rng.exponential(3.0, 45) + 7.0).astype(np.float32)
+    frames[:, :, 3] = 2.5  # never varies
+    before = frames.copy()
+    x, mean, scale, covariance = standardise(torch, frames)
+    assert np.array_equal(frames, before)  # the caller's frames are left alone
+    for layer in range(2):
+        reference = StandardScaler().fit(frames[layer].astype(np.float64))
+        np.testing.assert_allclose(mean[layer, 0], reference.mean_, rtol=1e-5)
+        np.testing.assert_allclose(scale[layer, 0], reference.scale_, rtol=1e-4)
+        z = reference.transform(frames[layer].astype(np.float64))
+        np.testing.assert_allclose(x[layer], z, atol=1e-4)
+        np.testing.assert_allclose(covariance[layer], z.T @ z / len(z), atol=1e-5)
+    wide = torch.from_numpy(frames)
+    for panel in (1, 7, 45, 64):  # uneven last panel, one panel, wider than the dims
+        gram = lower_gram(torch, wide, panel=panel).numpy()
+        full = np.einsum("lnd,lne->lde", frames.astype(np.float64), frames.astype(np.float64))
+        np.testing.assert_allclose(np.tril(gram), np.tril(full), rtol=1e-5, atol=1e-2)
+        blocks = np.arange(45) // panel
+        assert not gram[:, blocks[:, None] < blocks[None, :]].any()  # no work above the blocks
