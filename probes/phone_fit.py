@@ -155,8 +155,22 @@ class _Softmax:
         self.size = dim * classes + classes
 
     def keep(self, rows):
-        """Drop the layers whose fit is over (rows: [A] bool, those that go on)."""
-        self.x, self.precondition = self.x[rows], self.precondition[rows]
+        """Drop the layers whose fit is over (rows: [A] bool, those that go on). Returns the rows
+        that go on in their new order ([A'] indices): a dropped layer's frames are overwritten by
+        those of a layer from the end, so that the fit goes on over x[:A'] with the fewest
+        copies of frames."""
+        count = int(rows.sum())
+        holes = [row for row in range(count) if not rows[row]]
+        movers = [row for row in range(count, len(rows)) if rows[row]]
+        order = list(range(count))
+        for hole, mover in zip(holes, movers, strict=True):
+            self.x[hole], self.precondition[hole], order[hole] = (
+                self.x[mover],
+                self.precondition[mover],
+                mover,
+            )
+        self.x, self.precondition = self.x[:count], self.precondition[:count]
+        return self.torch.tensor(order)
 
     def weights(self, theta, rows=None):
         """W [A, D, K] and b [A, K] from theta [A, size] of the given rows (default: every layer
@@ -217,13 +231,12 @@ def _lbfgs(torch, problem, *, max_iter, tolerance, memory):
             w, b = problem.weights(theta[over], over)
             for row, layer in enumerate(np.flatnonzero(over.numpy())):
                 weights[origin[layer]], biases[origin[layer]] = w[row], b[row]
-            go_on = ~over
-            if not go_on.any():
+            if over.all():
                 break
-            problem.keep(go_on)
-            origin = [layer for layer, on in zip(origin, go_on.tolist(), strict=True) if on]
+            order = problem.keep(~over)
+            origin = [origin[row] for row in order.tolist()]
             theta, loss, grad, steps, changes, inverse_curvature, gamma = (
-                t[go_on] for t in (theta, loss, grad, steps, changes, inverse_curvature, gamma)
+                t[order] for t in (theta, loss, grad, steps, changes, inverse_curvature, gamma)
             )
         newest_first = [(iteration - 1 - j) % memory for j in range(min(iteration, memory))]
         direction = _two_loop(grad, steps, changes, inverse_curvature, gamma, newest_first)
