@@ -77,7 +77,10 @@ def fit_predict(
 def _fit_predict(torch, train_x, train_y, test_x, regularization, max_iter, tolerance, memory):
     # Callers may hold inference mode (a grid does); nothing here needs autograd.
     with torch.inference_mode(False), torch.no_grad():
-        x, mean, scale, covariance = standardise(torch, train_x)
+        # With few dims the intercept rides in the products as a column of ones (a pass less
+        # over the logits each way); with many, the extra column would slow the products more.
+        ones = np.shape(train_x)[2] < SERIAL_BELOW_DIMS
+        x, mean, scale, covariance = standardise(torch, train_x, ones=ones)
         y = torch.from_numpy(np.asarray(train_y, np.int64))
         problem = _Softmax(torch, x, y, int(y.max()) + 1, regularization, covariance)
         del x  # the problem holds the standardised frames
@@ -89,29 +92,34 @@ def _fit_predict(torch, train_x, train_y, test_x, regularization, max_iter, tole
         return torch.baddbmm(bias[:, None, :], test, weights).argmax(dim=2).numpy()
 
 
-def standardise(torch, frames: np.ndarray):
-    """Frames standardised as scikit-learn's StandardScaler does, on one float32 copy, and the
-    covariance of the standardised frames from the same pass over them.
+def standardise(torch, frames: np.ndarray, *, ones: bool = False):
+    """Frames standardised as scikit-learn's StandardScaler does, on one float32 copy (with a
+    column of ones beside them if `ones`), and the covariance of the standardised frames from the
+    same pass over them.
 
     Args:
         frames: [L, N, D] (not modified).
     Returns:
-        x [L, N, D] float32 standardised, mean and scale [L, 1, D] (a dim that never varies keeps
-        scale 1, as StandardScaler leaves it), covariance [L, D, D] float64 (x^T x / N).
+        x [L, N, D] float32 standardised (or [L, N, D + 1], then 1), mean and scale [L, 1, D] (a
+        dim that never varies keeps scale 1, as StandardScaler leaves it), covariance [L, D, D]
+        float64 (the standardised frames' x^T x / N).
     """
-    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
-    mean = x.mean(dim=1, keepdim=True)
-    x = x - mean  # the copy the fit works on
-    n = x.shape[1]
+    frames = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
+    layers, n, dim = frames.shape
+    mean = frames.mean(dim=1, keepdim=True)
+    x = torch.empty(layers, n, dim + ones)  # the copy the fit works on
+    x[:, :, dim:] = 1.0
+    centred = torch.sub(frames, mean, out=x[:, :, :dim])
     # The centred frames' Gram matrix holds their variances on its diagonal: no separate pass
     # for the scale, and the covariance of the scaled frames is the Gram matrix rescaled.
-    gram = lower_gram(torch, x).double() / n
+    gram = lower_gram(torch, centred).double() / n
     scale = gram.diagonal(dim1=1, dim2=2).sqrt()
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     gram /= scale[:, :, None] * scale[:, None, :]
     covariance = gram.tril() + gram.tril(-1).transpose(1, 2)
     scale = scale.float()[:, None, :]
-    return x.div_(scale), mean, scale, covariance
+    centred.div_(scale)
+    return x, mean, scale, covariance
 
 
 def lower_gram(torch, x, *, panel: int = PANEL):
@@ -142,8 +150,10 @@ class _Softmax:
 
     def __init__(self, torch, x, y, classes, regularization, covariance):
         self.torch, self.x, self.y = torch, x, y
-        self.onehot = torch.nn.functional.one_hot(y, classes).to(x.dtype)  # [N, K]
-        layers, n, dim = x.shape
+        onehot = torch.nn.functional.one_hot(y, classes).to(x.dtype)
+        self.negative_onehot = onehot.T.neg().contiguous()  # [K, N]
+        layers, n, dim = covariance.shape[0], x.shape[1], covariance.shape[1]
+        self.ones = x.shape[2] > dim  # x: [L, N, D], or [L, N, D + 1] with a column of ones
         self.dim, self.classes = dim, classes
         self.penalty = 1.0 / (regularization * n)
         covariance.diagonal(dim1=1, dim2=2).add_(self.penalty * classes)
@@ -187,7 +197,6 @@ class _Softmax:
         x = self.x if rows is None else self.x[rows]
         layers, n = x.shape[:2]
         loss = torch.zeros(layers, dtype=torch.float64)
-        grad_wt, grad_b = torch.zeros(layers, self.classes, self.dim), torch.zeros_like(b)
         # Frames in chunks whose logits and frames stay in cache from the logits' product to the
         # gradient's: with few dims the fit is bound by memory traffic over the [A, N, K] logits;
         # with many, the gradient's product then reads its frames from cache.
@@ -195,17 +204,34 @@ class _Softmax:
             64,
             min(CACHE_FLOATS // (layers * self.classes), FRAME_FLOATS // (layers * self.dim)),
         )
+        # With a column of ones, weights and intercept are one [A, K, D + 1] matrix: the products
+        # then add the intercept and sum its gradient.
+        weights = torch.cat([w.transpose(1, 2), b[:, :, None]], dim=2) if self.ones else None
+        grad = torch.zeros(layers, self.classes, x.shape[2])
+        grad_b = torch.zeros_like(b)
         for start in range(0, n, size):
-            chunk, onehot = x[:, start : start + size], self.onehot[start : start + size]
-            logits = torch.baddbmm(b[:, None, :], chunk, w)  # [A, c, K]
-            log_p = torch.log_softmax(logits, dim=2)
-            labels = self.y[None, start : start + size, None].expand(layers, -1, 1)
-            loss -= log_p.gather(2, labels).sum(dim=(1, 2), dtype=torch.float64)
-            residual = log_p.exp_().sub_(onehot)  # d (summed loss) / d logits
+            chunk = x[:, start : start + size]
+            # Logits as [A, K, c]: each frame's softmax then reduces over rows of contiguous
+            # frames, several times faster than over the last dim of [A, c, K] with 40 classes.
+            # With many dims the BLAS is faster at [A, c, K]: that product, then a transposed copy.
+            if self.ones:
+                logits = torch.bmm(weights, chunk.transpose(1, 2))
+            else:
+                logits = torch.baddbmm(b[:, None, :], chunk, w).transpose(1, 2).contiguous()
+            z = logits.sub_(logits.amax(dim=1, keepdim=True))
+            labels = self.y[None, None, start : start + size].expand(layers, 1, -1)
+            picked = z.gather(1, labels)  # [A, 1, c]
+            p = z.exp_()
+            total = p.sum(dim=1, keepdim=True)
+            loss += (total.log() - picked).sum(dim=(1, 2), dtype=torch.float64)
+            # d (summed loss) / d logits: softmax minus one-hot, in one pass.
+            residual = torch.addcdiv(self.negative_onehot[:, start : start + size], p, total)
             # As [K, c] x [c, D]: the BLAS runs it about 1.6x faster than X^T R at 768 dims.
-            grad_wt.baddbmm_(residual.transpose(1, 2), chunk, alpha=1.0 / n)
-            grad_b += residual.sum(dim=1) / n
-        grad_w = grad_wt.transpose(1, 2).add_(w, alpha=self.penalty)
+            grad.baddbmm_(residual, chunk, alpha=1.0 / n)
+            if not self.ones:
+                grad_b += residual.sum(dim=2) / n
+        grad_w = grad[:, :, : self.dim].transpose(1, 2).add_(w, alpha=self.penalty)
+        grad_b = grad[:, :, self.dim] if self.ones else grad_b
         loss = loss / n + self.penalty / 2 * w.pow(2).sum(dim=(1, 2), dtype=torch.float64)
         largest = torch.maximum(grad_w.abs().amax(dim=(1, 2)), grad_b.abs().amax(dim=1))
         precondition = self.precondition if rows is None else self.precondition[rows]
