@@ -23,12 +23,19 @@ def _layers(seed=0, layers=3, n=1500, m=600, dim=12, classes=6):
     return x, y, x_test, y_test
 
 
+@pytest.mark.parametrize("many_dims", [False, True])
 @pytest.mark.parametrize("regularization", [1.0, 0.01])
-def test_predictions_match_scikit_learn(regularization):
+def test_predictions_match_scikit_learn(regularization, many_dims, monkeypatch):
+    """Both layouts of the fit: with few dims the intercept rides in the products as a column of
+    ones; with many (forced here on a small problem) it is added and summed on its own."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    import probes.phone_fit as phone_fit
+
+    if many_dims:
+        monkeypatch.setattr(phone_fit, "SERIAL_BELOW_DIMS", 0)
     x, y, x_test, y_test = _layers()
     ours = fit_predict(x, y, x_test, regularization)
     assert ours.shape == (len(x), len(y_test))
@@ -165,6 +172,9 @@ def test_standardise_is_scikit_learns_and_its_covariance_numpys():
     before = frames.copy()
     x, mean, scale, covariance = standardise(torch, frames)
     assert np.array_equal(frames, before)  # the caller's frames are left alone
+    with_ones = standardise(torch, frames, ones=True)[0]
+    assert with_ones.shape == (2, 500, 46) and (with_ones[:, :, 45] == 1).all()
+    assert torch.equal(with_ones[:, :, :45], x)
     for layer in range(2):
         reference = StandardScaler().fit(frames[layer].astype(np.float64))
         np.testing.assert_allclose(mean[layer, 0], reference.mean_, rtol=1e-5)
