@@ -15,8 +15,6 @@ gradient as R^T X ([K, N] x [N, D], both operands read along their rows).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 __all__ = ["fit_predict"]
@@ -143,9 +141,10 @@ def lower_gram(torch, x, *, panel: int = PANEL):
 class _Softmax:
     """Each layer's objective and gradient in preconditioned coordinates theta = (V, c).
 
-    The weights are W = P V and the intercept b = sqrt(K) c, with P = R^-T for R R^T = S / K +
-    I / (C N) (S the frames' covariance): at W = 0 the objective's Hessian in V is then about the
-    identity (the softmax's curvature is about 1/K per class with uniform probabilities).
+    The weights of class k are W_k = P V_k / sqrt(K h_k) and its intercept b_k = c_k / sqrt(h_k),
+    with P = R^-T for R R^T = S / K + I / (C N) (S the frames' covariance) and h_k the softmax's
+    curvature for class k (about 1/K with uniform probabilities): the objective's Hessian in V
+    is then about the identity.
     """
 
     def __init__(self, torch, x, y, classes, regularization, covariance):
@@ -161,7 +160,14 @@ class _Softmax:
         identity = torch.eye(dim, dtype=torch.float64).expand(layers, dim, dim)
         inverse = torch.linalg.solve_triangular(factor, identity, upper=False)
         self.precondition = inverse.transpose(1, 2).float().contiguous()  # [L, D, D]
-        self.bias_scale = math.sqrt(classes)
+        # Each class's share of the curvature: 1/K (1 - 1/K) at the start, f (1 - f) once the
+        # intercepts fit the class frequencies f; their geometric mean took fewer iterations than
+        # either at 32 and 768 dims. Class k's weights are W_k = P V_k / sqrt(K h_k).
+        uniform = (1 - 1 / classes) / classes
+        share = (torch.bincount(y, minlength=classes).double() / n).clamp_min(1 / n)
+        curvature = (uniform * share * (1 - share)).sqrt().clamp_min(1 / n)  # [K]
+        self.class_scale = (curvature * classes).rsqrt().float()  # [K]
+        self.bias_scale = curvature.rsqrt().float()  # b = c / sqrt(h)
         self.size = dim * classes + classes
 
     def keep(self, rows):
@@ -187,7 +193,8 @@ class _Softmax:
         still being fitted)."""
         precondition = self.precondition if rows is None else self.precondition[rows]
         v = theta[:, : self.dim * self.classes].reshape(len(theta), self.dim, self.classes)
-        return self.torch.bmm(precondition, v), theta[:, -self.classes :] * self.bias_scale
+        w = self.torch.bmm(precondition, v * self.class_scale)
+        return w, theta[:, -self.classes :] * self.bias_scale
 
     def __call__(self, theta, rows=None):
         """Objective [A] (float64), gradient in theta [A, size] and the largest entry of the
@@ -235,7 +242,7 @@ class _Softmax:
         loss = loss / n + self.penalty / 2 * w.pow(2).sum(dim=(1, 2), dtype=torch.float64)
         largest = torch.maximum(grad_w.abs().amax(dim=(1, 2)), grad_b.abs().amax(dim=1))
         precondition = self.precondition if rows is None else self.precondition[rows]
-        grad_v = torch.bmm(precondition.transpose(1, 2), grad_w)
+        grad_v = torch.bmm(precondition.transpose(1, 2), grad_w).mul_(self.class_scale)
         grad = torch.cat([grad_v.reshape(layers, -1), grad_b * self.bias_scale], dim=1)
         return loss, grad, largest
 

@@ -189,3 +189,13 @@ def test_standardise_is_scikit_learns_and_its_covariance_numpys():
         np.testing.assert_allclose(np.tril(gram), np.tril(full), rtol=1e-5, atol=1e-2)
         blocks = np.arange(45) // panel
         assert not gram[:, blocks[:, None] < blocks[None, :]].any()  # no work above the blocks
+
+
+def test_a_class_absent_from_training_or_a_single_class():
+    """Class ids need not all occur in training (the per-class preconditioning stays finite); an
+    absent class is never predicted, and a single class is predicted everywhere."""
+    x, y, x_test, _ = _layers(seed=8, layers=2, n=600, m=300, dim=6, classes=4)
+    y = np.where(y == 1, 3, y)  # class 1 absent: ids 0, 2, 3
+    predicted = fit_predict(x, y, x_test)
+    assert set(np.unique(predicted)) <= {0, 2, 3} and len(np.unique(predicted)) == 3
+    assert (fit_predict(x, np.zeros_like(y), x_test) == 0).all()
