@@ -2,10 +2,11 @@
 
 Each layer's classifier minimises scikit-learn's LogisticRegression objective on frames
 standardised as its StandardScaler does, and stops by its rule (`fit_predict`). What makes it
-fast is a preconditioner: the weights are searched as W = P V, where P P^T inverts the frames'
-covariance (divided by the number of phones, plus the penalty), so that the problem L-BFGS sees is
-about equally curved in every direction, and it needs several times fewer iterations than
-scikit-learn's L-BFGS on W itself. The objective, and so its minimum, is unchanged.
+fast is a preconditioner: the weights are searched as W = P V, where P P^T approximates the
+inverse of the objective's Hessian (from the frames' covariance, each class's share of the
+softmax's curvature and the penalty), so that the problem L-BFGS sees is about equally curved in
+every direction, and it needs several times fewer iterations than scikit-learn's L-BFGS on W
+itself. The objective, and so its minimum, is unchanged.
 
 With many dims the fit is bound by its matrix products over the frames: the covariance (once per
 layer) and two per iteration (the logits and the gradient). Each is laid out as the BLAS runs it
@@ -141,33 +142,29 @@ def lower_gram(torch, x, *, panel: int = PANEL):
 class _Softmax:
     """Each layer's objective and gradient in preconditioned coordinates theta = (V, c).
 
-    The weights of class k are W_k = P V_k / sqrt(K h_k) and its intercept b_k = c_k / sqrt(h_k),
-    with P = R^-T for R R^T = S / K + I / (C N) (S the frames' covariance) and h_k the softmax's
-    curvature for class k (about 1/K with uniform probabilities): the objective's Hessian in V
-    is then about the identity.
+    The weights of class k are W_k = P diag(scale_k) V_k (`_preconditioner`) and its intercept
+    b_k = c_k / sqrt(h_k), with h_k the softmax's curvature for class k: the objective's Hessian
+    in (V, c) is then about the identity.
     """
 
     def __init__(self, torch, x, y, classes, regularization, covariance):
         self.torch, self.x, self.y = torch, x, y
         onehot = torch.nn.functional.one_hot(y, classes).to(x.dtype)
         self.negative_onehot = onehot.T.neg().contiguous()  # [K, N]
-        layers, n, dim = covariance.shape[0], x.shape[1], covariance.shape[1]
+        n, dim = x.shape[1], covariance.shape[1]
         self.ones = x.shape[2] > dim  # x: [L, N, D], or [L, N, D + 1] with a column of ones
         self.dim, self.classes = dim, classes
         self.penalty = 1.0 / (regularization * n)
-        covariance.diagonal(dim1=1, dim2=2).add_(self.penalty * classes)
-        factor = torch.linalg.cholesky(covariance / classes)
-        identity = torch.eye(dim, dtype=torch.float64).expand(layers, dim, dim)
-        inverse = torch.linalg.solve_triangular(factor, identity, upper=False)
-        self.precondition = inverse.transpose(1, 2).float().contiguous()  # [L, D, D]
-        # Each class's share of the curvature: 1/K (1 - 1/K) at the start, f (1 - f) once the
-        # intercepts fit the class frequencies f; their geometric mean took fewer iterations than
-        # either at 32 and 768 dims. Class k's weights are W_k = P V_k / sqrt(K h_k).
+        # Each class's share h of the softmax's curvature: 1/K (1 - 1/K) at the start, f (1 - f)
+        # once the intercepts fit the class frequencies f; their geometric mean took fewer
+        # iterations than either at 32 and 768 dims.
         uniform = (1 - 1 / classes) / classes
         share = (torch.bincount(y, minlength=classes).double() / n).clamp_min(1 / n)
-        curvature = (uniform * share * (1 - share)).sqrt().clamp_min(1 / n)  # [K]
-        self.class_scale = (curvature * classes).rsqrt().float()  # [K]
-        self.bias_scale = curvature.rsqrt().float()  # b = c / sqrt(h)
+        curvature = (uniform * share * (1 - share)).sqrt().clamp_min(1 / n).float()  # [K]
+        self.precondition, self.class_scale = _preconditioner(
+            torch, covariance, curvature, self.penalty
+        )
+        self.bias_scale = curvature.rsqrt()  # [K]
         self.size = dim * classes + classes
 
     def keep(self, rows):
@@ -180,12 +177,11 @@ class _Softmax:
         movers = [row for row in range(count, len(rows)) if rows[row]]
         order = list(range(count))
         for hole, mover in zip(holes, movers, strict=True):
-            self.x[hole], self.precondition[hole], order[hole] = (
-                self.x[mover],
-                self.precondition[mover],
-                mover,
-            )
-        self.x, self.precondition = self.x[:count], self.precondition[:count]
+            for name in ("x", "precondition", "class_scale"):
+                getattr(self, name)[hole] = getattr(self, name)[mover]
+            order[hole] = mover
+        for name in ("x", "precondition", "class_scale"):
+            setattr(self, name, getattr(self, name)[:count])
         return self.torch.tensor(order)
 
     def weights(self, theta, rows=None):
@@ -193,7 +189,8 @@ class _Softmax:
         still being fitted)."""
         precondition = self.precondition if rows is None else self.precondition[rows]
         v = theta[:, : self.dim * self.classes].reshape(len(theta), self.dim, self.classes)
-        w = self.torch.bmm(precondition, v * self.class_scale)
+        class_scale = self.class_scale if rows is None else self.class_scale[rows]
+        w = self.torch.bmm(precondition, v * class_scale)
         return w, theta[:, -self.classes :] * self.bias_scale
 
     def __call__(self, theta, rows=None):
@@ -242,9 +239,32 @@ class _Softmax:
         loss = loss / n + self.penalty / 2 * w.pow(2).sum(dim=(1, 2), dtype=torch.float64)
         largest = torch.maximum(grad_w.abs().amax(dim=(1, 2)), grad_b.abs().amax(dim=1))
         precondition = self.precondition if rows is None else self.precondition[rows]
-        grad_v = torch.bmm(precondition.transpose(1, 2), grad_w).mul_(self.class_scale)
+        class_scale = self.class_scale if rows is None else self.class_scale[rows]
+        grad_v = torch.bmm(precondition.transpose(1, 2), grad_w).mul_(class_scale)
         grad = torch.cat([grad_v.reshape(layers, -1), grad_b * self.bias_scale], dim=1)
         return loss, grad, largest
+
+
+def _preconditioner(torch, covariance, curvature, penalty):
+    """P [L, D, D] and the class scales [L, D or 1, K] of W_k = P diag(scale_k) V_k, from the
+    frames' covariance S [L, D, D], each class's curvature h [K] and the penalty.
+
+    Class k's weights have a Hessian of about h_k S + penalty I = U diag(h_k s + penalty) U^T:
+    with few dims, where an eigendecomposition is cheap, that is P = U and scale_k = (h_k s +
+    penalty)^-1/2. With many, one Cholesky factor R R^T = S / K + penalty I (several times
+    cheaper) serves every class, scaled by (K h_k)^-1/2, exact but for the penalty's share.
+    float32 is enough for U: the preconditioner only has to be invertible, not exact.
+    """
+    layers, dim, _ = covariance.shape
+    if dim < SERIAL_BELOW_DIMS:
+        spectrum, basis = torch.linalg.eigh(covariance.float())
+        return basis, (spectrum.clamp_min(0)[:, :, None] * curvature + penalty).rsqrt()
+    classes = len(curvature)
+    factor = torch.linalg.cholesky(covariance / classes + penalty * torch.eye(dim))
+    identity = torch.eye(dim, dtype=torch.float64).expand(layers, dim, dim)
+    inverse = torch.linalg.solve_triangular(factor, identity, upper=False)
+    scale = (curvature * classes).rsqrt().expand(layers, 1, classes).contiguous()
+    return inverse.transpose(1, 2).float().contiguous(), scale
 
 
 def _lbfgs(torch, problem, *, max_iter, tolerance, memory):
