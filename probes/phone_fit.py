@@ -11,7 +11,9 @@ itself. The objective, and so its minimum, is unchanged.
 With many dims the fit is bound by its matrix products over the frames: the covariance (once per
 layer) and two per iteration (the logits and the gradient). Each is laid out as the BLAS runs it
 fastest: the covariance as its lower triangle in panels (about half a full product's work), the
-gradient as R^T X ([K, N] x [N, D], both operands read along their rows).
+gradient as R^T X ([K, N] x [N, D], both operands read along their rows), in chunks of frames
+that stay in cache between the two. With few dims the passes over the [A, K, c] logits cost more
+than the products, and there are as few of them as the softmax allows (docs/probes.md).
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ __all__ = ["fit_predict"]
 # core's L2 cache) and at most this many frame values (8 MB, within its share of L3).
 CACHE_FLOATS = 1 << 18
 FRAME_FLOATS = 1 << 21
-# Below this many dims every op of the fit is small and runs on one thread: a parallel region
-# would cost more than it saves (far more on a loaded machine, where each waits for a time slice).
-SERIAL_BELOW_DIMS = 256
+# Below this many dims (few): every op of the fit is small and runs on one thread, as a parallel
+# region would cost more than it saves (far more on a loaded machine, where each waits for a time
+# slice); the intercept rides in the products as a column of ones; and each class's
+# preconditioner comes from an eigendecomposition of the covariance (`_preconditioner`).
+FEW_DIMS = 256
 # Dims per panel of the covariance's lower triangle: narrow enough that the triangle saves work,
 # wide enough that each panel's product still runs near the BLAS's peak.
 PANEL = 128
@@ -63,7 +67,7 @@ def fit_predict(
     import torch
 
     threads = torch.get_num_threads()
-    if np.shape(train_x)[2] < SERIAL_BELOW_DIMS:
+    if np.shape(train_x)[2] < FEW_DIMS:
         torch.set_num_threads(1)
     try:
         return _fit_predict(
@@ -78,7 +82,7 @@ def _fit_predict(torch, train_x, train_y, test_x, regularization, max_iter, tole
     with torch.inference_mode(False), torch.no_grad():
         # With few dims the intercept rides in the products as a column of ones (a pass less
         # over the logits each way); with many, the extra column would slow the products more.
-        ones = np.shape(train_x)[2] < SERIAL_BELOW_DIMS
+        ones = np.shape(train_x)[2] < FEW_DIMS
         x, mean, scale, covariance = standardise(torch, train_x, ones=ones)
         y = torch.from_numpy(np.asarray(train_y, np.int64))
         problem = _Softmax(torch, x, y, int(y.max()) + 1, regularization, covariance)
@@ -256,9 +260,10 @@ def _preconditioner(torch, covariance, curvature, penalty):
     float32 is enough for U: the preconditioner only has to be invertible, not exact.
     """
     layers, dim, _ = covariance.shape
-    if dim < SERIAL_BELOW_DIMS:
+    if dim < FEW_DIMS:
         spectrum, basis = torch.linalg.eigh(covariance.float())
-        return basis, (spectrum.clamp_min(0)[:, :, None] * curvature + penalty).rsqrt()
+        scale = (spectrum.clamp_min(0)[:, :, None] * curvature + penalty).rsqrt()
+        return basis.contiguous(), scale
     classes = len(curvature)
     factor = torch.linalg.cholesky(covariance / classes + penalty * torch.eye(dim))
     identity = torch.eye(dim, dtype=torch.float64).expand(layers, dim, dim)

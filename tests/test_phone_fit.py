@@ -35,7 +35,7 @@ def test_predictions_match_scikit_learn(regularization, many_dims, monkeypatch):
     import probes.phone_fit as phone_fit
 
     if many_dims:
-        monkeypatch.setattr(phone_fit, "SERIAL_BELOW_DIMS", 0)
+        monkeypatch.setattr(phone_fit, "FEW_DIMS", 0)
     x, y, x_test, y_test = _layers()
     ours = fit_predict(x, y, x_test, regularization)
     assert ours.shape == (len(x), len(y_test))
