@@ -23,12 +23,19 @@ def _layers(seed=0, layers=3, n=1500, m=600, dim=12, classes=6):
     return x, y, x_test, y_test
 
 
+@pytest.mark.parametrize("many_dims", [False, True])
 @pytest.mark.parametrize("regularization", [1.0, 0.01])
-def test_predictions_match_scikit_learn(regularization):
+def test_predictions_match_scikit_learn(regularization, many_dims, monkeypatch):
+    """Both layouts of the fit: with few dims the intercept rides in the products as a column of
+    ones; with many (forced here on a small problem) it is added and summed on its own."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    import probes.phone_fit as phone_fit
+
+    if many_dims:
+        monkeypatch.setattr(phone_fit, "FEW_DIMS", 0)
     x, y, x_test, y_test = _layers()
     ours = fit_predict(x, y, x_test, regularization)
     assert ours.shape == (len(x), len(y_test))
@@ -138,13 +145,57 @@ def test_split_is_speaker_disjoint_seeded_and_subsampled():
 
 
 def test_chunked_and_whole_evaluation_agree(monkeypatch):
-    """Few dims: the objective is summed over chunks of frames; many: over all frames at once.
-    Both are the same sums (up to float32 rounding), so they predict alike."""
-    import probes.phones as phones
+    """The objective is summed over chunks of frames that stay in cache; over one chunk of all
+    frames it is the same sums (up to float32 rounding), so both predict alike."""
+    import probes.phone_fit as phone_fit
 
     x, y, x_test, _ = _layers(seed=6, layers=2, n=1000, m=400, dim=8, classes=5)
-    monkeypatch.setattr(phones, "CACHE_FLOATS", 2 * 5 * 97)  # chunks of 97 frames
+    monkeypatch.setattr(phone_fit, "CACHE_FLOATS", 2 * 5 * 97)  # chunks of 97 frames
     chunked = fit_predict(x, y, x_test)
-    monkeypatch.setattr(phones, "SERIAL_BELOW_DIMS", 0)  # as at many dims: no chunks
+    monkeypatch.setattr(phone_fit, "CACHE_FLOATS", 1 << 40)  # one chunk
+    monkeypatch.setattr(phone_fit, "FRAME_FLOATS", 1 << 40)
     whole = fit_predict(x, y, x_test)
     assert np.mean(chunked == whole) >= 0.998
+
+
+def test_standardise_is_scikit_learns_and_its_covariance_numpys():
+    """One float32 copy standardised as StandardScaler does (a constant dim keeps scale 1), and
+    the standardised frames' covariance, from the Gram matrix's lower triangle in panels."""
+    import torch
+    from sklearn.preprocessing import StandardScaler
+
+    from probes.phone_fit import lower_gram, standardise
+
+    rng = np.random.default_rng(7)
+    frames = (rng.standard_normal((2, 500, 45)) * rng.exponential(3.0, 45) + 7.0).astype(np.float32)
+    frames[:, :, 3] = 2.5  # never varies
+    before = frames.copy()
+    x, mean, scale, covariance = standardise(torch, frames)
+    assert np.array_equal(frames, before)  # the caller's frames are left alone
+    with_ones = standardise(torch, frames, ones=True)[0]
+    assert with_ones.shape == (2, 500, 46) and (with_ones[:, :, 45] == 1).all()
+    assert torch.equal(with_ones[:, :, :45], x)
+    for layer in range(2):
+        reference = StandardScaler().fit(frames[layer].astype(np.float64))
+        np.testing.assert_allclose(mean[layer, 0], reference.mean_, rtol=1e-5)
+        np.testing.assert_allclose(scale[layer, 0], reference.scale_, rtol=1e-4)
+        z = reference.transform(frames[layer].astype(np.float64))
+        np.testing.assert_allclose(x[layer], z, atol=1e-4)
+        np.testing.assert_allclose(covariance[layer], z.T @ z / len(z), atol=1e-5)
+    wide = torch.from_numpy(frames)
+    for panel in (1, 7, 45, 64):  # uneven last panel, one panel, wider than the dims
+        gram = lower_gram(torch, wide, panel=panel).numpy()
+        full = np.einsum("lnd,lne->lde", frames.astype(np.float64), frames.astype(np.float64))
+        np.testing.assert_allclose(np.tril(gram), np.tril(full), rtol=1e-5, atol=1e-2)
+        blocks = np.arange(45) // panel
+        assert not gram[:, blocks[:, None] < blocks[None, :]].any()  # no work above the blocks
+
+
+def test_a_class_absent_from_training_or_a_single_class():
+    """Class ids need not all occur in training (the per-class preconditioning stays finite); an
+    absent class is never predicted, and a single class is predicted everywhere."""
+    x, y, x_test, _ = _layers(seed=8, layers=2, n=600, m=300, dim=6, classes=4)
+    y = np.where(y == 1, 3, y)  # class 1 absent: ids 0, 2, 3
+    predicted = fit_predict(x, y, x_test)
+    assert set(np.unique(predicted)) <= {0, 2, 3} and len(np.unique(predicted)) == 3
+    assert (fit_predict(x, np.zeros_like(y), x_test) == 0).all()
