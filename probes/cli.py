@@ -195,9 +195,16 @@ def _register_cache(subparsers: argparse._SubParsersAction) -> None:
         "test recall) and $SSLVGS_CACHE/activations (models without a run). Without RUN: the "
         "user cache.",
     )
-    parser.add_argument("action", choices=("list", "clear"))
-    parser.add_argument("runs", nargs="*", metavar="RUN", help="run directories")
-    parser.add_argument("--kind", choices=("activations", "grids", "recall", "all"), default="all")
+    kinds = ("activations", "grids", "recall", "all")
+    parser.add_argument("--kind", choices=kinds, default="all")
+    # list and clear are subcommands of their own, so options may come before or after the runs
+    # (`cache clear --kind grids RUN` as well as `cache clear RUN --kind grids`): one parser with
+    # two positionals, the second nargs="*", takes no positional after an option.
+    actions = parser.add_subparsers(dest="action", required=True, metavar="{list,clear}")
+    for action, text in (("list", "what is cached"), ("clear", "remove it")):
+        sub = actions.add_parser(action, help=text, description=text)
+        sub.add_argument("runs", nargs="*", metavar="RUN", help="run directories")
+        sub.add_argument("--kind", choices=kinds, default=argparse.SUPPRESS)
     parser.set_defaults(func=_cache)
 
 

@@ -112,6 +112,13 @@ def test_cache_command(cached_run: Path, capsys: pytest.CaptureFixture) -> None:
     assert "1 entries" in capsys.readouterr().out
     assert main(["cache", "list", str(cached_run), "--kind", "activations"]) == 0
     assert "nothing cached" in capsys.readouterr().out
+    # Options before the runs, and before the action, read the same way.
+    assert main(["cache", "list", "--kind", "grids", str(cached_run)]) == 0
+    assert "1 entries" in capsys.readouterr().out
+    assert main(["cache", "--kind", "grids", "clear", str(cached_run)]) == 0
+    assert "1 entries" in capsys.readouterr().out
+    assert main(["cache", "list", str(cached_run)]) == 0
+    assert "nothing cached" in capsys.readouterr().out
 
 
 def test_version_everywhere(capsys: pytest.CaptureFixture) -> None:
