@@ -201,7 +201,10 @@ def _register_cache(subparsers: argparse._SubParsersAction) -> None:
     # (`cache clear --kind grids RUN` as well as `cache clear RUN --kind grids`): one parser with
     # two positionals, the second nargs="*", takes no positional after an option.
     actions = parser.add_subparsers(dest="action", required=True, metavar="{list,clear}")
-    for action, text in (("list", "what is cached"), ("clear", "remove it")):
+    for action, text in (
+        ("list", "list the cached activations, grids and recall of RUNs (or the user cache)"),
+        ("clear", "remove the cached activations, grids and recall of RUNs (or the user cache)"),
+    ):
         sub = actions.add_parser(action, help=text, description=text)
         sub.add_argument("runs", nargs="*", metavar="RUN", help="run directories")
         sub.add_argument("--kind", choices=kinds, default=argparse.SUPPRESS)
