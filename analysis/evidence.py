@@ -263,5 +263,6 @@ def combine_seeds(per_seed: Sequence[Comparison]) -> Comparison:
         value_b=float(np.mean([c.value_b for c in per_seed])), difference=difference,
         low=difference - half, high=difference + half, higher_is_better=first.higher_is_better,
         unit=first.unit, units=first.units, confidence=first.confidence, n_boot=first.n_boot,
-        note=f"mean of {k} seeds; between-seed SD of the difference {seed_sd:.4f}",
+        # In points, as the report states every difference (values are fractions).
+        note=f"mean of {k} seeds; between-seed SD of the difference {100 * seed_sd:.1f} points",
     )  # fmt: skip

@@ -147,6 +147,9 @@ def test_seeds_add_their_spread() -> None:
     combined = combine_seeds(runs)
     assert combined.difference == pytest.approx(np.mean([r.difference for r in runs]))
     assert "3 seeds" in combined.note
+    # The spread is stated in points, as the report states the differences themselves.
+    spread = 100 * np.std([r.difference for r in runs], ddof=1)
+    assert f"between-seed SD of the difference {spread:.1f} points" in combined.note
     assert combine_seeds(runs[:1]) is runs[0]
 
 
