@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from abx_reference import reference_error
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from probes.abx_engine import AbxResult, paired_difference, score, zerospeech_condition
 
@@ -159,3 +161,31 @@ def test_summary_has_the_cli_json_keys():
     summary = score(features, items, speaker="within", context="any").summary()
     assert {"score", "speaker", "context", "n_cells", "n_triplets"} <= set(summary)
     assert isinstance(summary["n_triplets"], int)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from(["b", "a", "c10", "c9", 3, 1.5, "3"]), min_size=1, max_size=40),
+    st.lists(st.integers(0, 4), min_size=1, max_size=40),
+)
+def test_label_codes_and_groups_equal_the_sorting_reference(labels, others) -> None:
+    """Cell labels are coded without sorting every cell's text (a set of the distinct values);
+    the codes and groups must be those of numpy's unique over the texts and over rows."""
+    from probes.abx_engine.result import _first_appearance, _group, _text_codes
+
+    values = np.array(labels, dtype=object)
+    text = values.astype(str)
+    distinct, index = _text_codes(values)
+    reference, first, inverse = np.unique(text, return_index=True, return_inverse=True)
+    assert distinct.tolist() == reference.tolist() and index.tolist() == inverse.tolist()
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))  # pandas.factorize's order: first appearance
+    assert _first_appearance(index).tolist() == rank[inverse].tolist()
+    n = min(len(labels), len(others))
+    codes = {"a": index[:n], "b": np.array(others[:n], np.int64)}
+    ids, first_rows, count = _group(codes, ["a", "b"], n)
+    rows = np.stack([codes["a"], codes["b"]], axis=1)
+    uniq, first_ref, ids_ref = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    assert count == len(uniq)
+    assert ids.tolist() == ids_ref.reshape(-1).tolist()
+    assert first_rows.tolist() == first_ref.tolist()

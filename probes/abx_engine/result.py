@@ -60,16 +60,18 @@ class CollapsePlan:
         if unknown:
             raise ValueError(f"cannot collapse level(s) {unknown}: the cell labels are {labels}")
         resampled = [c for c in labels if unit is not None and c in (unit, f"{unit}_x")]
-        text = {c: np.asarray(cells[c]).astype(str) for c in labels}
+        # Each label column as (its sorted distinct texts, every cell's index into them).
+        text = {c: _text_codes(np.asarray(cells[c])) for c in labels}
         self.unit_labels = (
-            np.unique(np.concatenate([text[c] for c in resampled])) if resampled else None
+            np.unique(np.concatenate([text[c][0] for c in resampled])) if resampled else None
         )
         codes = {}
         for c in labels:
+            distinct, index = text[c]
             if c in resampled:
-                codes[c] = np.searchsorted(self.unit_labels, text[c])
+                codes[c] = np.searchsorted(self.unit_labels, distinct)[index]
             else:
-                codes[c] = _factorize(text[c])
+                codes[c] = _first_appearance(index)
         key = [c for c in labels if not c.endswith("_x") or c[:-2] not in labels]
         self.steps: list[tuple[np.ndarray, int, list[np.ndarray]]] = []
         current = list(labels)
@@ -117,12 +119,33 @@ class CollapsePlan:
         return float((w * v).sum() / w.sum()) if w.sum() > 0 else float("nan")
 
 
-def _factorize(values: np.ndarray) -> np.ndarray:
-    """Codes numbering the distinct values in order of first appearance (pandas.factorize's)."""
-    _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+def _text_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values.astype(str), return_inverse=True)`` without sorting every cell's text.
+
+    A label column holds a few distinct values over up to millions of cells: the distinct values
+    are found with a set, and only they are turned into text and sorted (sorting the cells' strings
+    was most of a large result's first ``float``).
+    """
+    if values.dtype != object:  # numbers or fixed-width text: numpy's sort is fast there
+        distinct, index = np.unique(values.astype(str), return_inverse=True)
+        return distinct, index.reshape(-1)
+    cells = values.tolist()
+    as_text = {value: str(value) for value in set(cells)}
+    distinct = np.unique(np.array(list(as_text.values()), dtype=str))
+    position = {text: i for i, text in enumerate(distinct.tolist())}
+    lookup = {value: position[text] for value, text in as_text.items()}
+    return distinct, np.fromiter(map(lookup.__getitem__, cells), np.int64, len(cells))
+
+
+def _first_appearance(index: np.ndarray) -> np.ndarray:
+    """Codes numbering the distinct values of ``index`` (small non-negative ints) in order of first
+    appearance (pandas.factorize's)."""
+    first = np.full(int(index.max()) + 1 if len(index) else 0, len(index), np.int64)
+    np.minimum.at(first, index, np.arange(len(index)))
+    seen = np.flatnonzero(first < len(index))
     rank = np.empty(len(first), np.int64)
-    rank[np.argsort(first)] = np.arange(len(first))
-    return rank[inverse.reshape(-1)]
+    rank[seen[np.argsort(first[seen])]] = np.arange(len(seen))
+    return rank[index]
 
 
 def _round(values: np.ndarray, dtype) -> np.ndarray:
@@ -138,6 +161,15 @@ def _group(
             np.zeros(1 if n_rows else 0, np.int64),
             1 if n_rows else 0,
         )
+    # Rows of codes in lexicographic order = one mixed-radix integer per row (codes are small and
+    # non-negative), whose 1-d unique is far faster than a unique over rows.
+    sizes = [int(codes[c].max()) + 1 if n_rows else 1 for c in key]
+    if float(np.prod(sizes, dtype=np.float64)) < 2**62:
+        combined = np.zeros(n_rows, np.int64)
+        for c, size in zip(key, sizes, strict=True):
+            combined = combined * size + codes[c]
+        uniq, first, ids = np.unique(combined, return_index=True, return_inverse=True)
+        return ids.reshape(-1), first, len(uniq)
     stacked = np.stack([codes[c] for c in key], axis=1)
     uniq, first, ids = np.unique(stacked, axis=0, return_index=True, return_inverse=True)
     return ids.reshape(-1), first, len(uniq)
