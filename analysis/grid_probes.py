@@ -341,7 +341,7 @@ def _same_layer_cka(model, layers, checkpoint, scratch, reference, reference_sto
     if isinstance(reference, Path) and reference.resolve() == Path(checkpoint).resolve():
         return [1.0] * len(layers)  # a checkpoint against itself (drift at the switch): CKA is 1
     source, wavs = audio
-    store = _store(scratch, str(checkpoint), f"{source}|{wavs}")
+    store = _audio_store(scratch, checkpoint, audio)
     mine = probes.extract(model, source, "all", wavs=wavs, store=store, progress=False)
     theirs = probes.extract(
         reference, source, "all", wavs=wavs, store=reference_store, progress=False
@@ -354,6 +354,12 @@ def _same_layer_cka(model, layers, checkpoint, scratch, reference, reference_sto
         )
         for layer in layers
     ]
+
+
+def _audio_store(scratch: Path, checkpoint: Path, audio: tuple[Any, Any]) -> Path:
+    """The scratch store of a checkpoint's activations on (source, wavs)."""
+    source, wavs = audio
+    return _store(scratch, str(checkpoint), f"{source}|{wavs}")
 
 
 def _cka_source(source: Any, checkpoint: Path) -> Any:
@@ -372,7 +378,7 @@ def _cka_run(
 
     reference = _epoch_of(other, epoch)
     audio = (_cka_source(source, checkpoint), wavs)
-    store = _store(scratch, str(reference), f"{audio[0]}|{wavs}")
+    store = _audio_store(scratch, reference, audio)
     other_model = training.load_pretrained(reference)
     return _same_layer_cka(model, layers, checkpoint, scratch, other_model, store, audio, options)
 

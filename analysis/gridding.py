@@ -56,9 +56,9 @@ def grid(
     probe: a name, "abx" (options: items = an item file or an ABX set name of the corpus, "captions" or
     "read", with corpus = the corpus root; speaker, context and any probes.abx_engine.score option), "phone"
     (probes.phone_probe options), "cka" (reference = a checkpoint: CKA of each layer with the same
-    layer of the reference; source = the utterances, wavs = where an item file's #files are), "cka_run" (other = a run dir: CKA with the other
-    run's checkpoint at the same epoch), "drift" (reference_epoch: CKA with the same run's checkpoint at
-    that epoch); or a callable ``f(model, layer, **probe_options) -> float``.
+    layer of the reference; source = the utterances, wavs = where an item file's #files are),
+    "cka_run" (other = a run dir: CKA with the other run's checkpoint at the same epoch), "drift"
+    (reference_epoch: CKA with the same run's checkpoint at that epoch); or a callable ``f(model, layer, **probe_options) -> float``.
     epochs: "all", "last", an epoch or epochs. layers: "all" (0 = the feature encoder's output, 1..N the
     transformer layers), a layer, a list or a range. client: a dask.distributed Client to fan out over checkpoints.
     Returns float64 values with attrs ``probe``, ``options`` (JSON) and each scalar option.

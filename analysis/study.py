@@ -221,10 +221,11 @@ def collect(
     abx_options: ABX engine options for every grid (e.g. subsampling); item_files: set name -> item
     file replacing the corpus's (`abx_conditions`); cka_frames: the number of frames (a seeded subset)
     CKA is computed on, None for all; CKA compares the models on the captions the ABX grids probe
-    (`item_files["captions"]` when given, else the corpus's captions set). bootstrap: resamples for every grid cell's interval (coords
-    `low`, `high`; 0: none). paired_conditions: the ABX conditions whose per-cell results at each
-    run's best final layer are kept for paired comparisons (and Table II's intervals). regions: the
-    region features to read the test images from (default: the corpus's).
+    (`item_files["captions"]` when given, else the corpus's captions set). bootstrap: resamples for
+    every grid cell's interval (coords `low`, `high`; 0: none). paired_conditions: the ABX
+    conditions whose per-cell results at each run's best final layer are kept for paired
+    comparisons (and Table II's intervals). regions: the region features to read the test images
+    from (default: the corpus's).
     """
     study = Study(runs={spec.name: spec for spec in runs})
     specs = abx_conditions(corpus, sets, item_files=item_files, **(abx_options or {}))
@@ -257,12 +258,13 @@ def collect(
             cells = best_layer_cells(study.runs[name].path, grid, specs[condition], progress)
             study.best_cells.setdefault(condition, {})[name] = cells
     cka = {"max_frames": cka_frames} if cka_frames else {}
-    if item_files and "captions" in item_files:
+    captions = next((spec for name, spec in specs.items() if name.startswith("captions,")), None)
+    if captions is not None and "wavs" in captions:
         # The ABX grids' captions subset: CKA keeps only cka_frames frames anyway, and extracting
         # the corpus's whole captions set (14 times the audio in the default plan) at every probed
         # checkpoint made the CKA grids most of the probing time.
-        cka["source"] = str(Path(item_files["captions"]).resolve())
-        cka["wavs"] = str((Path(corpus) / "abx" / "captions" / "wavs").resolve())
+        cka["source"] = str(Path(captions["items"]).resolve())
+        cka["wavs"] = str(Path(captions["wavs"]).resolve())
     _collect_sharing(study, similarity_pairs, every, client, progress, cka)
     return study
 
