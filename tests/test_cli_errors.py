@@ -8,7 +8,7 @@ import pytest
 
 import probes.activations
 from analysis.cli import main
-from training.espeak import EspeakError
+from training.corpus.espeak import EspeakError
 from training.fileio import LockedError
 
 

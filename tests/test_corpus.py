@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import training.corpus as corpus_module
+import training.corpus.build as corpus_module
 from training.corpus import build_corpus, split_sizes
+from training.corpus.espeak import SILENCE
 from training.data import load_split, read_alignment, read_items
 from training.data.alignments import seconds_text
-from training.espeak import SILENCE
 
 TINY = 3  # images: the smallest corpus with every split
 
@@ -161,7 +161,7 @@ def test_phones_tile_each_utterance_and_end_with_its_wav(small_corpus: Path) -> 
 
 
 def test_phones_are_what_espeak_reports_for_the_text(small_corpus: Path) -> None:
-    from training.espeak import text_to_phones
+    from training.corpus.espeak import text_to_phones
 
     manifest = json.loads((small_corpus / "manifest.json").read_text())
     voices = {name: s["voice"] for name, s in manifest["speakers"].items()}
@@ -244,7 +244,7 @@ def test_images_and_regions(small_corpus: Path) -> None:
 
 def test_region_features_carry_the_attributes(small_corpus: Path) -> None:
     """Two object regions with the same shape and colour are closer than ones that share neither."""
-    from training.scenes import RegionEncoder, SceneObject
+    from training.corpus.scenes import RegionEncoder, SceneObject
 
     encoder = RegionEncoder(64, seed=0)
     rng = np.random.default_rng(0)

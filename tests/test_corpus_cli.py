@@ -71,7 +71,7 @@ def test_a_full_disk_names_the_file_being_written(
 ) -> None:
     import errno
 
-    import training.corpus as corpus_module
+    import training.corpus.build as corpus_module
 
     real = corpus_module.write_bytes_atomic
 

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.data.audio import resampled_position
-from training.espeak import (
+from training.corpus.espeak import (
     ESPEAK_SAMPLE_RATE,
     SILENCE,
     EspeakError,
@@ -19,6 +18,7 @@ from training.espeak import (
     strip_stress,
     text_to_phones,
 )
+from training.data.audio import resampled_position
 
 TEXT = "a small red circle to the left of a blue square"
 

@@ -14,10 +14,8 @@ import pandas as pd
 import pytest
 
 from training.corpus import VARIATION_TABLE, build_corpus
-from training.data import load_split, read_alignment
-from training.data.audio import resampled_position
-from training.espeak import ESPEAK_SAMPLE_RATE, Synthesizer, Voice
-from training.variation import (
+from training.corpus.espeak import ESPEAK_SAMPLE_RATE, Synthesizer, Voice
+from training.corpus.variation import (
     NATURAL,
     Variation,
     add_noise,
@@ -29,6 +27,8 @@ from training.variation import (
     speed_source_rate,
     to_rate,
 )
+from training.data import load_split, read_alignment
+from training.data.audio import resampled_position
 
 # sha256 over (relative path, sha256 of the bytes) of every file of
 # build_corpus(out, images=3, captions_per_image=2, seed=5) made by the generator before variation

@@ -14,10 +14,10 @@ import pytest
 
 from analysis.cli import main
 from training.corpus import build_corpus, plan_corpus
+from training.corpus.espeak import SILENCE, Synthesizer, Voice, text_to_phones
+from training.corpus.grammar import read_sentence
+from training.corpus.speakers import SPEAKER_POOLS, make_speakers, pool_voices
 from training.data import read_alignment, read_items
-from training.espeak import SILENCE, Synthesizer, Voice, text_to_phones
-from training.grammar import read_sentence
-from training.speakers import SPEAKER_POOLS, make_speakers, pool_voices
 
 # sha256 over (relative path, sha256 of the bytes) of every file of build_corpus(out, images=3,
 # captions_per_image=2, seed=5) (natural, the default), made before the read set had a size knob

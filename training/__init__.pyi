@@ -13,6 +13,10 @@ from .config import preset as preset
 from .corpus import DEFAULT_IMAGES as DEFAULT_IMAGES
 from .corpus import DEFAULT_REGION_DIM as DEFAULT_REGION_DIM
 from .corpus import build_corpus as build_corpus
+from .corpus.espeak import Synthesizer as Synthesizer
+from .corpus.espeak import Voice as Voice
+from .corpus.espeak import text_to_phones as text_to_phones
+from .corpus.variation import Variation as Variation
 from .data.alignments import read_alignment as read_alignment
 from .data.audio import read_wav as read_wav
 from .data.captions import CaptionDataset as CaptionDataset
@@ -21,9 +25,6 @@ from .data.items import read_items as read_items
 from .data.items import write_items as write_items
 from .data.regions import RegionFeatures as RegionFeatures
 from .data.spokencoco import load_split as load_split
-from .espeak import Synthesizer as Synthesizer
-from .espeak import Voice as Voice
-from .espeak import text_to_phones as text_to_phones
 from .interop import from_torchaudio as from_torchaudio
 from .interop import import_torchaudio_wav2vec2 as import_torchaudio_wav2vec2
 from .model import SSLVGS as SSLVGS
@@ -36,4 +37,3 @@ from .schedules import PAPER_SCHEDULES as PAPER_SCHEDULES
 from .schedules import ScheduleError as ScheduleError
 from .schedules import parse_schedule as parse_schedule
 from .trainer import train as train
-from .variation import Variation as Variation

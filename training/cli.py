@@ -107,7 +107,7 @@ def _variation(args: argparse.Namespace):
     """The Variation (or None: clean) that --variation and --snr ask for."""
     import dataclasses
 
-    from training.variation import VARIATIONS
+    from training.corpus.variation import VARIATIONS
 
     variation = VARIATIONS[args.variation]
     if args.snr is None:

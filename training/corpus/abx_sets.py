@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from training.corpus.espeak import SILENCE
 from training.data.alignments import read_alignment
-from training.espeak import SILENCE
 
 __all__ = ["abx_items", "write_abx_items", "ITEM_FRAME_RATE"]
 

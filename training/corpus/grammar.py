@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.scenes import SceneObject
+from training.corpus.scenes import SceneObject
 
 __all__ = ["describe_scene", "read_sentence", "RELATIONS", "READ_VOCABULARY"]
 

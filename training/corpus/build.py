@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from training.abx_sets import abx_items, write_abx_items
-from training.corpus_plan import (
+from training.corpus.abx_sets import abx_items, write_abx_items
+from training.corpus.espeak import ESPEAK_SAMPLE_RATE, Synthesis, Synthesizer, Voice
+from training.corpus.plan import (
     READ_SENTENCES_PER_SPEAKER,
     READ_SPEAKERS,
     Scene,
@@ -38,13 +39,8 @@ from training.corpus_plan import (
     plan_corpus,
     split_sizes,
 )
-from training.data.alignments import write_alignment
-from training.data.audio import wav_bytes
-from training.espeak import ESPEAK_SAMPLE_RATE, Synthesis, Synthesizer, Voice
-from training.fileio import exclusive, write_bytes_atomic, write_npz, write_text_atomic
-from training.progress import progress_bar as tqdm
-from training.scenes import RegionEncoder, render_scene
-from training.variation import (
+from training.corpus.scenes import RegionEncoder, render_scene
+from training.corpus.variation import (
     VARIATIONS,
     Realisation,
     Variation,
@@ -52,6 +48,10 @@ from training.variation import (
     realise,
     to_rate,
 )
+from training.data.alignments import write_alignment
+from training.data.audio import wav_bytes
+from training.fileio import exclusive, write_bytes_atomic, write_npz, write_text_atomic
+from training.progress import progress_bar as tqdm
 
 __all__ = [
     "DEFAULT_IMAGES",

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.espeak import Voice
-from training.grammar import describe_scene, read_sentence
-from training.scenes import SceneObject, random_scene
-from training.speakers import POOL_SIZES, make_speakers
+from training.corpus.espeak import Voice
+from training.corpus.grammar import describe_scene, read_sentence
+from training.corpus.scenes import SceneObject, random_scene
+from training.corpus.speakers import POOL_SIZES, make_speakers
 
 __all__ = [
     "READ_SENTENCES_PER_SPEAKER",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.espeak import Voice, available_variants
+from training.corpus.espeak import Voice, available_variants
 
 __all__ = ["POOL_EXTENSIONS", "SPEAKER_POOLS", "make_speakers", "pool_voices"]
 

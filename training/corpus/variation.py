@@ -32,8 +32,8 @@ import numpy as np
 from scipy.fft import next_fast_len
 from scipy.signal import fftconvolve
 
+from training.corpus.espeak import Voice
 from training.data.audio import resample, resampled_position
-from training.espeak import Voice
 
 __all__ = [
     "NATURAL",
