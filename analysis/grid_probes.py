@@ -123,7 +123,7 @@ def make_spec(
         # The item file decides the cells: its content (not its name) goes into the cache key.
         corpus = options.pop("corpus", None)
         if corpus is None and run is not None:
-            from training.rundir import run_corpus
+            from training.run.directory import run_corpus
 
             corpus = run_corpus(run)
         items = _item_file(options.pop("items"), corpus)
@@ -280,7 +280,7 @@ def _file_hash(path: Path) -> str:
 
 def _item_file(items: str | Path, corpus: str | Path | None) -> Path:
     """An item file, an ABX set directory, or the name of a set of `corpus` -> the item file."""
-    from training.rundir import abx_item_file
+    from training.run.directory import abx_item_file
 
     return abx_item_file(items, corpus)
 
@@ -314,7 +314,7 @@ def _phone(model, layers, *, checkpoint, epoch, scratch, corpus=None, split="tra
 
 def _run_corpus(checkpoint: Path) -> Path:
     """The corpus recorded in the config.json of the run that holds `checkpoint`."""
-    from training.rundir import run_corpus
+    from training.run.directory import run_corpus
 
     corpus = run_corpus(checkpoint)
     if corpus is None:
@@ -385,13 +385,13 @@ def _cka_run(
 
 def _reference_checkpoint(reference: str | Path) -> Path:
     """A checkpoint file; a run directory stands for its last checkpoint."""
-    from training.rundir import resolve_checkpoint
+    from training.run.directory import resolve_checkpoint
 
     return resolve_checkpoint(reference)
 
 
 def _epoch_of(run: str | Path, epoch: int) -> Path:
-    from training.rundir import resolve_checkpoint
+    from training.run.directory import resolve_checkpoint
 
     return resolve_checkpoint(run, epoch)
 

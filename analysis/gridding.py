@@ -28,7 +28,7 @@ from analysis.runs import run_name
 from training.fileio import exclusive, write_atomic
 from training.pretrained.trajectory import trajectory, trajectory_root
 from training.progress import progress_bar as tqdm
-from training.rundir import analysis_cache
+from training.run.directory import analysis_cache
 
 __all__ = ["grid", "grids", "stack", "cache_path", "num_layers"]
 

@@ -291,7 +291,7 @@ def report_runs(
 
 
 def _config(run: Path) -> dict:
-    from training.rundir import read_config
+    from training.run.directory import read_config
 
     return read_config(run)
 
@@ -299,7 +299,7 @@ def _config(run: Path) -> dict:
 def _run_spec(run: Path) -> RunSpec:
     """A run as the report sees it: one started from another run's checkpoint (init_from) is
     stitched onto that run, whose checkpoint's epoch is its switch."""
-    from training.rundir import run_of
+    from training.run.directory import run_of
 
     init = _config(run).get("init_from")
     if not init:
@@ -311,7 +311,7 @@ def _run_spec(run: Path) -> RunSpec:
 
 
 def _corpus_of(run: Path) -> Path:
-    from training.rundir import run_corpus
+    from training.run.directory import run_corpus
 
     corpus = run_corpus(run)
     if corpus is None:

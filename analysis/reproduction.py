@@ -27,7 +27,7 @@ from typing import Any
 
 from analysis.variants import BASES, VARIANTS, run_dir_name, variant_name
 from training.fileio import write_text_atomic
-from training.rundir import abx_item_file, checkpoint_path
+from training.run.directory import abx_item_file, checkpoint_path
 
 __all__ = [
     "reproduce",

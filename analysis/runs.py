@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from training.rundir import METRICS, RunNotFoundError, list_checkpoints
+from training.run.directory import METRICS, RunNotFoundError, list_checkpoints
 
 __all__ = ["checkpoints", "read_metrics", "switch_epoch", "run_name", "RunNotFoundError"]
 
@@ -100,7 +100,7 @@ def switch_epoch(run_or_metrics: pd.DataFrame | Path | str) -> int | None:
 
 def _init_epoch(path: Path) -> int | None:
     """The epoch of the checkpoint a run directory was started from, if any."""
-    from training.rundir import read_config
+    from training.run.directory import read_config
 
     run = path if path.is_dir() else path.parent
     if not (run / "config.json").is_file():

@@ -25,7 +25,7 @@ from analysis.metric_names import recall_key
 from analysis.runs import checkpoints, read_metrics, switch_epoch
 from analysis.tables import best_layer
 from training.fileio import write_text_atomic
-from training.rundir import abx_item_file, analysis_cache
+from training.run.directory import abx_item_file, analysis_cache
 
 __all__ = [
     "RunSpec",

@@ -88,8 +88,8 @@ def store_values(path: Path) -> dict[str, Any]:
 
 def run_state(run: Path) -> dict[str, Any]:
     """Every checkpoint's tensors (weights, optimizer and RNG states) and the epochs metrics.jsonl records."""
-    from training.checkpoints import load_checkpoint
-    from training.rundir import list_checkpoints
+    from training.run.checkpoints import load_checkpoint
+    from training.run.directory import list_checkpoints
 
     state = {}
     for epoch, path in list_checkpoints(run).items():

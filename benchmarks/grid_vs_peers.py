@@ -46,7 +46,7 @@ import json, sys
 from pathlib import Path
 import numpy as np
 import probes
-from training.rundir import abx_item_file, list_checkpoints, run_corpus
+from training.run.directory import abx_item_file, list_checkpoints, run_corpus
 run, items, out, epochs, layers = sys.argv[1], sys.argv[2], Path(sys.argv[3]), \\
     json.loads(sys.argv[4]), json.loads(sys.argv[5])
 item_file = abx_item_file(items, run_corpus(run))
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-fastabx", action="store_true", help="time sslvgs's two ways only")
     args = parser.parse_args(argv)
     import training
-    from training.rundir import list_checkpoints
+    from training.run.directory import list_checkpoints
 
     found = list_checkpoints(args.run)
     epochs = list(found) if args.epochs == "all" else [int(e) for e in args.epochs.split(",")]

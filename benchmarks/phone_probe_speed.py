@@ -66,7 +66,7 @@ def main() -> None:
     results = {"threads": args.threads, "sets": {}}
     if args.run is not None:
         from probes.phones import phone_frames
-        from training.rundir import list_checkpoints
+        from training.run.directory import list_checkpoints
 
         checkpoint = list(list_checkpoints(args.run).values())[-1]
         frames = phone_frames(

@@ -21,9 +21,9 @@ import time
 
 import torch
 
-from training.config import preset
 from training.model import SSLVGS
 from training.objective import objective
+from training.run.config import preset
 
 # Dense bf16 tensor-core peaks (TFLOP/s), for MFU.
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}

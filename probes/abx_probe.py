@@ -25,7 +25,7 @@ from probes.vocabulary import (
     Speaker,
     check_choice,
 )
-from training.rundir import abx_item_file, run_corpus
+from training.run.directory import abx_item_file, run_corpus
 
 if TYPE_CHECKING:
     import xarray as xr

@@ -70,7 +70,7 @@ def clear_caches(*runs: str | Path, kind: CacheKind = "all") -> pd.DataFrame:
 
 
 def _entries(runs: tuple[str | Path, ...], kind: str) -> Iterator[tuple[Path, str]]:
-    from training.rundir import activation_cache, analysis_cache, is_run, user_cache
+    from training.run.directory import activation_cache, analysis_cache, is_run, user_cache
 
     wanted = {"activations", "grids", "recall"} if kind == "all" else {kind}
     if not runs:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from training.rundir import abx_item_file, run_corpus
+from training.run.directory import abx_item_file, run_corpus
 
 __all__ = [
     "DEFAULT_ABX_SET",

@@ -19,9 +19,9 @@ import xarray as xr
 
 from analysis.grid_probes import make_spec
 from analysis.gridding import cache_path, grid, stack
-from training.checkpoints import save_checkpoint
-from training.config import config_to_dict, preset
 from training.model import SSLVGS
+from training.run.checkpoints import save_checkpoint
+from training.run.config import config_to_dict, preset
 
 # The probe callables below are defined in this test module, which dask workers cannot import.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -19,7 +19,7 @@ import probes
 from analysis import grid_engine
 from analysis.grid_probes import SCRATCH_PREFIX, clean_scratch, scratch_folder
 from probes.abx_engine.prepared import BUILDS
-from training.rundir import list_checkpoints
+from training.run.directory import list_checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,10 +19,10 @@ from public_layouts import relay_spokencoco
 
 from analysis.cli import main
 from training import SSLVGS, preset
-from training.checkpoints import save_checkpoint
-from training.config import config_to_dict
 from training.data import read_items, write_items
 from training.data.spokencoco import SpokenCocoError
+from training.run.checkpoints import save_checkpoint
+from training.run.config import config_to_dict
 
 LAYER = 2
 

@@ -113,7 +113,7 @@ def _is_package_init(name: str) -> bool:
 
 def test_the_graph_reads_the_imports():
     graph = _graph()
-    assert "training.rundir" in graph["probes.models"]
+    assert "training.run.directory" in graph["probes.models"]
     assert "probes.abx_probe" in graph["probes"]  # the stub's arrows are edges too
     assert len(graph) > 60
 

@@ -8,10 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.config import ModelConfig, preset
 from training.losses import contrastive_loss_sum, masked_margin_softmax
 from training.model import SSLVGS
 from training.objective import objective
+from training.run.config import ModelConfig, preset
 from training.wav2vec2 import span_mask
 
 REGION_DIM = 16

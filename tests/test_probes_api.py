@@ -19,8 +19,8 @@ from probes.store import StoreMismatchError
 
 def save_run(run, corpus, seed):
     from training import SSLVGS, preset
-    from training.checkpoints import save_checkpoint
-    from training.config import config_to_dict
+    from training.run.checkpoints import save_checkpoint
+    from training.run.config import config_to_dict
 
     region_dim = json.loads((corpus / "manifest.json").read_text())["settings"]["region_dim"]
     config = preset("tiny", region_dim=region_dim)[0]

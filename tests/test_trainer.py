@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from training import CheckpointError, RunConfigError, checkpoint_id, load_model, train
-from training.checkpoints import last_checkpoint, load_checkpoint, save_checkpoint
-from training.rundir import list_checkpoints
+from training.run.checkpoints import last_checkpoint, load_checkpoint, save_checkpoint
+from training.run.directory import list_checkpoints
 from training.schedules import ScheduleError
 
 RECALL_KEYS = {f"{d}_r{k}" for d in ("speech_to_image", "image_to_speech") for k in (1, 5, 10)}

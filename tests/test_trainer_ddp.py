@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from training.checkpoints import last_checkpoint, load_checkpoint
+from training.run.checkpoints import last_checkpoint, load_checkpoint
 
 # Two epochs of four global batches of 16; no dropout, so the only differences are summation orders.
 COMMON = [

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from training import train
-from training.checkpoints import last_checkpoint, load_checkpoint
+from training.run.checkpoints import last_checkpoint, load_checkpoint
 
 QUICK = dict(
     preset="tiny",

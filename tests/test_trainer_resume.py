@@ -17,8 +17,8 @@ import pytest
 
 from analysis.cli import main
 from training import RunConfigError, train
-from training.checkpoints import load_checkpoint
-from training.rundir import list_checkpoints, run_regions
+from training.run.checkpoints import load_checkpoint
+from training.run.directory import list_checkpoints, run_regions
 
 # As tests/test_trainer.py: a few batches per epoch, bookkeeping rather than learning.
 QUICK = dict(preset="tiny", progress=False, eval_split="test", train_subset=64, batch_size=16)

@@ -209,7 +209,7 @@ def _train(args: argparse.Namespace) -> int:
     """Options left out stay out of the call (None), so a resume takes the run's values."""
     import json
 
-    from training.rundir import METRICS
+    from training.run.directory import METRICS
     from training.trainer import train
 
     overrides = {}

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from training.config import ModelConfig
+from training.run.config import ModelConfig
 
 __all__ = ["torchaudio_config", "import_torchaudio_wav2vec2", "from_torchaudio"]
 

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.config import ModelConfig
 from training.losses import contrastive_loss_sum
+from training.run.config import ModelConfig
 from training.wav2vec2 import (
     ChannelLayerNorm,
     ConvFeatureEncoder,

@@ -34,14 +34,14 @@ from training.batches import (
     epoch_batches,
     warmup_linear,
 )
-from training.checkpoints import save_checkpoint
-from training.config import TrainConfig
 from training.fileio import exclusive
 from training.model import SSLVGS
 from training.objective import objective
-from training.resume import checkpoint_state, prepare_run_dir, restore
-from training.runconfig import Run, RunRequest, plan_run, region_paths
-from training.rundir import RunConfigError, append_metrics, checkpoint_path
+from training.run.checkpoints import save_checkpoint
+from training.run.config import TrainConfig
+from training.run.directory import RunConfigError, append_metrics, checkpoint_path
+from training.run.request import Run, RunRequest, plan_run, region_paths
+from training.run.resume import checkpoint_state, prepare_run_dir, restore
 from training.schedules import Stage, stage_of
 from training.validation import validation_recall
 

@@ -22,7 +22,7 @@ __all__ = ["pretrained_kind", "load_pretrained", "model_identity"]
 
 
 def _is_sslvgs_file(path: Path) -> bool:
-    from training.checkpoints import MAGIC
+    from training.run.checkpoints import MAGIC
 
     with open(path, "rb") as f:
         return f.read(len(MAGIC)) == MAGIC
@@ -37,7 +37,7 @@ def pretrained_kind(path: str | Path) -> str:
     from training.pretrained.bundle import is_bundle
     from training.pretrained.hf import is_hf_directory
     from training.pretrained.trajectory import is_trajectory
-    from training.rundir import is_run
+    from training.run.directory import is_run
 
     path = Path(path)
     if not path.exists():
@@ -70,7 +70,7 @@ def load_pretrained(path: str | Path, **options: Any) -> torch.nn.Module:
     path = Path(path)
     kind = pretrained_kind(path)
     if kind == "sslvgs":
-        from training.checkpoints import load_model
+        from training.run.checkpoints import load_model
 
         return load_model(path)
     if kind == "hf":
@@ -107,7 +107,7 @@ def model_identity(path: str | Path) -> str:
     """A hex id of the model at `path` for caches: an sslvgs checkpoint's checksum (its header); for
     models made elsewhere a hash of their files' names, sizes and modification times, so a replaced
     file is measured again without reading gigabytes of weights on every call."""
-    from training.checkpoints import checkpoint_id
+    from training.run.checkpoints import checkpoint_id
 
     path = Path(path)
     kind = pretrained_kind(path)

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.config import ModelConfig
 from training.model import ResidualBlock
+from training.run.config import ModelConfig
 from training.wav2vec2 import EncoderLayer, padding_mask
 
 __all__ = ["PaperAudioBranch", "BERT_LAYER_NORM_EPS"]

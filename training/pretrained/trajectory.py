@@ -71,7 +71,7 @@ def trajectory(source: Source) -> tuple[str, dict[int, Path]]:
         ValueError: a listed path whose name gives no step or epoch, or a list mixing the two.
     """
     from training.pretrained.hf import is_hf_directory
-    from training.rundir import is_run, list_checkpoints
+    from training.run.directory import is_run, list_checkpoints
 
     if isinstance(source, str | os.PathLike):
         path = Path(source)

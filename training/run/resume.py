@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from training.checkpoints import initialise_from, load_checkpoint, load_weights
-from training.config import config_to_dict
 from training.model import SSLVGS
-from training.runconfig import Run
-from training.rundir import (
+from training.run.checkpoints import initialise_from, load_checkpoint, load_weights
+from training.run.config import config_to_dict
+from training.run.directory import (
     CHECKPOINTS,
     CONFIG,
     RunConfigError,
@@ -26,6 +25,7 @@ from training.rundir import (
     repair_metrics,
     write_json_atomic,
 )
+from training.run.request import Run
 
 __all__ = ["Resumed", "restore", "prepare_run_dir", "checkpoint_state"]
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
-from training.config import preset as preset_configs
-from training.rundir import (
+from training.run.config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
+from training.run.config import preset as preset_configs
+from training.run.directory import (
     CONFIG,
     RunConfigError,
     list_checkpoints,

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from training.config import ModelConfig, config_from_dict
 from training.fileio import write_bytes_atomic
-from training.rundir import list_checkpoints, resolve_checkpoint
+from training.run.config import ModelConfig, config_from_dict
+from training.run.directory import list_checkpoints, resolve_checkpoint
 
 __all__ = [
     "CheckpointError",
