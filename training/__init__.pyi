@@ -18,12 +18,12 @@ from .data.items import read_items as read_items
 from .data.items import write_items as write_items
 from .data.regions import RegionFeatures as RegionFeatures
 from .data.spokencoco import load_split as load_split
-from .interop import from_torchaudio as from_torchaudio
-from .interop import import_torchaudio_wav2vec2 as import_torchaudio_wav2vec2
 from .model import SSLVGS as SSLVGS
 from .pretrained import load_pretrained as load_pretrained
 from .pretrained import model_identity as model_identity
 from .pretrained import trajectory as trajectory
+from .pretrained.torchaudio_models import from_torchaudio as from_torchaudio
+from .pretrained.torchaudio_models import import_torchaudio_wav2vec2 as import_torchaudio_wav2vec2
 from .run.checkpoints import CheckpointError as CheckpointError
 from .run.checkpoints import checkpoint_id as checkpoint_id
 from .run.checkpoints import load_model as load_model

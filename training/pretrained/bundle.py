@@ -39,10 +39,10 @@ from typing import Any
 
 import torch
 
-from training.interop import sslvgs_name
 from training.pretrained.fairseq import parse_conv_layers, torchaudio_name
 from training.pretrained.paper_branch import BERT_LAYER_NORM_EPS, PaperAudioBranch
 from training.pretrained.safe_pickle import read_namespace, torch_load
+from training.pretrained.torchaudio_models import sslvgs_name
 from training.run.config import ModelConfig
 
 __all__ = ["BundleError", "bundle_config", "bundle_state", "load_bundle", "is_bundle"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from pretrained_fixtures import random_torchaudio
 
-from training.interop import from_torchaudio, import_torchaudio_wav2vec2
+from training.pretrained.torchaudio_models import from_torchaudio, import_torchaudio_wav2vec2
 
 
 def random_torchaudio_wav2vec2(seed: int = 0, extractor_mode: str = "group_norm"):
