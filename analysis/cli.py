@@ -95,7 +95,7 @@ GRID_OPTIONS = (
 
 
 def _grid(args: argparse.Namespace) -> int:
-    from analysis.gridding import grid
+    from analysis.gridding.driver import grid
 
     options = {
         name: getattr(args, name) for name in GRID_OPTIONS if getattr(args, name) is not None

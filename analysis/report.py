@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from analysis import plots
 from analysis.claims import claims_markdown, claims_table, decide
 from analysis.forgetting_metrics import forgetting_table
-from analysis.gridding import stack
+from analysis.gridding.driver import stack
 from analysis.study import RunSpec, Study, collect
 from analysis.tables import (
     best_layer_table,

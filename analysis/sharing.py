@@ -14,7 +14,7 @@ from typing import Any
 
 import xarray as xr
 
-from analysis.gridding import Layers, grid
+from analysis.gridding.driver import Layers, grid
 from analysis.runs import checkpoints, read_metrics, switch_epoch
 
 __all__ = ["similarity_between_runs", "drift", "switch_checkpoint"]

@@ -20,7 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from analysis.evidence import Ranks
-from analysis.gridding import grids
+from analysis.gridding.driver import grids
 from analysis.metric_names import recall_key
 from analysis.runs import checkpoints, read_metrics, switch_epoch
 from analysis.tables import best_layer

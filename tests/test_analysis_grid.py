@@ -17,8 +17,8 @@ import pytest
 import torch
 import xarray as xr
 
-from analysis.grid_probes import make_spec
-from analysis.gridding import cache_path, grid, stack
+from analysis.gridding.driver import cache_path, grid, stack
+from analysis.gridding.registry import make_spec
 from training.model import SSLVGS
 from training.run.checkpoints import save_checkpoint
 from training.run.config import config_to_dict, preset

@@ -16,8 +16,8 @@ import pytest
 
 import analysis
 import probes
-from analysis import grid_engine
-from analysis.grid_probes import SCRATCH_PREFIX, clean_scratch, scratch_folder
+from analysis.gridding import abx_fast_path
+from analysis.gridding.registry import SCRATCH_PREFIX, clean_scratch, scratch_folder
 from probes.abx_engine.prepared import BUILDS
 from training.run.directory import list_checkpoints
 
@@ -50,7 +50,7 @@ def test_grid_cells_equal_probes_abx_and_are_built_once(run: Path, tmp_path: Pat
     same engine); each condition's structures are built once for all checkpoints and layers, and one
     forward pass per checkpoint serves all the conditions."""
     epochs, layers = [2, 3], [0, 2]
-    grid_engine.PREPARED.clear()
+    abx_fast_path.PREPARED.clear()
     before = BUILDS["prepared"]
     specs = {str(i): {"probe": "abx", "items": "read", **case} for i, case in enumerate(CASES)}
     grids = analysis.grids(run, specs, epochs=epochs, layers=layers, progress=False)  # no corpus=
@@ -82,7 +82,7 @@ def test_bootstrap_intervals_bracket_the_values_and_are_cached(run: Path) -> Non
     low, high = b95.low.values, b95.high.values
     assert (low <= b95.values).all() and (b95.values <= high).all() and (high > low).all()
     assert (b99.high.values - b99.low.values >= high - low - 1e-12).all()
-    grid_engine.PREPARED.clear()
+    abx_fast_path.PREPARED.clear()
     before = BUILDS["prepared"]
     again = analysis.grid(run, "abx", items="read", speaker="across", context="any",
                           bootstrap=40, **options)  # fmt: skip

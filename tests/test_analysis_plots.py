@@ -110,7 +110,7 @@ def test_heatmap_marks_the_switch_from_the_run_itself(tmp_path: Path) -> None:
     assert switch_lines(plots.heatmap(stitched, switch=None).axes[0]) == []
     assert switch_lines(plots.heatmap(grid).axes[0]) == []  # nothing says where: no line
 
-    from analysis.gridding import stack
+    from analysis.gridding.driver import stack
 
     panels = plots.heatmap(stack({"VGS": grid, "(VGS,W2V2)": stitched})).axes
     assert [switch_lines(ax) for ax in panels if ax.get_title()] == [[], [2.0]]
@@ -119,7 +119,7 @@ def test_heatmap_marks_the_switch_from_the_run_itself(tmp_path: Path) -> None:
 
 
 def test_stacked_grid_draws_one_panel_per_run_and_the_seed_mean() -> None:
-    from analysis.gridding import stack
+    from analysis.gridding.driver import stack
 
     seeds = {0: make_grid(0), 1: make_grid(1), 2: make_grid(2)}
     stacked = stack({"VGS": seeds, "W2V2": {0: make_grid(3, epochs=4)}})

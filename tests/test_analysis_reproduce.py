@@ -108,7 +108,7 @@ def test_grid_command_reads_the_reproduction_cache(
     quick_reproduction: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from analysis.cli import main
-    from analysis.gridding import grid
+    from analysis.gridding.driver import grid
 
     settings = json.loads((quick_reproduction / "reproduction.json").read_text())
     options = settings["abx"]["read, across speaker"]

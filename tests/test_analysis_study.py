@@ -80,7 +80,7 @@ def test_a_run_started_from_a_checkpoint_switched_there(base: Path, tmp_path: Pa
 
 
 def test_stack_gives_a_seed_dimension_with_the_intervals() -> None:
-    from analysis.gridding import stack
+    from analysis.gridding.driver import stack
 
     def grid(offset: float, epochs: list[int]) -> xr.DataArray:
         values = np.full((len(epochs), 2), offset)

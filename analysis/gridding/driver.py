@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis.grid_probes import ProbeSpec, make_spec, measure_checkpoint
+from analysis.gridding.registry import ProbeSpec, make_spec, measure_checkpoint
 from analysis.runs import run_name
 from training.fileio import exclusive, write_atomic
 from training.pretrained.trajectory import trajectory, trajectory_root

@@ -144,7 +144,7 @@ def measure_checkpoint(
     import torch
 
     import training
-    from analysis.grid_engine import forget_features
+    from analysis.gridding.abx_fast_path import forget_features
 
     model = training.load_pretrained(checkpoint)
     out = {}
@@ -295,7 +295,7 @@ def _abx(model, layers, *, checkpoint, epoch, scratch, items, **options):
     """ABX error of each layer on an item file (the grid engine, analysis/grid_engine.py): one
     forward pass serves every layer and condition, the engine's structures are built once per process.
     With bootstrap=N, [layers, 3]: error, low, high (speaker bootstrap, ``confidence`` default 0.95)."""
-    from analysis.grid_engine import abx_layers
+    from analysis.gridding.abx_fast_path import abx_layers
 
     return abx_layers(model, list(layers), checkpoint=checkpoint, items=items, **options)
 
