@@ -180,7 +180,7 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from analysis.report import report_runs
+    from analysis.paper.report import report_runs
 
     client = _client(args.workers)
     try:
@@ -250,7 +250,7 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
 def _reproduce(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from analysis.reproduction import PLANS, reproduce
+    from analysis.paper.reproduction import PLANS, reproduce
 
     plan = PLANS["quick" if args.quick else "default"]
     changes = {"images": args.images, "every": args.every, "seeds": args.seeds}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from analysis.cli import main
-from analysis.report import _run_spec
+from analysis.paper.report import _run_spec
 
 
 def test_commands_are_registered(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.evidence import (
+from analysis.paper.evidence import (
     Ranks,
     combine_conditions,
     combine_seeds,

@@ -12,10 +12,10 @@ import pytest
 import xarray as xr
 from PIL import Image
 
-from analysis.claims import claims_markdown, decide
-from analysis.evidence import Ranks
-from analysis.report import FIGURES, write_report
-from analysis.study import RunSpec, Study
+from analysis.paper.claims import claims_markdown, decide
+from analysis.paper.evidence import Ranks
+from analysis.paper.report import FIGURES, write_report
+from analysis.paper.study import RunSpec, Study
 from probes.abx_engine import AbxResult, zerospeech_condition
 
 BASES = ["W2V2", "VGS", "VGS+"]

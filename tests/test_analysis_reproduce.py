@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from analysis.report import FIGURES
-from analysis.reproduction import PLANS, run_dir_name, variant_name
+from analysis.paper.report import FIGURES
+from analysis.paper.reproduction import PLANS, run_dir_name, variant_name
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from analysis.paper.study import RunSpec, epochs_to_probe, probe_epochs, stitch_grid, stitch_metrics
 from analysis.runs import switch_epoch
-from analysis.study import RunSpec, epochs_to_probe, probe_epochs, stitch_grid, stitch_metrics
 
 
 def make_run(folder: Path, epochs: list[int], loss: float) -> Path:

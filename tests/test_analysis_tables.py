@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from analysis.tables import (
+from analysis.paper.tables import (
     best_layer,
     best_layer_interval,
     best_layer_table,

@@ -15,8 +15,8 @@ import pytest
 import analysis
 import probes
 import training
+from analysis.paper.study import subset_items
 from analysis.runs import checkpoints
-from analysis.study import subset_items
 from probes.sources import AbxSet
 
 

@@ -171,7 +171,7 @@ def test_reproduce_builds_its_corpus_with_the_read_speakers_asked_for(
 ) -> None:
     """`sslvgs reproduce --read-speakers N` reaches the corpus build (stopped there), and the
     report's preamble gives the corpus's count."""
-    import analysis.reproduction as reproduction
+    import analysis.paper.reproduction as reproduction
     import training.corpus
 
     class Stop(Exception):

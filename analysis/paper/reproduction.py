@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.variants import BASES, VARIANTS, run_dir_name, variant_name
+from analysis.paper.variants import BASES, VARIANTS, run_dir_name, variant_name
 from training.fileio import write_text_atomic
 from training.run.directory import abx_item_file, checkpoint_path
 
@@ -210,8 +210,8 @@ def reproduce(
     regions: region features for training and recall instead of the corpus's (a regions folder,
     LXMERT TSVs or FaST-VGS HDF5 files: a path or a list); seeds: seeds of every model (default: the plan's).
     """
-    from analysis.report import write_report
-    from analysis.study import collect
+    from analysis.paper.report import write_report
+    from analysis.paper.study import collect
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -259,7 +259,7 @@ def reproduce(
 
 def _train_seed(out: Path, corpus: Path, plan: Plan, seed: int, timer: _Timer, options: dict):
     """Train (or resume, or skip) the base models and the variants of one seed; their RunSpecs."""
-    from analysis.study import RunSpec
+    from analysis.paper.study import RunSpec
 
     total = plan.stage_a + plan.stage_b
     seeded = {**options, "seed": seed}
@@ -287,7 +287,7 @@ def _train_seed(out: Path, corpus: Path, plan: Plan, seed: int, timer: _Timer, o
 
 def _item_files(out: Path, corpus: Path, plan: Plan) -> dict[str, Path]:
     """The ABX item files that replace the corpus's when the plan probes a subset of each set."""
-    from analysis.study import subset_items
+    from analysis.paper.study import subset_items
 
     if plan.abx_files_per_speaker is None:
         return {}
@@ -306,7 +306,7 @@ def _write_settings(
 ) -> None:
     """OUT/reproduction.json: what was trained and how each grid was probed, so that a notebook can
     ask `analysis.grid` for exactly the cached cells (same probe options, same epochs)."""
-    from analysis.study import abx_conditions, epochs_to_probe
+    from analysis.paper.study import abx_conditions, epochs_to_probe
 
     epochs = epochs_to_probe(list(runs.values()), plan.every)
     settings = {

@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analysis.evidence import (
+from analysis.metric_names import METRICS, TABLE_RECALLS
+from analysis.paper.evidence import (
     Comparison,
     combine_conditions,
     combine_seeds,
     paired_abx,
     paired_recall,
 )
-from analysis.metric_names import METRICS, TABLE_RECALLS
-from analysis.study import PAIRED_CONDITIONS, Study
+from analysis.paper.study import PAIRED_CONDITIONS, Study
 
 __all__ = ["Claim", "CLAIMS", "PAPER", "decide", "claims_markdown", "claims_table"]
 

@@ -27,11 +27,11 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from analysis import plots
-from analysis.claims import claims_markdown, claims_table, decide
 from analysis.forgetting_metrics import forgetting_table
 from analysis.gridding.driver import stack
-from analysis.study import RunSpec, Study, collect
-from analysis.tables import (
+from analysis.paper.claims import claims_markdown, claims_table, decide
+from analysis.paper.study import RunSpec, Study, collect
+from analysis.paper.tables import (
     best_layer_table,
     recall_table,
     summarise_seeds,

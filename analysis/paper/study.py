@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from analysis.evidence import Ranks
 from analysis.gridding.driver import grids
 from analysis.metric_names import recall_key
+from analysis.paper.evidence import Ranks
+from analysis.paper.tables import best_layer
 from analysis.runs import checkpoints, read_metrics, switch_epoch
-from analysis.tables import best_layer
 from training.fileio import write_text_atomic
 from training.run.directory import abx_item_file, analysis_cache
 
