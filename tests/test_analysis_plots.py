@@ -105,7 +105,7 @@ def test_heatmap_marks_the_switch_from_the_run_itself(tmp_path: Path) -> None:
     assert switch_epoch(run) == 3  # a run directory, not only its metrics table
     figure = plots.heatmap(grid, run=run)
     assert switch_lines(figure.axes[0]) == [3.0]  # after epoch 3's column (epochs 1..6)
-    stitched = grid.assign_attrs(switch=2)  # analysis.study's stitched variants say it
+    stitched = grid.assign_attrs(switch=2)  # analysis.paper.study's stitched variants say it
     assert switch_lines(plots.heatmap(stitched).axes[0]) == [2.0]
     assert switch_lines(plots.heatmap(stitched, switch=None).axes[0]) == []
     assert switch_lines(plots.heatmap(grid).axes[0]) == []  # nothing says where: no line

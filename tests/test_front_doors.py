@@ -221,3 +221,17 @@ def test_every_public_name_is_still_there(package):
 )
 def test_every_public_name_resolves(package, name):
     assert getattr(importlib.import_module(package), name) is not None
+
+
+def test_a_room_does_not_hide_a_function():
+    # Importing a subpackage sets it as an attribute of its parent: a room named like a public
+    # function (analysis.grids, analysis.grid) would replace the function once it is imported.
+    import analysis
+    import analysis.gridding.driver  # noqa: F401
+    import analysis.paper.study  # noqa: F401
+    import training
+    import training.corpus.build  # noqa: F401
+    import training.run.directory  # noqa: F401
+
+    assert callable(analysis.grid) and callable(analysis.grids) and callable(analysis.stack)
+    assert callable(training.build_corpus) and training.rundir is training.run.directory

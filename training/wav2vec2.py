@@ -3,7 +3,7 @@
 Module and parameter names mirror torchaudio's `wav2vec2` components (feature extractor conv layers,
 `feature_projection`, `pos_conv_embed`, `attention.{q,k,v,out}_proj`, `feed_forward.*_dense`,
 `layer_norm` / `final_layer_norm`), so torchaudio state dicts import by renaming prefixes only
-(training/interop.py). Every module that sees padded batches keeps padding from leaking into valid
+(training/pretrained/torchaudio_models.py). Every module that sees padded batches keeps padding from leaking into valid
 frames, so a sample's output does not depend on what it was batched with (needed for DDP equality).
 """
 

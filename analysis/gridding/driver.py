@@ -9,7 +9,7 @@ missing. The cache is written atomically after every checkpoint, so an interrupt
 
 With a dask.distributed ``client`` the checkpoints are probed in parallel, one task per checkpoint; the
 cache is only ever written by the calling process, under ``training.fileio.exclusive`` so that two grids
-on one run never corrupt it. ABX cells come from the grid engine (analysis/grid_engine.py): one forward
+on one run never corrupt it. ABX cells come from the ABX fast path (abx_fast_path.py): one forward
 pass per checkpoint, the engine's structures built once per process; with ``bootstrap=N`` each cell
 also gets a speaker-bootstrap interval, coordinates ``low`` and ``high`` (docs/grids.md).
 """

@@ -292,7 +292,7 @@ def _store(scratch: Path, model_id: str, source: str) -> Path:
 
 
 def _abx(model, layers, *, checkpoint, epoch, scratch, items, **options):
-    """ABX error of each layer on an item file (the grid engine, analysis/grid_engine.py): one
+    """ABX error of each layer on an item file (the ABX fast path, abx_fast_path.py): one
     forward pass serves every layer and condition, the engine's structures are built once per process.
     With bootstrap=N, [layers, 3]: error, low, high (speaker bootstrap, ``confidence`` default 0.95)."""
     from analysis.gridding.abx_fast_path import abx_layers

@@ -3,7 +3,7 @@
 Each claim says that one model beats another. Both are measured on the same test queries (claims 1
 and 2: test recall, the same images resampled for both) or the same ABX cells (claim 3: the engine's
 paired bootstrap over speakers), and the verdict reads the difference's 95% interval
-(`analysis.evidence`): **holds**, **contradicted** or **undecided at this size**, with the smallest
+(`analysis.paper.evidence`): **holds**, **contradicted** or **undecided at this size**, with the smallest
 difference the run could have detected. With several seeds the seed-averaged difference is decided,
 its interval widened by the between-seed spread, and each seed's own verdict is listed.
 A claim whose runs were not trained (a --quick study has fewer variants) says so instead.

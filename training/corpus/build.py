@@ -4,7 +4,7 @@
 spoken captions per image (espeak-ng, a different synthetic speaker each) with phone alignments, and
 two ZeroSpeech ABX sets; the layout is documented in docs/formats.md.
 
-Every utterance is its own realisation (`variation="natural"`, the default; training/variation.py):
+Every utterance is its own realisation (`variation="natural"`, the default; training/corpus/variation.py):
 the speaker's voice jittered, a speed perturbation, a room and noise, drawn per utterance;
 `variation="clean"` gives the plain espeak-ng corpus of earlier versions, byte for byte.
 
@@ -242,7 +242,7 @@ def build_corpus(
 ) -> Path:
     """Build (or finish building) the spoken-scenes corpus in `out`; returns its path.
 
-    variation: "natural" (each utterance its own realisation, see training/variation.py), "clean"
+    variation: "natural" (each utterance its own realisation, see training/corpus/variation.py), "clean"
     or None (plain espeak-ng, the corpus of earlier versions byte for byte), or a `Variation` with
     other ranges. read_speakers, read_sentences_per_speaker: the size of the `read` ABX set (its
     speaker bootstrap has one unit per speaker; more speakers than the default take further

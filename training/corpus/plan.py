@@ -2,7 +2,7 @@
 
 Planning comes before any synthesis, so a build that was interrupted finds the same plan again, and
 each image and each read-set speaker draws from its own random stream: adding images, speakers or
-sentences keeps everything drawn before (training/corpus.py writes the plan out).
+sentences keeps everything drawn before (training/corpus/build.py writes the plan out).
 """
 
 from __future__ import annotations

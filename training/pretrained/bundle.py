@@ -8,7 +8,7 @@ code (safe_pickle). The dual encoder's tensors are renamed into SSLVGS:
 
     conv1_trm1_trm3.*  (Wav2Vec2Model_cls: fairseq's wav2vec 2.0 names + cls_token)
         feature_extractor / post_extract_proj / layer_norm / encoder.*  -> as fairseq.py, then as
-            training/interop.py (encoder.layers.{i} -> shared_layers.{i} or ssl_decoder.{i - layer_use})
+            torchaudio_models.py (encoder.layers.{i} -> shared_layers.{i} or ssl_decoder.{i - layer_use})
         cls_token, mask_emb, project_q, final_proj -> the same names
         quantizer.vars / quantizer.weight_proj     -> quantizer.codevectors / quantizer.weight_proj
     conv2.linear / conv2.bn1                       -> audio_branch.input_proj / input_norm
