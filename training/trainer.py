@@ -98,6 +98,8 @@ def train(
         run = run.with_region_dim(_region_dim(train_set), given="region_dim" in overrides)
         torch.manual_seed(run.train.seed)
         model = SSLVGS(run.model).to(device)
+        for captions in (train_set, val_set):  # captions too short for one frame are refused
+            getattr(captions, "dataset", captions).min_samples = model.min_samples
         # ---- resume: the last checkpoint's weights, counters and RNG state (or init_from's weights)
         run, resumed = restore(model, run, init_from, device)
         loop = _Loop.build(model, run, train_set, device, progress)
