@@ -70,6 +70,7 @@ def extract(
     max_batch_seconds: float = 160.0,
     device: str | torch.device = "cpu",
     resample: bool = False,
+    allow_outside: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> xr.Dataset:
@@ -86,6 +87,8 @@ def extract(
             duration are batched together).
         max_batch_seconds: at most this many seconds of padded audio per forward pass.
         resample: resample audio at another rate to the model's; by default such audio is refused.
+        allow_outside: read wav paths (split files) and #file paths (item files) that leave their
+            folder (refused by default).
         overwrite: replace a store at `store` that holds other activations.
     Returns:
         Dataset with `activations` (layer, frame, feature) and the coordinates listed in
@@ -99,7 +102,7 @@ def extract(
         raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
     layered = as_layered_model(model)
     wanted = resolve_layers(layers, layered.num_layers, layered.description)
-    src = as_source(source, split=split, wavs=wavs)
+    src = as_source(source, split=split, wavs=wavs, allow_outside=allow_outside)
     header = {
         "model_id": layered.model_id,
         "model": layered.description,
@@ -316,7 +319,7 @@ def audio_length(utt: Utterance, sample_rate: int, *, resample: bool = False) ->
     if not resample:
         raise ValueError(
             f"{utt.wav} is sampled at {info.samplerate} Hz but the model takes {sample_rate} Hz audio; "
-            "pass resample=True to resample it"
+            "pass resample=True (--resample) to resample it"
         )
     return int(round(info.frames * sample_rate / info.samplerate))
 
