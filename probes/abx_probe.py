@@ -56,6 +56,7 @@ def abx(
     corpus: str | Path | None = None,
     wavs: str | Path | None = None,
     allow_outside: bool = False,
+    resample: bool = False,
     store: str | Path | None = None,
     extract_layers: Layers = "all",
     dtype: str = "float32",
@@ -81,6 +82,7 @@ def abx(
         wavs: directory of the item file's audio, searched by stem at any depth (.wav or .flac;
             default `wavs/` beside the item file).
         allow_outside: read `#file` entries that leave `wavs` (refused by default).
+        resample: resample audio at another rate than the model's (refused by default).
         store: where to keep the activations (default: the cache, see `probes.extract`).
         extract_layers: the layers extracted on a cache miss ("all" so later layers are cache hits).
         device: where the model runs ("cpu", "cuda", ...).
@@ -98,7 +100,7 @@ def abx(
     check_choice("distance", distance, DISTANCES)
     dataset, item_file = _dataset_and_items(
         model, layers, items, corpus=corpus, wavs=wavs, allow_outside=allow_outside, store=store,
-        extract_layers=extract_layers,
+        extract_layers=extract_layers, resample=resample,
         dtype=dtype, device=device, batch_size=batch_size, progress=progress,
     )  # fmt: skip
     available = [int(which) for which in dataset.layer.values]

@@ -70,6 +70,7 @@ def extract(
     max_batch_seconds: float = 160.0,
     device: str | torch.device = "cpu",
     resample: bool = False,
+    allow_outside: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> xr.Dataset:
@@ -86,6 +87,8 @@ def extract(
             duration are batched together).
         max_batch_seconds: at most this many seconds of padded audio per forward pass.
         resample: resample audio at another rate to the model's; by default such audio is refused.
+        allow_outside: read wav paths (split files) and #file paths (item files) that leave their
+            folder (refused by default).
         overwrite: replace a store at `store` that holds other activations.
     Returns:
         Dataset with `activations` (layer, frame, feature) and the coordinates listed in
@@ -99,7 +102,7 @@ def extract(
         raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
     layered = as_layered_model(model)
     wanted = resolve_layers(layers, layered.num_layers, layered.description)
-    src = as_source(source, split=split, wavs=wavs)
+    src = as_source(source, split=split, wavs=wavs, allow_outside=allow_outside)
     header = {
         "model_id": layered.model_id,
         "model": layered.description,
@@ -227,6 +230,9 @@ def _fill(
         audio_length(utt, layered.sample_rate, resample=header["resample"])
         for utt in src.utterances
     ]
+    short = [i for i, n in enumerate(n_samples) if n < layered.min_samples]
+    if short:
+        warn_short([src.utterances[i] for i in short], [n_samples[i] for i in short], layered)
     layered.module.to(device)
     writer = StoreWriter.open(
         path, header=header, utterances=src.utterances, dim=layered.dim, overwrite=overwrite
@@ -248,26 +254,54 @@ def _fill(
         desc=f"extract {src.name}",
     )
     for batch in plan[writer.batches_done :]:
-        wav, lengths = load_wav_batch([src.utterances[i] for i in batch], layered.sample_rate)
-        with torch.inference_mode(), bounded_memory(device):
-            states, frame_lengths = layered.hidden_states(
-                wav.to(device), lengths.to(device), max(layers)
+        # Utterances shorter than one frame are stored with no frames, never run: the model's
+        # convolutions would fail on them (warned above; ABX refuses or drops their items by name).
+        rows = [b for b, i in enumerate(batch) if n_samples[i] >= layered.min_samples]
+        n_frames = np.zeros(len(batch), np.int64)
+        per_layer = [np.zeros((0, layered.dim), header["dtype"]) for _ in layers]
+        if rows:
+            wav, lengths = load_wav_batch(
+                [src.utterances[batch[b]] for b in rows], layered.sample_rate
             )
-        n_frames = frame_lengths.cpu().clamp(max=states[0].shape[1]).numpy()
-        # One layer at a time: the batch's frames of a layer, utterances concatenated, as stored.
-        per_layer = (
-            torch.cat([states[layer][b, : n_frames[b]] for b in range(len(batch))])
-            .float()
-            .cpu()
-            .numpy()
-            .astype(header["dtype"], copy=False)
-            for layer in layers
-        )
+            with torch.inference_mode(), bounded_memory(device):
+                states, frame_lengths = layered.hidden_states(
+                    wav.to(device), lengths.to(device), max(layers)
+                )
+            n_frames[rows] = frame_lengths.cpu().clamp(max=states[0].shape[1]).numpy()
+            # One layer at a time: the batch's frames of a layer, utterances concatenated, as stored.
+            per_layer = (
+                torch.cat([states[layer][r, : n_frames[b]] for r, b in enumerate(rows)])
+                .float()
+                .cpu()
+                .numpy()
+                .astype(header["dtype"], copy=False)
+                for layer in layers
+            )
         writer.append(np.asarray(batch), n_frames, per_layer, layered.frame_rate)
-        del states, per_layer  # free this batch before the next one is computed
+        del per_layer  # free this batch before the next one is computed
         bar.update(1)
     bar.close()
     writer.finish()
+
+
+class ShortAudioWarning(UserWarning):
+    """Utterances too short for one frame of the model, stored with no frames; names them."""
+
+
+def warn_short(utterances: list[Utterance], n_samples: list[int], layered: LayeredModel) -> None:
+    """ShortAudioWarning naming the utterances shorter than the model's receptive field."""
+    import warnings
+
+    shown = ", ".join(
+        f"{u.wav} ({n} samples)" for u, n in zip(utterances[:3], n_samples[:3], strict=True)
+    )
+    more = f" and {len(utterances) - 3} more" if len(utterances) > 3 else ""
+    warnings.warn(
+        f"{len(utterances)} utterances are shorter than the {layered.min_samples} samples that "
+        f"{layered.description} needs for one frame and get no frames: {shown}{more}",
+        ShortAudioWarning,
+        stacklevel=4,
+    )
 
 
 def audio_length(utt: Utterance, sample_rate: int, *, resample: bool = False) -> int:
@@ -285,7 +319,7 @@ def audio_length(utt: Utterance, sample_rate: int, *, resample: bool = False) ->
     if not resample:
         raise ValueError(
             f"{utt.wav} is sampled at {info.samplerate} Hz but the model takes {sample_rate} Hz audio; "
-            "pass resample=True to resample it"
+            "pass resample=True (--resample) to resample it"
         )
     return int(round(info.frames * sample_rate / info.samplerate))
 
@@ -343,7 +377,9 @@ def layer_features(dataset: xr.Dataset, layer: int) -> Any:
 
     data = dataset.activations.sel(layer=layer).values.astype(np.float32, copy=False)
     offsets = dataset.offset.values
-    order = np.argsort(offsets, kind="stable")
+    # By offset, then length: an utterance with no frames shares its offset with the next one and
+    # must come first, or it would take that one's frames.
+    order = np.lexsort((dataset.n_frames.values, offsets))
     bounds = np.append(offsets[order], len(data))
     names = dataset.utterance.values[order].tolist()
     return Ragged(data, bounds, names)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.data.options import add_allow_outside_option, add_regions_option
+from training.data.options import add_allow_outside_option, add_regions_option, add_resample_option
 from training.progress import add_progress_flag
 
 __all__ = ["register"]
@@ -33,6 +33,8 @@ def _register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
         "depth (LibriSpeech's layout included); default: wavs/ beside the item file",
     )
     parser.add_argument("--device", default="cpu", help="with --model: where the model runs")
+    add_resample_option(parser)
+    add_allow_outside_option(parser)
     parser.set_defaults(func=_abx)
     return parser
 
@@ -40,8 +42,13 @@ def _register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
 def _abx(args: argparse.Namespace) -> int:
     from probes.abx_engine.command import run_abx
 
-    if args.model is None and args.wavs is not None:
-        raise ValueError("--wavs goes with --model (FEATURES are read from their folder)")
+    if args.model is None:
+        for given, option in ((args.wavs is not None, "--wavs"), (args.resample, "--resample"),
+                              (args.allow_outside_root, "--allow-outside-root")):  # fmt: skip
+            if given:
+                raise ValueError(
+                    f"{option} goes with --model (FEATURES are read from their folder)"
+                )
     return abx_of_model(args) if args.model is not None else run_abx(args)
 
 
@@ -59,6 +66,7 @@ def abx_of_model(args: argparse.Namespace) -> int:
         distance=args.distance, pooling=None if args.pooling == "none" else args.pooling,
         compat=args.compat, max_size_group=args.max_size_group, max_x_across=args.max_x_across,
         seed=args.seed, device=args.device, progress=not args.no_progress and not args.json,
+        resample=args.resample, allow_outside=args.allow_outside_root,
     )  # fmt: skip
     return report(result, args)
 
@@ -102,7 +110,7 @@ def _register_extract(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--resample", action="store_true", help="resample audio at another rate")
+    add_resample_option(parser)
     add_allow_outside_option(parser)
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a store of other activations"
@@ -143,7 +151,7 @@ def _register_recall(subparsers: argparse._SubParsersAction) -> None:
         "--split", default="test", help="train, val, test (docs/data.md: which file serves it)"
     )
     add_regions_option(parser)
-    parser.add_argument("--resample", action="store_true", help="resample audio at another rate")
+    add_resample_option(parser)
     add_allow_outside_option(parser)
     parser.add_argument("-k", type=int, nargs="+", default=[1, 5, 10])
     parser.add_argument("--bootstrap", type=int, default=0, help="resamples for a 95%% interval")

@@ -58,7 +58,10 @@ def embed_split(
         regions = _recorded_regions(layered, root)
     if not load_split(root, split, allow_outside=allow_outside):
         raise ValueError(f"{split_path(root, split)}: the split has no images and no captions")
-    dataset = CaptionDataset(root, split, regions, resample=resample, allow_outside=allow_outside)
+    dataset = CaptionDataset(
+        root, split, regions, resample=resample, allow_outside=allow_outside,
+        min_samples=layered.min_samples,
+    )  # fmt: skip
     module.to(device)
     with bounded_memory(device):
         images, audio = embed_captions(

@@ -84,6 +84,8 @@ class LayeredModel:
         model_id: checksum of the weights (`state_checksum`), the cache key.
         description: what the user passed, for messages and store attributes.
         checkpoint: the checkpoint file the weights were loaded from, when known.
+        min_samples: the fewest samples of audio that give one frame (the front end's receptive
+            field); shorter utterances are skipped or refused by name, never fed to the model.
     """
 
     module: torch.nn.Module
@@ -94,6 +96,7 @@ class LayeredModel:
     model_id: str
     description: str
     checkpoint: Path | None = None
+    min_samples: int = 1
 
     def hidden_states(
         self, wav: torch.Tensor, wav_lengths: torch.Tensor, max_layer: int
@@ -202,6 +205,7 @@ def _from_sslvgs(module: torch.nn.Module, description: str) -> LayeredModel:
         model_id="state-" + state_checksum(module),
         description=description,
         checkpoint=Path(checkpoint) if checkpoint is not None else None,
+        min_samples=int(getattr(module, "min_samples", 1)),
     )
 
 

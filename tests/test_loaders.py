@@ -284,6 +284,39 @@ def test_bad_lxmert_rows_name_the_file_and_line(tmp_path: Path) -> None:
             regions[key]
 
 
+def test_boxes_outside_the_image_name_the_file_and_line(tmp_path: Path) -> None:
+    # docs/data.md: boxes outside the image are an error, not clipped; so are swapped img_h/img_w
+    # (a 640 x 480 image's boxes read as a 480 x 640 one's reach past its right edge).
+    feats = np.zeros((36, 4), np.float32)
+    boxes = np.tile(np.array([10, 10, 600, 400], np.float32), (36, 1))
+    wide = boxes.copy()
+    wide[7] = [0, 0, 700, 100]
+    rows = [
+        _lxmert_row("a", 480, 640, feats, boxes),
+        _lxmert_row("b", 640, 480, feats, boxes),  # img_h and img_w swapped
+        _lxmert_row("c", 480, 640, feats, wide),
+        _lxmert_row("d", 480, 640, feats, boxes + np.float32(0.5)),  # within a pixel of the edge
+    ]
+    path = tmp_path / "boxes.tsv"
+    path.write_text("\n".join(rows) + "\n")
+    regions = RegionFeatures.from_lxmert_tsv(path)
+    assert regions["a"][1].max() <= 1 and regions["d"][1].max() <= 1
+    with pytest.raises(RegionError, match=r"boxes.tsv:2: box 0 .* 480 x 640 .*swapped"):
+        regions["b"]
+    with pytest.raises(RegionError, match=r"boxes.tsv:3: box 7 \(0, 0, 700, 100\)"):
+        regions["c"]
+
+
+def test_hdf5_boxes_outside_the_image_are_named(tmp_path: Path) -> None:
+    import h5py
+
+    path = _hdf5(tmp_path)
+    with h5py.File(path, "a") as handle:
+        handle["img_w"][2] = 3  # the 5-pixel-wide boxes no longer fit
+    with pytest.raises(RegionError, match=r"image 'b' \(row 2 .*box 0 .*3 x 20"):
+        open_regions(path)["b"]
+
+
 # ---------------------------------------------------------------- alignments
 
 
@@ -410,6 +443,28 @@ def test_an_empty_wav_in_recall_is_named(tmp_path: Path) -> None:
     with pytest.raises(
         WavError, match=r"SpokenCOCO_val.json: entry 0, caption 1: .*-1.wav: unreadable"
     ):
+        recall(model, "val", corpus=tmp_path, progress=False)
+    # One sample (or any fewer than the model's receptive field): no frame of its own.
+    wav.write_bytes(wav_bytes(np.ones(1, np.int16), 16000))
+    with pytest.raises(WavError, match=r"caption 1: .*-1.wav: 1 samples .*fewer than the 400"):
+        recall(model, "val", corpus=tmp_path, progress=False)
+
+
+def test_recall_refuses_a_non_finite_embedding_naming_the_image(tmp_path: Path) -> None:
+    # Finite but huge region features (3e38) overflow to an all-NaN image embedding, which ranking
+    # would place anywhere: an error naming the image, not a recall.
+    from probes import recall
+    from training import SSLVGS, preset
+
+    _mini_corpus(tmp_path)
+    key = "COCO_val2014_000000000001"
+    with np.load(tmp_path / "regions" / f"{key}.npz") as data:
+        boxes = data["boxes"]
+    write_npz(
+        tmp_path / "regions" / f"{key}.npz", feats=np.full((36, 8), 3e38, np.float32), boxes=boxes
+    )
+    model = SSLVGS(preset("tiny", region_dim=8)[0])
+    with pytest.raises(ValueError, match=rf"image {key}: its embedding holds NaN or Inf"):
         recall(model, "val", corpus=tmp_path, progress=False)
 
 

@@ -174,6 +174,35 @@ def test_pickled_code_is_refused_with_a_way_to_convert(tmp_path):
     assert "\n" not in message
 
 
+def test_a_plain_pickle_is_named_without_torch_advice(tmp_path):
+    # pickle.dump, not torch.save: torch's weights-only unpickler stops at "Unsupported operand 149"
+    # and would advise weights_only=False, which runs the file's code.
+    import pickle
+
+    path = tmp_path / "plain.pt"
+    ta = random_torchaudio()
+    with open(path, "wb") as f:
+        pickle.dump({"model": fairseq_state(ta), "cfg": {"model": model_cfg("wav2vec2")}}, f, 4)
+    with pytest.raises(ValueError) as err:
+        load_fairseq(path)
+    message = str(err.value)
+    assert str(path) in message and "torch.save" in message
+    assert "weights_only" not in message and "\n" not in message
+
+
+def test_a_missing_or_extra_tensor_is_named(tmp_path):
+    ta = random_torchaudio()
+    state = fairseq_state(ta)
+    del state["encoder.layers.1.fc2.bias"]
+    path = save(tmp_path / "missing.pt", model=state, cfg={"model": model_cfg("wav2vec2")})
+    with pytest.raises(FairseqCheckpointError, match=r"missing.pt: no tensor for .*layers\.1\."):
+        load_fairseq(path)
+    state = {**fairseq_state(ta), "encoder.layers.0.adapter.weight": torch.zeros(3)}
+    path = save(tmp_path / "extra.pt", model=state, cfg={"model": model_cfg("wav2vec2")})
+    with pytest.raises(FairseqCheckpointError, match=r"extra.pt: tensor encoder.layers.0.adapter"):
+        load_fairseq(path)
+
+
 def test_the_renaming_agrees_with_torchaudios_own_fairseq_importer():
     import_fairseq = pytest.importorskip("torchaudio.models.wav2vec2.utils.import_fairseq")
     from training.pretrained.fairseq import torchaudio_name

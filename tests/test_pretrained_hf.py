@@ -150,3 +150,85 @@ def test_missing_transformers_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(ImportError, match=r"pip install 'sslvgs\[hf\]'"):
         load_pretrained(tmp_path)
+
+
+def _with_config(source, target, **changes):
+    """A copy of a saved directory whose config.json says otherwise."""
+    target.mkdir()
+    for file in source.iterdir():
+        (target / file.name).write_bytes(file.read_bytes())
+    config = json.loads((source / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps({**config, **changes}))
+    return target
+
+
+@pytest.mark.parametrize(
+    "changes, names",
+    [
+        ({"num_hidden_layers": 5}, ["not in the file", "encoder.layers.3.", "random values"]),
+        ({"num_hidden_layers": 2}, ["no place", "encoder.layers.2."]),
+        ({"hidden_size": 48}, ["another shape", "(32", "(48"]),
+        ({"model_type": "hubert", "architectures": ["HubertModel"]}, ["HubertModel"]),
+    ],
+    ids=["more-layers", "fewer-layers", "hidden-size", "hubert-config"],
+)
+def test_weights_that_do_not_fit_the_config_are_refused_naming_file_and_key(
+    changes, names, tmp_path
+):
+    # transformers would give the missing layers fresh random values on every load: silently wrong.
+    random_hf_model("wav2vec2-pretraining").save_pretrained(tmp_path / "ok")
+    wrong = _with_config(tmp_path / "ok", tmp_path / "wrong", **changes)
+    with pytest.raises(HFModelError) as err:
+        load_pretrained(wrong)
+    message = str(err.value)
+    assert "\n" not in message and str(wrong / "model.safetensors") in message, message
+    for name in names:
+        assert name in message, message
+
+
+def test_a_head_directory_loads_without_a_report(tmp_path, caplog):
+    # The pretraining quantizer / projections and CTC head are dropped on purpose: no error, and
+    # transformers' loading report about them is not shown; other warnings are not silenced.
+    random_hf_model("wav2vec2-pretraining").save_pretrained(tmp_path / "pre")
+    random_hf_model("wav2vec2-large-ctc").save_pretrained(tmp_path / "ctc")
+    with caplog.at_level("WARNING"):
+        load_hf(tmp_path / "pre")
+        load_hf(tmp_path / "ctc")
+    assert not [r for r in caplog.records if "LOAD REPORT" in r.getMessage()]
+    assert transformers.logging.get_verbosity() != transformers.logging.ERROR
+
+
+def test_a_pickled_bin_is_refused_in_one_line_without_torch_advice(tmp_path):
+    import os
+    import pickle
+
+    from training.pretrained.safe_pickle import UnsafePickleError
+
+    model = random_hf_model("wav2vec2-base")
+    model.save_pretrained(tmp_path / "ok")
+    config = (tmp_path / "ok" / "config.json").read_text()
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "ran"),))
+
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "config.json").write_text(config)
+    torch.save({"x": Evil()}, evil / "pytorch_model.bin")
+    with pytest.raises(UnsafePickleError) as err:
+        load_hf(evil)
+    message = str(err.value)
+    assert str(evil / "pytorch_model.bin") in message and "system" in message
+    assert "weights_only" not in message and "\n" not in message
+    assert not (tmp_path / "ran").exists()
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "config.json").write_text(config)
+    with open(legacy / "pytorch_model.bin", "wb") as f:
+        pickle.dump(dict(model.state_dict()), f, protocol=4)
+    with pytest.raises(ValueError) as err:
+        load_hf(legacy)
+    message = str(err.value)
+    assert str(legacy / "pytorch_model.bin") in message and "torch.save" in message
+    assert "weights_only" not in message and "\n" not in message

@@ -125,3 +125,11 @@ def test_large_problem_runs_in_bounded_blocks():
 def test_bad_input(k, owner, message):
     with pytest.raises(ValueError, match=message):
         recall_at_k(np.eye(2), np.eye(2), np.array(owner), k)
+
+
+def test_non_finite_embeddings_are_refused_not_ranked():
+    # A NaN row compares false with everything: ranked, it would read as a hit or a miss at random.
+    images = np.eye(3, dtype=np.float32)
+    images[1] = np.nan
+    with pytest.raises(ValueError, match=r"image embedding 1 holds NaN or Inf"):
+        recall_at_k(images, np.eye(3, dtype=np.float32), np.arange(3))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.data.options import add_regions_option
+from training.data.options import add_allow_outside_option, add_regions_option, add_resample_option
 from training.progress import add_progress_flag
 
 __all__ = ["register"]
@@ -178,6 +178,8 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="global batch size")
     parser.add_argument("--init-from", default=None, help="start from this checkpoint's weights")
     add_regions_option(parser)
+    add_resample_option(parser)
+    add_allow_outside_option(parser)
     parser.add_argument("--epochs-per-eval", type=int, default=None, help="validate every N epochs")
     parser.add_argument("--eval-split", default=None, help="split for validation recall (val)")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
@@ -246,6 +248,8 @@ def _train(args: argparse.Namespace) -> int:
         allow_change=allow,
         progress=not args.no_progress,
         stop_after_epoch=args.stop_after_epoch,
+        resample=args.resample,
+        allow_outside=args.allow_outside_root,
         **overrides,
     )
     lines = (run / METRICS).read_text().splitlines()

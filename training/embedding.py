@@ -47,6 +47,7 @@ def embed_captions(
             chosen = order[start : start + batch_size]
             batch = collate_captions([dataset[int(i)] for i in chosen])
             emb = model.encode_audio(batch["wav"].to(device), batch["wav_lengths"].to(device))
+            _check_finite(emb, [dataset.caption_wav(int(i)) for i in chosen], "caption")
             if audio is None:
                 audio = np.empty((len(dataset), emb.shape[1]), dtype=np.float32)
             audio[chosen] = emb.float().cpu().numpy()
@@ -57,9 +58,23 @@ def embed_captions(
             pairs = [dataset.regions[key] for key in keys[start : start + batch_size]]
             feats = torch.stack([f for f, _ in pairs]).to(device)
             boxes = torch.stack([b for _, b in pairs]).to(device)
-            images.append(model.encode_image(feats, boxes).float().cpu().numpy())
+            emb = model.encode_image(feats, boxes)
+            _check_finite(emb, keys[start : start + batch_size], "image")
+            images.append(emb.float().cpu().numpy())
     finally:
         model.train(was_training)
     if audio is None:
         raise ValueError(f"{dataset.split_file}: the split has no captions")
     return np.concatenate(images), audio
+
+
+def _check_finite(emb: torch.Tensor, names: list, what: str) -> None:
+    """ValueError naming the first caption (its wav) or image (its key) whose embedding holds NaN
+    or Inf: ranking would put it anywhere and make recall a wrong number, not an error."""
+    bad = ~torch.isfinite(emb).all(dim=1)
+    if bool(bad.any()):
+        first = int(torch.nonzero(bad)[0])
+        raise ValueError(
+            f"{what} {names[first]}: its embedding holds NaN or Inf ({int(bad.sum())} of this "
+            f"batch's {len(names)} {what}s); check its {'audio' if what == 'caption' else 'region features'}"
+        )

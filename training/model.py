@@ -30,6 +30,7 @@ from training.wav2vec2 import (
     LogMelFeatureEncoder,
     gumbel,
     padding_mask,
+    receptive_field,
     span_mask,
 )
 
@@ -214,6 +215,13 @@ class SSLVGS(nn.Module):
             return self.cfg.sample_rate / 320  # 10 ms hop, then stride 2
         stride = int(np.prod([s for _, _, s in self.cfg.conv_layers]))
         return self.cfg.sample_rate / stride
+
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples that give one frame (the front end's receptive field)."""
+        if self.cfg.front_end == "logmel":
+            return int(self.feature_encoder.n_fft)
+        return receptive_field((k, s) for _, k, s in self.cfg.conv_layers)
 
     # ---- speech encoder ----------------------------------------------------------------------
     def features(self, wav: Tensor, wav_lengths: Tensor | None) -> tuple[Tensor, Tensor]:

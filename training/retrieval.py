@@ -105,6 +105,13 @@ def recall_at_k(
         (same dims) hold the interval.
     """
     ks = _checked_ks(k)
+    for name, emb in (("image", image_emb), ("caption", audio_emb)):
+        finite = np.isfinite(np.asarray(emb)).all(axis=-1)
+        if not finite.all():
+            raise ValueError(
+                f"{name} embedding {int(np.argmin(finite))} holds NaN or Inf "
+                f"({int((~finite).sum())} of {len(finite)}): recall would rank it anywhere"
+            )
     speech_rank, image_rank = retrieval_ranks(
         image_emb, audio_emb, caption_image_index, **block_options
     )

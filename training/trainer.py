@@ -63,6 +63,8 @@ def train(
     allow_change: Sequence[str] = (),
     progress: bool = True,
     stop_after_epoch: int | None = None,
+    resample: bool = False,
+    allow_outside: bool = False,
     **overrides: Any,
 ) -> Path:
     """Train the VGS+ model on a corpus under a schedule; returns the run directory.
@@ -79,6 +81,9 @@ def train(
         init_from: a checkpoint (or run) whose weights start this run; epochs are numbered on.
         regions: region features (a folder, LXMERT TSV(s) or HDF5); default the corpus's regions/.
         stop_after_epoch: return after that epoch as if interrupted (resume continues).
+        resample: resample captions at another rate (refused by default); allow_outside: read
+            wav paths that leave the split file's folder (as `CaptionDataset`; not recorded in
+            config.json, so a resume passes them again).
         overrides: any ModelConfig/TrainConfig field. The region feature size comes from the data.
     Raises:
         RunConfigError: a resume that differs from the run; LockedError: the run is being trained.
@@ -94,10 +99,12 @@ def train(
     with _run_lock(request.run_dir):
         # ---- setup: what the run is, its data, its model
         run = plan_run(request)
-        train_set, val_set = _open_data(run)
+        train_set, val_set = _open_data(run, resample=resample, allow_outside=allow_outside)
         run = run.with_region_dim(_region_dim(train_set), given="region_dim" in overrides)
         torch.manual_seed(run.train.seed)
         model = SSLVGS(run.model).to(device)
+        for captions in (train_set, val_set):  # captions too short for one frame are refused
+            getattr(captions, "dataset", captions).min_samples = model.min_samples
         # ---- resume: the last checkpoint's weights, counters and RNG state (or init_from's weights)
         run, resumed = restore(model, run, init_from, device)
         loop = _Loop.build(model, run, train_set, device, progress)
@@ -140,7 +147,7 @@ def _run_lock(run_dir: Path):
     return exclusive(run_dir.resolve(), what="the run", wait=0)
 
 
-def _open_data(run: Run):
+def _open_data(run: Run, **audio_options: bool):
     """(training captions, validation captions) of the run's corpus with its region features."""
     from training.data import CaptionDataset
     from training.data.regions import open_regions
@@ -149,8 +156,8 @@ def _open_data(run: Run):
     regions = open_regions(
         paths if paths is None or len(paths) > 1 else paths[0], corpus=run.corpus
     )
-    train_set = CaptionDataset(run.corpus, "train", regions=regions)
-    val_set = CaptionDataset(run.corpus, run.train.eval_split, regions=regions)
+    train_set = CaptionDataset(run.corpus, "train", regions=regions, **audio_options)
+    val_set = CaptionDataset(run.corpus, run.train.eval_split, regions=regions, **audio_options)
     if run.train.train_subset:
         subset = range(min(run.train.train_subset, len(train_set)))
         train_set = torch.utils.data.Subset(train_set, subset)

@@ -26,7 +26,18 @@ __all__ = [
     "span_mask",
     "gumbel",
     "padding_mask",
+    "receptive_field",
 ]
+
+
+def receptive_field(kernels_strides) -> int:
+    """Samples that one output frame of a stack of 1-d convolutions [(kernel, stride), ...] sees:
+    the fewest samples that give a frame (400 for wav2vec 2.0's CNN)."""
+    field, jump = 1, 1
+    for kernel, stride in kernels_strides:
+        field += (int(kernel) - 1) * jump
+        jump *= int(stride)
+    return field
 
 
 def padding_mask(lengths: Tensor, max_len: int) -> Tensor:

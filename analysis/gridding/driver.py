@@ -63,7 +63,8 @@ def grid(
     transformer layers), a layer, a list or a range. client: a dask.distributed Client to fan out over checkpoints.
     Returns float64 values with attrs ``probe``, ``options`` (JSON) and each scalar option.
     """
-    spec = make_spec(probe, probe_options, run)
+    # A list of checkpoints has no corpus of its own: its common folder is asked (as in grids).
+    spec = make_spec(probe, probe_options, trajectory_root(run))
     return grids(run, {spec.name: spec}, epochs, layers, client, progress=progress)[spec.name]
 
 

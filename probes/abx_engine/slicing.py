@@ -131,9 +131,10 @@ def slice_items(
         keep = np.flatnonzero(ok)
         dropped = len(files) - len(keep)
         if dropped:
+            first = int(np.flatnonzero(~ok)[0])
             warnings.warn(
                 f"compat='librilight' dropped {dropped} of {len(files)} items that are empty at {frequency} Hz "
-                "(as libri-light / zrc-abx2 do)",
+                f"(as libri-light / zrc-abx2 do), first {_where(items, first)} of {files[first]!r}",
                 DroppedItemsWarning,
                 stacklevel=3,
             )

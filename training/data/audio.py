@@ -17,11 +17,41 @@ import soundfile
 import torch
 from scipy.signal import resample_poly
 
-__all__ = ["WavError", "read_wav", "wav_seconds", "resample", "wav_bytes", "resampled_position"]
+__all__ = [
+    "WavError",
+    "MIN_SAMPLES",
+    "check_samples",
+    "read_wav",
+    "wav_seconds",
+    "resample",
+    "wav_bytes",
+    "resampled_position",
+]
 
 
 class WavError(ValueError):
-    """An empty or unreadable audio file; the message names the file."""
+    """An empty, too short or unreadable audio file; the message names the file."""
+
+
+# The receptive field of wav2vec 2.0's CNN (and of the log-mel front end's 400-sample window): the
+# fewest samples that give one frame. Models report their own (`min_samples`); this is the default.
+MIN_SAMPLES = 400
+
+
+def check_samples(
+    path: str | os.PathLike, n_samples: int, min_samples: int, sample_rate: int
+) -> None:
+    """WavError naming `path` if its `n_samples` (at `sample_rate`) are fewer than `min_samples`,
+    the samples the model needs for one frame: such audio has no frame of its own, and a model's
+    convolutions fail on it or give it nothing. Every path that feeds audio to a model checks this
+    (extraction, ABX, recall, training)."""
+    if n_samples == 0:
+        raise WavError(f"{path}: empty audio file (no samples)")
+    if n_samples < min_samples:
+        raise WavError(
+            f"{path}: {n_samples} samples ({1000 * n_samples / sample_rate:.1f} ms), fewer than the "
+            f"{min_samples} ({1000 * min_samples / sample_rate:.1f} ms) that the model needs for one frame"
+        )
 
 
 def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:

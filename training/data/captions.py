@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from training.data.audio import read_wav, wav_seconds
+from training.data.audio import MIN_SAMPLES, check_samples, read_wav, wav_seconds
 from training.data.regions import RegionError, RegionFeatures, open_regions
 from training.data.spokencoco import caption_where, load_split, split_path
 
@@ -22,7 +22,9 @@ class CaptionDataset(Dataset):
     The split file is whichever serves `split` (`training.data.spokencoco.split_path`). `regions` is
     an opened `RegionFeatures`, or any PATH `open_regions` takes (None: the corpus's own `regions/`
     folder). Audio at another rate than `sample_rate` is refused unless `resample`; wav paths that
-    leave the split file's folder are refused unless `allow_outside`. For retrieval, `image_keys`
+    leave the split file's folder are refused unless `allow_outside`; captions shorter than
+    `min_samples` (the model's receptive field: `SSLVGS.min_samples`) are refused by name, as they
+    have no frame of their own. For retrieval, `image_keys`
     lists the split's images (image_index indexes it), `caption_image_index` is a long [N captions]
     tensor and `image_regions()` returns (feats [N images, 36, D], boxes [N images, 36, 4]).
     """
@@ -36,8 +38,10 @@ class CaptionDataset(Dataset):
         *,
         resample: bool = False,
         allow_outside: bool = False,
+        min_samples: int = MIN_SAMPLES,
     ) -> None:
         self.root = Path(root)
+        self.min_samples = int(min_samples)
         self.split = split
         self.split_file = split_path(root, split)
         self.entries = load_split(root, split, allow_outside=allow_outside)
@@ -70,6 +74,7 @@ class CaptionDataset(Dataset):
         caption = entry["captions"][k]
         try:
             wav = read_wav(caption["wav"], self.sample_rate, resample_audio=self.resample)
+            check_samples(caption["wav"], len(wav), self.min_samples, self.sample_rate)
         except (OSError, ValueError) as error:
             where = f"{self.split_file}: {caption_where(caption)}"
             raise type(error)(f"{where}: {error}") from error
@@ -85,14 +90,22 @@ class CaptionDataset(Dataset):
             "boxes": boxes,
         }
 
+    def caption_wav(self, index: int) -> Path:
+        """The wav file of caption `index` (for messages)."""
+        image_index, k = self.captions[index]
+        return Path(self.entries[image_index]["captions"][k]["wav"])
+
     def durations(self) -> list[float]:
         """Seconds of audio of every caption, from the wav headers (no samples read); cached."""
         if self._durations is None:
             self._durations = []
             for image_index, k in self.captions:
                 entry = self.entries[image_index]
+                wav = entry["captions"][k]["wav"]
                 try:
-                    seconds = wav_seconds(entry["captions"][k]["wav"])
+                    seconds = wav_seconds(wav)
+                    samples = int(round(seconds * self.sample_rate))
+                    check_samples(wav, samples, self.min_samples, self.sample_rate)
                 except (OSError, ValueError) as error:  # as __getitem__: say where the caption is
                     where = f"{self.split_file}: {caption_where(entry['captions'][k])}"
                     raise type(error)(f"{where}: {error}") from error

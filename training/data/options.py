@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_regions_option", "add_allow_outside_option"]
+__all__ = ["add_regions_option", "add_allow_outside_option", "add_resample_option"]
 
 
 def add_regions_option(parser: argparse.ArgumentParser) -> None:
@@ -25,4 +25,11 @@ def add_allow_outside_option(parser: argparse.ArgumentParser) -> None:
         "--allow-outside-root",
         action="store_true",
         help="read wav paths (split files) and #file paths (item files) that leave their folder",
+    )
+
+
+def add_resample_option(parser: argparse.ArgumentParser) -> None:
+    """``--resample``: resample audio at another rate than the model's (refused by default)."""
+    parser.add_argument(
+        "--resample", action="store_true", help="resample audio at another rate than the model's"
     )

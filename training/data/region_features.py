@@ -209,10 +209,26 @@ def _read_tsv_row(location: tuple[Path, int, int, int]) -> tuple[np.ndarray, np.
     if confidence.shape[1] != 1:
         raise RegionError(f"{where}: objects_conf must have one number per region")
     order = np.argsort(-confidence[:, 0], kind="stable")
-    return feats[order], normalised_boxes(boxes[order], width, height), where
+    return feats[order], normalised_boxes(boxes[order], width, height, where), where
 
 
-def normalised_boxes(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
-    """Pixel boxes [N, 4] (x1, y1, x2, y2) divided by the image's size, clipped to [0, 1]."""
+# Pixels a box may reach past the image's edge (detectors' rounding) before it is an error.
+BOX_SLACK = 1.0
+
+
+def normalised_boxes(boxes: np.ndarray, width: float, height: float, where: str) -> np.ndarray:
+    """Pixel boxes [N, 4] (x1, y1, x2, y2) divided by the image's size, clipped to [0, 1].
+
+    Raises RegionError naming `where` for a box outside the image (beyond BOX_SLACK pixels): the
+    features are of another image size, or img_h and img_w are swapped.
+    """
     scale = np.array([width, height, width, height], dtype=np.float32)
+    outside = ((boxes < -BOX_SLACK) | (boxes > scale + BOX_SLACK)).any(axis=1)
+    if outside.any():
+        index = int(np.argmax(outside))
+        box = ", ".join(f"{v:g}" for v in boxes[index])
+        raise RegionError(
+            f"{where}: box {index} ({box}) pixels lies outside the {width:g} x {height:g} (width x "
+            f"height) image; are img_h and img_w swapped?"
+        )
     return np.clip(boxes / scale, 0.0, 1.0)

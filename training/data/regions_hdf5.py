@@ -182,7 +182,7 @@ def _read_row(location: tuple) -> tuple[np.ndarray, np.ndarray, str]:
         ):
             raise RegionError(f"{order_path}: entry {key!r}: not a list of box indices")
         feats, boxes = feats[indices], boxes[indices]
-    return feats, normalised_boxes(boxes.astype(np.float32), width, height), where
+    return feats, normalised_boxes(boxes.astype(np.float32), width, height, where), where
 
 
 def from_hdf5(path: str | os.PathLike) -> RegionFeatures:

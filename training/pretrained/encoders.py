@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from training.wav2vec2 import receptive_field
+
 __all__ = ["zscore", "TorchaudioEncoder", "HFEncoder", "HF_FAMILIES"]
 
 # transformers model_type -> the attribute of its ForPreTraining / ForCTC heads that holds the encoder.
@@ -79,6 +81,14 @@ class TorchaudioEncoder(_Encoder):
             int(b.stride) for b in self.model.feature_extractor.conv_layers
         )
 
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples that give one frame (the CNN's receptive field)."""
+        return receptive_field(
+            (b.conv.kernel_size[0], b.conv.stride[0])
+            for b in self.model.feature_extractor.conv_layers
+        )
+
     @torch.no_grad()
     def hidden_states(
         self, wav: Tensor, wav_lengths: Tensor | None = None, max_layer: int | None = None
@@ -138,6 +148,12 @@ class HFEncoder(_Encoder):
     @property
     def frame_rate(self) -> float:
         return self.sample_rate / math.prod(int(s) for s in self.model.config.conv_stride)
+
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples that give one frame (the CNN's receptive field)."""
+        config = self.model.config
+        return receptive_field(zip(config.conv_kernel, config.conv_stride, strict=True))
 
     def frame_lengths(self, wav_lengths: Tensor) -> Tensor:
         """Valid frames per utterance, by the convolutions' arithmetic (as transformers counts)."""

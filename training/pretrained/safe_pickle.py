@@ -20,7 +20,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UnsafePickleError", "torch_load", "read_namespace", "namespace_dict"]
+__all__ = ["UnsafePickleError", "load_error", "torch_load", "read_namespace", "namespace_dict"]
 
 # How to turn a checkpoint that holds other objects into one that these loaders read: run it where
 # the file's own code is installed and trusted.
@@ -68,16 +68,28 @@ def torch_load(path: str | Path, *, what: str = "checkpoint") -> Any:
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        message = str(err)
-        culprit = _unsupported_global(message)
-        if culprit is not None:
-            raise UnsafePickleError(
-                f"{path}: this {what} pickles {culprit}, which sslvgs does not unpickle (it would "
-                f"run that code); {CONVERT_HINT}"
-            ) from None
-        raise ValueError(f"{path}: not a readable torch {what} ({_first_line(message)})") from None
+        raise load_error(path, err, what) from None
     except (RuntimeError, EOFError, OSError) as err:
         raise ValueError(f"{path}: not a readable torch {what} ({_first_line(str(err))})") from None
+
+
+def load_error(path: Path, err: pickle.UnpicklingError, what: str) -> ValueError:
+    """One line for a weights-only load that failed: the global refused (UnsafePickleError), or what
+    the file is; never torch's own advice to load it with weights_only=False."""
+    message = str(err)
+    culprit = _unsupported_global(message)
+    if culprit is not None:
+        return UnsafePickleError(
+            f"{path}: this {what} pickles {culprit}, which sslvgs does not unpickle (it would "
+            f"run that code); {CONVERT_HINT}"
+        )
+    cause = _first_line(message)
+    if "Unsupported operand" in cause:
+        cause += (
+            "; a plain pickle rather than a torch.save archive: re-save its tensors with "
+            "torch.save where the file is trusted"
+        )
+    return ValueError(f"{path}: not a readable torch {what} ({cause})")
 
 
 def _unsupported_global(message: str) -> str | None:
@@ -89,9 +101,12 @@ def _unsupported_global(message: str) -> str | None:
 
 
 def _first_line(message: str) -> str:
-    # torch's weights-only errors open with a paragraph of advice; the cause follows this marker.
+    # torch's weights-only errors open with a paragraph of advice (including loading the file with
+    # weights_only=False, which would run its code); the cause follows this marker.
     message = message.split("WeightsUnpickler error:", 1)[-1]
+    advice = ("Weights only load failed", "Please file an issue", "Check the documentation")
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(advice) and "weights_only" not in line]
     return lines[0] if lines else "unknown error"
 
 
