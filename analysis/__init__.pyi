@@ -39,6 +39,7 @@ from .paper.reproduction import PLANS as PLANS
 from .paper.reproduction import Plan as Plan
 from .paper.reproduction import reproduce as reproduce
 from .paper.reproduction import run_path as run_path
+from .paper.settings import reproduction_settings as reproduction_settings
 from .paper.study import RunSpec as RunSpec
 from .paper.study import Study as Study
 from .paper.study import abx_conditions as abx_conditions

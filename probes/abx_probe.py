@@ -149,7 +149,12 @@ def _dataset_and_items(
     if items is None:
         item_file = default_abx_set(corpus_of(layered, corpus))
     else:
-        recorded = run_corpus(layered.checkpoint) if layered.checkpoint is not None else None
+        named = corpus is None and not Path(items).exists()  # a set's name: the run's corpus's
+        recorded = (
+            run_corpus(layered.checkpoint, check=True)
+            if named and layered.checkpoint is not None
+            else None
+        )
         item_file = abx_item_file(items, corpus or recorded)
     dataset = extract(layered, AbxSet(item_file, wavs, allow_outside=allow_outside), extract_options.pop("extract_layers"),
                       store, **extract_options)  # fmt: skip

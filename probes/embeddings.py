@@ -72,9 +72,10 @@ def embed_split(
 
 def _recorded_regions(layered: Any, root: Path) -> Any:
     """The region features the model's run was trained with, when `root` is the run's corpus."""
-    from training.rundir import read_config, run_corpus, run_of
+    from training.rundir import run_corpus, run_of, run_regions
 
     run = run_of(layered.checkpoint) if layered.checkpoint is not None else None
     if run is None or run_corpus(run) is None or Path(run_corpus(run)).resolve() != root.resolve():
         return None
-    return read_config(run).get("regions")
+    regions = run_regions(run)
+    return [str(p) for p in regions] if regions else None

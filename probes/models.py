@@ -219,7 +219,9 @@ def corpus_of(layered: LayeredModel, corpus: str | Path | None = None) -> Path:
     """The corpus to probe on: `corpus` if given, else the one the model's run was trained on."""
     if corpus is not None:
         return Path(corpus)
-    recorded = run_corpus(layered.checkpoint) if layered.checkpoint is not None else None
+    recorded = (
+        run_corpus(layered.checkpoint, check=True) if layered.checkpoint is not None else None
+    )
     if recorded is None:
         raise ValueError(
             f"{layered.description}: no corpus known (it was not loaded from a run directory whose "

@@ -63,12 +63,14 @@ class Source:
 
     @property
     def key(self) -> str:
-        """Hex sha256 over every utterance's id, wav path, size and modification time."""
+        """Hex sha256 over every utterance's id, wav file name, size and modification time: not
+        the folders they are in, so a corpus moved with its caches (``mv`` keeps the times) finds them."""
         if self._key is None:
-            digest = hashlib.sha256(self.origin.encode())
+            digest = hashlib.sha256(b"source-v2")
             for utt in self.utterances:
                 stat = os.stat(utt.wav)
-                digest.update(f"\n{utt.id}|{utt.wav}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+                name = Path(utt.wav).name
+                digest.update(f"\n{utt.id}|{name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
             self._key = digest.hexdigest()
         return self._key
 

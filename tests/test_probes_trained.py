@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import probes
+from training.run.directory import run_corpus
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def initial_model(tiny_run):
 def test_abx_of_a_trained_layer_is_below_the_same_layer_at_initialisation(tiny_run, initial_model):
     # Within speaker, synthetic voices repeat a phone almost identically and every model scores
     # near 0; across speakers a few training steps already pull a low layer's phones together.
-    corpus = json.loads((tiny_run / "config.json").read_text())["corpus"]
+    corpus = run_corpus(tiny_run)  # config.json stores it relative to the run
     trained = probes.abx(tiny_run, 2, speaker="across", progress=False)
     initial = probes.abx(initial_model, 2, speaker="across", corpus=corpus, progress=False)
     assert float(trained) < float(initial)

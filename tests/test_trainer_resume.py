@@ -18,7 +18,7 @@ import pytest
 from analysis.cli import main
 from training import RunConfigError, train
 from training.run.checkpoints import load_checkpoint
-from training.run.directory import list_checkpoints, run_regions
+from training.run.directory import list_checkpoints, recorded_path, run_regions
 
 # As tests/test_trainer.py: a few batches per epoch, bookkeeping rather than learning.
 QUICK = dict(preset="tiny", progress=False, eval_split="test", train_subset=64, batch_size=16)
@@ -175,7 +175,8 @@ def test_a_run_trains_on_region_features_given_by_path(small_corpus, tmp_path):
                *QUICK_CLI]  # fmt: skip
     assert main(command) == 0
     assert epochs(run) == [1]
-    assert config(run)["regions"] == [str(regions.resolve())]
+    # Stored relative to the run when near it (a folder moved with both keeps them), read back whole.
+    assert [recorded_path(p, run) for p in config(run)["regions"]] == [regions.resolve()]
     assert run_regions(run) == [regions.resolve()]
     # A resume (here of a finished run: it opens the data, trains nothing) takes the run's regions:
     # the corpus has none of its own ...

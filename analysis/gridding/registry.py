@@ -43,6 +43,8 @@ LayerFunction = Callable[..., Sequence[float]]
 BUILTIN_VERSION = 1
 # Options that say where or how a probe runs, not what it measures: not part of the cache key.
 RUNTIME_OPTIONS = ("device", "store")
+# Options that name files or folders: keyed by their contents (`_path_identity`), not their place.
+PATH_OPTIONS = ("items", "wavs", "source", "reference", "other", "corpus", "regions")
 SCRATCH_PREFIX = "sslvgs-grid-"  # + "<pid>-": a folder whose process is gone is a leftover
 
 
@@ -59,9 +61,15 @@ class ProbeSpec:
 
     @functools.cached_property
     def options_json(self) -> str:
-        """The options as canonical JSON (paths absolute, arrays and tables by content hash)."""
+        """The options as canonical JSON: files, folders and checkpoints named by what they hold
+        (`_path_identity`), not where they are, so a moved or copied run finds its cached grids;
+        arrays and tables by content hash."""
         return json.dumps(
-            {k: _canonical(v) for k, v in sorted(self.options.items()) if k not in RUNTIME_OPTIONS},
+            {
+                k: _path_identity(v) if k in PATH_OPTIONS and v is not None else _canonical(v)
+                for k, v in sorted(self.options.items())
+                if k not in RUNTIME_OPTIONS
+            },
             sort_keys=True,
         )
 
@@ -122,11 +130,7 @@ def make_spec(
             )
         # The item file decides the cells: its content (not its name) goes into the cache key.
         corpus = options.pop("corpus", None)
-        if corpus is None and run is not None:
-            from training.run.directory import run_corpus
-
-            corpus = run_corpus(run)
-        items = _item_file(options.pop("items"), corpus)
+        items = _abx_items(options.pop("items"), corpus, run)
         options["items"] = str(items.resolve())
         inputs["items"] = _file_hash(items)
     return ProbeSpec(
@@ -267,6 +271,40 @@ def _canonical(value: Any) -> Any:
     )
 
 
+def _path_identity(value: Any) -> Any:
+    """What a path option stands for in a cache key: a file's content hash, a checkpoint's (or a
+    run's last checkpoint's) checksum, a corpus's manifest hash, another folder's listing (names and
+    sizes); a list element-wise; anything that is not an existing path as `_canonical` gives it."""
+    if isinstance(value, list | tuple):
+        return [_path_identity(v) for v in value]
+    if not isinstance(value, str | os.PathLike):
+        return _canonical(value)
+    path = Path(value)
+    try:
+        if path.is_file():
+            if path.suffix == ".pt":
+                import training
+
+                return {"model": training.model_identity(path)}
+            return {"file": _file_hash(path)}
+        if path.is_dir():
+            from training.run.directory import is_run, list_checkpoints
+
+            if is_run(path) and list_checkpoints(path):
+                import training
+
+                return {"run": training.model_identity(list(list_checkpoints(path).values())[0])}
+            if (path / "manifest.json").is_file():
+                return {"corpus": _file_hash(path / "manifest.json")}
+            listing = sorted(
+                f"{p.relative_to(path)}|{p.stat().st_size}" for p in path.rglob("*") if p.is_file()
+            )
+            return {"folder": hashlib.sha256("\n".join(listing).encode()).hexdigest()[:16]}
+    except OSError:
+        pass
+    return _canonical(value)
+
+
 def _file_hash(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -276,6 +314,19 @@ def _file_hash(path: Path) -> str:
 
 
 # --- built-in probes ------------------------------------------------------------------------------
+
+
+def _abx_items(items: str | Path, corpus: str | Path | None, run: Path | str | None) -> Path:
+    """The item file of the abx probe's items=: a file or set folder as it is; a set's name in
+    `corpus`, by default the run's recorded one (CorpusMissingError naming it when that is gone)."""
+    path = Path(items)
+    if path.is_file() or (path / "items.item").is_file():
+        return _item_file(path, None)
+    if corpus is None and run is not None:
+        from training.run.directory import run_corpus
+
+        corpus = run_corpus(run, check=True)
+    return _item_file(items, corpus)
 
 
 def _item_file(items: str | Path, corpus: str | Path | None) -> Path:
@@ -316,7 +367,7 @@ def _run_corpus(checkpoint: Path) -> Path:
     """The corpus recorded in the config.json of the run that holds `checkpoint`."""
     from training.run.directory import run_corpus
 
-    corpus = run_corpus(checkpoint)
+    corpus = run_corpus(checkpoint, check=True)
     if corpus is None:
         raise ValueError(f"{checkpoint}: its run's config.json names no corpus; pass corpus=")
     return corpus
@@ -383,6 +434,42 @@ def _cka_run(
     return _same_layer_cka(model, layers, checkpoint, scratch, other_model, store, audio, options)
 
 
+def _drift(
+    model,
+    layers,
+    *,
+    checkpoint,
+    epoch,
+    scratch,
+    reference_epoch=None,
+    source=None,
+    wavs=None,
+    **options,
+):
+    """CKA of each layer with the same layer of the same run's checkpoint at `reference_epoch`
+    (default: the run's stage switch, `analysis.sharing.switch_checkpoint`); source and wavs as for
+    "cka"."""
+    reference = _drift_reference(checkpoint, reference_epoch)
+    audio = (_cka_source(source, checkpoint), wavs)
+    return _same_layer_cka(model, layers, checkpoint, scratch, reference, None, audio, options)
+
+
+def _drift_reference(checkpoint: Path, reference_epoch: int | None) -> Path:
+    from analysis.runs import checkpoints, read_metrics, switch_epoch
+    from training.run.directory import read_config, recorded_path, run_of
+
+    run = run_of(checkpoint) or Path(checkpoint).parent
+    if reference_epoch is None:
+        # A run started from another run's checkpoint (a variant) switched there.
+        init = read_config(run).get("init_from") if (run / "config.json").is_file() else None
+        if isinstance(init, dict) and init.get("checkpoint"):
+            return recorded_path(init["checkpoint"], run)
+        reference_epoch = switch_epoch(read_metrics(run))
+        if reference_epoch is None or reference_epoch not in checkpoints(run):
+            raise ValueError(f"{run}: no stage switch with a checkpoint; pass reference_epoch=")
+    return _epoch_of(run, int(reference_epoch))
+
+
 def _reference_checkpoint(reference: str | Path) -> Path:
     """A checkpoint file; a run directory stands for its last checkpoint."""
     from training.run.directory import resolve_checkpoint
@@ -401,4 +488,10 @@ BUILTIN_PROBES: dict[str, tuple[LayerFunction, Callable | None]] = {
     "phone": (_phone, None),
     "cka": (_cka, lambda checkpoint, epoch, options: [_reference_checkpoint(options["reference"])]),
     "cka_run": (_cka_run, lambda checkpoint, epoch, options: [_epoch_of(options["other"], epoch)]),
+    "drift": (
+        _drift,
+        lambda checkpoint, epoch, options: [
+            _drift_reference(checkpoint, options.get("reference_epoch"))
+        ],
+    ),
 }

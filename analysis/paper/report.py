@@ -236,6 +236,9 @@ def write_report(
         "## Table II: best-layer ABX error (%) at the final epoch [95% interval] (layer)\n",
         "Intervals: the ABX engine's bootstrap over speakers.\n",
         to_markdown(tables["table2_best_layer_abx"]),
+        *_layer0_note(tables["table2_best_layer_abx"]),
+        "## The paper's Tables I and II, for comparison\n",
+        PAPER_TABLES,
         "## Figures\n",
         "Fig. 2's bands: each cell's 95% interval (with several seeds: ± one between-seed SD).\n",
         *[f"![{p.stem}]({p.name})\n" for p in figures],
@@ -248,6 +251,45 @@ def write_report(
     if "sharing" in tables:
         sections += ["## Sharing: CKA per layer\n", to_markdown(tables["sharing"], digits=3)]
     return write_text_atomic(out / "report.md", "\n".join(sections))
+
+
+# The paper's Tables I and II (SpokenCOCO test, 5k images x 5 captions, final epoch; ABX on
+# LibriSpeech dev-clean, best layer in brackets, numbered 1-12 as the paper prints them).
+PAPER_TABLES = """The paper's models on SpokenCOCO's test split (5,000 images, 25,000 captions; chance \
+R@1 0.02%) and LibriSpeech dev-clean ABX (best layer in brackets, numbered 1-12 as the paper prints \
+them; here layer 0 is the feature encoder's output and 1-N the transformer layers).
+
+| model | speech→image R@1 / R@10 | image→speech R@1 / R@10 | ABX within | ABX across |
+| --- | --- | --- | --- | --- |
+| W2V2 | 0.0 / 0.2 | 0.0 / 0.2 | 7.05 (3) | 9.53 (4) |
+| VGS | 28.4 / 69.4 | 40.1 / 81.5 | 4.82 (4) | 6.44 (4) |
+| VGS+ | 29.0 / 70.1 | 40.1 / 81.8 | 5.09 (8) | 6.81 (8) |
+| (W2V2,VGS+) | 32.0 / 74.7 | 44.4 / 85.0 | 6.95 (2) | 8.72 (5) |
+| (VGS,VGS+) | 27.9 / 68.8 | 39.3 / 81.3 | 5.49 (7) | 7.55 (8) |
+| (W2V2,VGS) | 32.3 / 74.9 | 44.8 / 84.8 | 6.74 (2) | 8.75 (2) |
+| (VGS,W2V2) | 0.0 / 0.2 | 0.0 / 0.2 | 8.4 (1) | 11.54 (2) |
+| (VGS+,W2V2) | 14.5 / 52.0 | 7.5 / 32.5 | 6.23 (8) | 8.35 (8) |
+| (VGS+,VGS) | 28.8 / 70.0 | 39.8 / 81.5 | 4.50 (9) | 6.02 (9) |
+"""
+
+
+def _layer0_note(table: pd.DataFrame) -> list[str]:
+    """A flag for every model whose best layer is 0, the feature encoder's output: its transformer
+    layers did not beat their input, which says more about the model than its score does."""
+    flagged = [
+        f"{model} ({column[: -len(' layer')]})"
+        for column in table.columns
+        if column.endswith(" layer")
+        for model, layer in table[column].items()
+        if layer == 0
+    ]
+    if not flagged:
+        return []
+    return [
+        "**Best layer 0** (the feature encoder's output, before any transformer layer) for "
+        + ", ".join(flagged)
+        + ": no transformer layer of these models beats its input on that condition.\n"
+    ]
 
 
 def _split_size(study: Study) -> str:
@@ -299,12 +341,12 @@ def _config(run: Path) -> dict:
 def _run_spec(run: Path) -> RunSpec:
     """A run as the report sees it: one started from another run's checkpoint (init_from) is
     stitched onto that run, whose checkpoint's epoch is its switch."""
-    from training.run.directory import run_of
+    from training.run.directory import recorded_path, run_of
 
     init = _config(run).get("init_from")
     if not init:
         return RunSpec(name=run.resolve().name, path=run)
-    checkpoint = Path(init["checkpoint"])
+    checkpoint = recorded_path(init["checkpoint"], run)
     return RunSpec(
         name=run.resolve().name, path=run, base=run_of(checkpoint), switch=int(init["epoch"])
     )
@@ -313,7 +355,7 @@ def _run_spec(run: Path) -> RunSpec:
 def _corpus_of(run: Path) -> Path:
     from training.run.directory import run_corpus
 
-    corpus = run_corpus(run)
+    corpus = run_corpus(run, check=True)
     if corpus is None:
         raise ValueError(f"{run}: its config.json names no corpus; pass --corpus")
     return corpus

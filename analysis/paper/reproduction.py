@@ -306,6 +306,7 @@ def _write_settings(
 ) -> None:
     """OUT/reproduction.json: what was trained and how each grid was probed, so that a notebook can
     ask `analysis.grid` for exactly the cached cells (same probe options, same epochs)."""
+    from analysis.paper.settings import SETTINGS, store_paths
     from analysis.paper.study import abx_conditions, epochs_to_probe
 
     epochs = epochs_to_probe(list(runs.values()), plan.every)
@@ -324,11 +325,16 @@ def _write_settings(
             }
             for name, spec in runs.items()
         },
-        "abx": abx_conditions(
-            corpus, plan.abx_sets, item_files=item_files, **dict(plan.abx_options)
-        ),
+        "abx": {  # the grids' options exactly as `collect` asked them, so they key the same cache
+            name: {**spec, "bootstrap": plan.bootstrap} if plan.bootstrap else spec
+            for name, spec in abx_conditions(
+                corpus, plan.abx_sets, item_files=item_files, **dict(plan.abx_options)
+            ).items()
+        },
     }
-    write_text_atomic(out / "reproduction.json", json.dumps(settings, indent=1))
+    # Paths relative to OUT (analysis.paper.settings): the folder works wherever it is moved.
+    settings = store_paths(settings, out)
+    write_text_atomic(out / SETTINGS, json.dumps(settings, indent=1))
 
 
 def _build_corpus(root: Path, plan: Plan, timer: _Timer, progress: bool) -> Path:

@@ -34,6 +34,11 @@ __all__ = [
     "is_run",
     "list_checkpoints",
     "read_config",
+    "recorded_path",
+    "resolved_config",
+    "stored_config",
+    "stored_path",
+    "CorpusMissingError",
     "resolve_checkpoint",
     "run_corpus",
     "run_of",
@@ -137,13 +142,83 @@ def read_config(run_dir: str | Path) -> dict:
         raise RunConfigError(f"{path}: not a JSON object ({err})") from None
 
 
-def run_corpus(path: str | Path) -> Path | None:
-    """The corpus root recorded in the config.json of the run that holds `path` (a run or checkpoint)."""
+class CorpusMissingError(FileNotFoundError):
+    """A run's recorded corpus that is not there (moved or deleted)."""
+
+
+# How far above a run a recorded path may lie and still be stored relative to the run: OUT/runs/<run>
+# and OUT/runs/seed-<k>/<run> reach OUT, so a reproduction folder moves (or is copied) as one.
+_RELATIVE_LEVELS = 3
+
+
+def stored_path(path: str | os.PathLike, folder: str | os.PathLike) -> str:
+    """How a file records `path` that lies in or near `folder` (a run, a reproduction): relative to
+    `folder` when `path` lies inside it or inside one of its `_RELATIVE_LEVELS` nearest ancestors
+    (never the filesystem root, the home or the temporary folder itself), else absolute. Read it back
+    with `recorded_path`: a folder moved or copied with what it records works in place."""
+    import tempfile
+
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    barriers = {Path(path.anchor), Path.home().resolve(), Path(tempfile.gettempdir()).resolve()}
+    anchors = [folder, *list(folder.parents)[:_RELATIVE_LEVELS]]
+    for anchor in anchors:
+        if anchor in barriers:
+            break
+        if path == anchor or anchor in path.parents:
+            return os.path.relpath(path, folder)
+    return str(path)
+
+
+def recorded_path(value: str | os.PathLike, folder: str | os.PathLike) -> Path:
+    """A path as a file in `folder` records it (`stored_path`): a relative one resolved against
+    `folder`; an absolute one (older files, or outside) as it is."""
+    path = Path(value)
+    return path if path.is_absolute() else Path(os.path.normpath(Path(folder).absolute() / path))
+
+
+def resolved_config(config: dict, run_dir: str | Path) -> dict:
+    """A config.json's contents with its paths (corpus, regions, init_from's checkpoint) absolute."""
+    out = dict(config)
+    if out.get("corpus"):
+        out["corpus"] = str(recorded_path(out["corpus"], run_dir))
+    if out.get("regions"):
+        out["regions"] = [str(recorded_path(p, run_dir)) for p in out["regions"]]
+    init = out.get("init_from")
+    if isinstance(init, dict) and init.get("checkpoint"):
+        out["init_from"] = {**init, "checkpoint": str(recorded_path(init["checkpoint"], run_dir))}
+    return out
+
+
+def stored_config(config: dict, run_dir: str | Path) -> dict:
+    """`resolved_config`'s inverse: the paths of a config as config.json stores them (`stored_path`)."""
+    out = dict(config)
+    if out.get("corpus"):
+        out["corpus"] = stored_path(out["corpus"], run_dir)
+    if out.get("regions"):
+        out["regions"] = [stored_path(p, run_dir) for p in out["regions"]]
+    init = out.get("init_from")
+    if isinstance(init, dict) and init.get("checkpoint"):
+        out["init_from"] = {**init, "checkpoint": stored_path(init["checkpoint"], run_dir)}
+    return out
+
+
+def run_corpus(path: str | Path, *, check: bool = False) -> Path | None:
+    """The corpus root recorded in the config.json of the run that holds `path` (a run or checkpoint),
+    resolved against the run when recorded relative to it. check: a recorded corpus that is gone is
+    a CorpusMissingError naming it and saying to pass ``corpus=`` (``--corpus``)."""
     run = run_of(path)
     if run is None or not (run / CONFIG).is_file():
         return None
-    corpus = read_config(run).get("corpus")
-    return Path(corpus) if corpus else None
+    recorded = read_config(run).get("corpus")
+    if not recorded:
+        return None
+    corpus = recorded_path(recorded, run)
+    if check and not corpus.is_dir():
+        raise CorpusMissingError(
+            f"{run / CONFIG}: its corpus {corpus} is gone (moved or deleted); pass corpus= "
+            "(--corpus) with where it is now"
+        )
+    return corpus
 
 
 def run_regions(path: str | Path) -> list[Path] | None:
@@ -153,7 +228,7 @@ def run_regions(path: str | Path) -> list[Path] | None:
     if run is None or not (run / CONFIG).is_file():
         return None
     regions = read_config(run).get("regions")
-    return [Path(p) for p in regions] if regions else None
+    return [recorded_path(p, run) for p in regions] if regions else None
 
 
 def abx_item_file(items: str | Path, corpus: str | Path | None = None) -> Path:

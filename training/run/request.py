@@ -26,6 +26,8 @@ from training.run.directory import (
     list_checkpoints,
     read_config,
     resolve_checkpoint,
+    resolved_config,
+    stored_config,
 )
 from training.schedules import Stage, parse_schedule
 
@@ -80,7 +82,11 @@ class Run:
         return self.stored is not None
 
     def config(self) -> dict:
-        """The contents of config.json: enough to rebuild the model and continue the schedule."""
+        """The contents of config.json: enough to rebuild the model and continue the schedule. Paths
+        in or near the run are stored relative to it (`stored_path`), so a moved run keeps them."""
+        return stored_config(self._config(), self.run_dir)
+
+    def _config(self) -> dict:
         return json.loads(json.dumps({
             "format": 1,
             "preset": self.preset,
@@ -203,6 +209,7 @@ def _show(name: str, value: Any) -> str:
 
 def _resumed(request: RunRequest, stored: dict) -> Run:
     where = request.run_dir / CONFIG
+    stored, recorded = resolved_config(stored, request.run_dir), stored
     allow = {_ALIASES.get(name, name) for name in request.allow_change}
     run_options = _options(stored)
     unknown = sorted(allow - set(run_options))
@@ -248,7 +255,7 @@ def _resumed(request: RunRequest, stored: dict) -> Run:
         start_epoch=config["start_epoch"],
         init=config["init_from"],
         changes=tuple(config["changes"]),
-        stored=stored,
+        stored=recorded,
     )
 
 
