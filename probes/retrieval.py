@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import xarray as xr
 
@@ -46,7 +47,9 @@ def recall(
         resample: resample captions at another rate than the model's (refused by default).
         allow_outside: read wav paths that leave the split file's folder.
     Returns:
-        as `recall_at_k`, with attrs naming the model, corpus, split, split file and regions.
+        as `recall_at_k`, with attrs naming the model, corpus, split, split file and regions, and
+        every query's rank (``speech_ranks`` [captions], ``image_ranks`` [images], ``caption_image``
+        [captions]: `retrieval_ranks`), so ``analysis.paired_recall(recall(a), recall(b))`` works.
     """
     from probes.embeddings import embed_split
     from training.data.spokencoco import split_path
@@ -57,6 +60,13 @@ def recall(
     )  # fmt: skip
     result = recall_at_k(
         image_emb, audio_emb, owner, k, bootstrap=bootstrap, confidence=confidence, seed=seed
+    )
+    # Every query's rank, for paired comparisons (analysis.paired_recall takes this result as it is).
+    speech_ranks, image_ranks = retrieval_ranks(image_emb, audio_emb, owner)
+    result.attrs.update(
+        speech_ranks=np.asarray(speech_ranks, dtype=np.int64),
+        image_ranks=np.asarray(image_ranks, dtype=np.int64),
+        caption_image=np.asarray(owner, dtype=np.int64),
     )
     result.attrs.update(
         model=model_name, corpus=str(root), split=split, probe="recall",

@@ -58,11 +58,21 @@ def grid(
     (probes.phone_probe options), "cka" (reference = a checkpoint: CKA of each layer with the same
     layer of the reference; source = the utterances, wavs = where an item file's #files are),
     "cka_run" (other = a run dir: CKA with the other run's checkpoint at the same epoch), "drift"
-    (reference_epoch: CKA with the same run's checkpoint at that epoch); or a callable ``f(model, layer, **probe_options) -> float``.
+    (reference_epoch: CKA with the same run's checkpoint at that epoch; default: the checkpoint its
+    second stage started from, its own at the switch or, for a variant, its init_from), "recall"
+    (split, k, corpus, bootstrap, confidence, regions as probes.recall: a grid of dims (epoch,
+    direction, k), the image bootstrap's interval as coords ``low``/``high``; ``layers`` does not
+    apply); or a callable ``f(model, layer, **probe_options) -> float``.
     epochs: "all", "last", an epoch or epochs. layers: "all" (0 = the feature encoder's output, 1..N the
     transformer layers), a layer, a list or a range. client: a dask.distributed Client to fan out over checkpoints.
     Returns float64 values with attrs ``probe``, ``options`` (JSON) and each scalar option.
     """
+    if probe == "recall":
+        from analysis.gridding.recall_grid import recall_grid
+
+        dim, available = trajectory(run)
+        paths = _select_epochs(available, epochs, trajectory_root(run))
+        return recall_grid(run, paths, dim, progress=progress, **probe_options)
     # A list of checkpoints has no corpus of its own: its common folder is asked (as in grids).
     spec = make_spec(probe, probe_options, trajectory_root(run))
     return grids(run, {spec.name: spec}, epochs, layers, client, progress=progress)[spec.name]
@@ -181,9 +191,20 @@ def _select_layers(layers: Layers, paths: dict[int, Path]) -> list[int]:
         if layers != "all":
             raise ValueError(f"layers must be 'all' or layer numbers, not {layers!r}")
         return list(range(num_layers(next(iter(paths.values()))) + 1))
-    if isinstance(layers, int | np.integer):
-        return [int(layers)]
-    return sorted(int(layer) for layer in layers)
+    wanted = (
+        [int(layers)]
+        if isinstance(layers, int | np.integer)
+        else sorted(int(layer) for layer in layers)
+    )
+    first = next(iter(paths.values()))
+    top = num_layers(first)
+    outside = [layer for layer in wanted if not 0 <= layer <= top]
+    if outside:  # refused before any cell is measured, naming the layers the model has
+        raise ValueError(
+            f"layer(s) {outside} out of range: {first} has layers 0-{top} (0: the feature "
+            f"encoder's output, 1-{top}: its transformer layers)"
+        )
+    return wanted
 
 
 def _load_cache(path: Path) -> xr.Dataset | None:

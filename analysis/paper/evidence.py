@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,20 @@ class Ranks:
     @classmethod
     def from_json(cls, data: dict) -> Ranks:
         return cls(*(np.asarray(data[k], dtype=np.int64) for k in ("speech", "image", "owner")))
+
+    @classmethod
+    def of(cls, result: Any, name: str = "a") -> Ranks:
+        """Ranks as they are, or those a `probes.recall` result carries in its attrs."""
+        if isinstance(result, Ranks):
+            return result
+        attrs = getattr(result, "attrs", None) or {}
+        names = ("speech_ranks", "image_ranks", "caption_image")
+        if all(k in attrs for k in names):
+            return cls(*(np.asarray(attrs[k], dtype=np.int64) for k in names))
+        raise TypeError(
+            f"{name}: a {type(result).__name__} without per-query ranks; pass what probes.recall "
+            "returns (it carries them) or analysis.Ranks"
+        )
 
 
 @dataclass(frozen=True)
@@ -144,8 +159,8 @@ def _mean_recall(ranks: Ranks, weights: np.ndarray, ks: Sequence[int]) -> np.nda
 
 
 def paired_recall(
-    a: Ranks,
-    b: Ranks,
+    a: Any,
+    b: Any,
     *,
     names: tuple[str, str] = ("a", "b"),
     ks: Sequence[int] = RECALL_KS,
@@ -156,8 +171,10 @@ def paired_recall(
     """Mean recall (R@k for each k in `ks`, both directions) of a minus b, with a paired bootstrap
     over the test images (each draw resamples images with their captions, for both models).
 
-    Both must be ranks on the same split (the same captions of the same images).
+    a, b: `probes.recall` results (they carry every query's rank) or `Ranks`; both on the same
+    split (the same captions of the same images).
     """
+    a, b = Ranks.of(a, names[0]), Ranks.of(b, names[1])
     if not (np.array_equal(a.owner, b.owner) and len(a.image) == len(b.image)):
         raise ValueError(f"{names[0]} and {names[1]} were ranked on different splits")
     queries = a.image >= 0
