@@ -5,6 +5,7 @@ Building them is the expensive part of the suite, so every test that needs data 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,13 @@ def quick_reproduction(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`sslvgs reproduce OUT --quick`, once per session: the reproduction and notebook tests share it."""
     from analysis.cli import main
 
-    out = tmp_path_factory.mktemp("reproduce") / "out"
-    assert main(["reproduce", str(out), "--quick", "--no-progress"]) == 0
-    return out
+    # A relative output path, as `make demo` gives one: what the folder records must not depend on
+    # the directory the command ran in (test_notebook moves it).
+    parent = tmp_path_factory.mktemp("reproduce")
+    cwd = os.getcwd()
+    os.chdir(parent)
+    try:
+        assert main(["reproduce", "out", "--quick", "--no-progress"]) == 0
+    finally:
+        os.chdir(cwd)
+    return parent / "out"
