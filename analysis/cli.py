@@ -191,6 +191,8 @@ def _report(args: argparse.Namespace) -> int:
             every=args.every,
             bootstrap=args.bootstrap,
             client=client,
+            jobs=args.jobs,
+            threads=args.threads,
             progress=not args.no_progress,
         )
     finally:
@@ -243,6 +245,20 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="cpu", help="torch device for training and probing")
     parser.add_argument("--workers", type=int, default=0, help="dask worker processes for probing")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="models trained at once (default on the CPU: cores / --threads; on a GPU: 1)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads of each training process (default: half the cores, at least 1)",
+    )
     add_progress_flag(parser)
     parser.set_defaults(func=_reproduce)
 

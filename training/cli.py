@@ -203,6 +203,14 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--stop-after-epoch", type=int, default=None, help="return after this epoch (resumable)"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads (default: half the cores, at least 1: a busy neighbour then does "
+        "not stall every step; docs/training.md)",
+    )
     add_progress_flag(parser)
     parser.set_defaults(func=_train)
 
@@ -250,6 +258,7 @@ def _train(args: argparse.Namespace) -> int:
         stop_after_epoch=args.stop_after_epoch,
         resample=args.resample,
         allow_outside=args.allow_outside_root,
+        threads=args.threads,
         **overrides,
     )
     lines = (run / METRICS).read_text().splitlines()

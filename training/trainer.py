@@ -43,6 +43,7 @@ from training.run.directory import RunConfigError, append_metrics, checkpoint_pa
 from training.run.request import Run, RunRequest, plan_run, region_paths
 from training.run.resume import checkpoint_state, prepare_run_dir, restore
 from training.schedules import Stage, stage_of
+from training.threads import cpu_threads
 from training.validation import validation_recall
 
 __all__ = ["RunConfigError", "train"]
@@ -65,6 +66,7 @@ def train(
     stop_after_epoch: int | None = None,
     resample: bool = False,
     allow_outside: bool = False,
+    threads: int | None = None,
     **overrides: Any,
 ) -> Path:
     """Train the VGS+ model on a corpus under a schedule; returns the run directory.
@@ -81,6 +83,9 @@ def train(
         init_from: a checkpoint (or run) whose weights start this run; epochs are numbered on.
         regions: region features (a folder, LXMERT TSV(s) or HDF5); default the corpus's regions/.
         stop_after_epoch: return after that epoch as if interrupted (resume continues).
+        threads: torch CPU threads while training (default: half the cores, at least one, so that
+            a busy neighbour does not stall every step; training/threads.py). Runs resumed with
+            another count may differ from uninterrupted ones in the last bits.
         resample: resample captions at another rate (refused by default); allow_outside: read
             wav paths that leave the split file's folder (as `CaptionDataset`; not recorded in
             config.json, so a resume passes them again).
@@ -96,7 +101,7 @@ def train(
         overrides=overrides, allow_change=tuple(allow_change), resume=resume,
     )  # fmt: skip
     device = D.setup(device)
-    with _run_lock(request.run_dir):
+    with _run_lock(request.run_dir), cpu_threads(threads):
         # ---- setup: what the run is, its data, its model
         run = plan_run(request)
         train_set, val_set = _open_data(run, resample=resample, allow_outside=allow_outside)
@@ -223,9 +228,11 @@ def _stage_optimizer(loop: _Loop, stage_index: int, epoch: int, resumed: dict | 
     """Adam with decoupled weight decay and a warm-up/linear-decay schedule, fresh at every stage;
     a stage resumed after its first epoch takes the checkpoint's optimizer and schedule state."""
     cfg, stage = loop.cfg, loop.run.stages[stage_index]
+    # On the CPU the fused kernel updates all ~300 tensors of a small model in one call: the
+    # default loop over them cost 19 ms of a 280 ms `tiny` step, the fused one 4 ms (1 thread).
     optimizer = torch.optim.AdamW(
         loop.model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
-        weight_decay=cfg.weight_decay,
+        weight_decay=cfg.weight_decay, fused=True if loop.device.startswith("cpu") else None,
     )  # fmt: skip
     total = stage.epochs * loop.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(

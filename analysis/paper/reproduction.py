@@ -157,6 +157,13 @@ class _Timer:
             seconds = self.current["steps"][name]
             print(f"[sslvgs reproduce] {name}: {seconds:.0f} s", file=sys.stderr, flush=True)
 
+    def record(self, name: str, seconds: float) -> None:
+        """Store a step timed elsewhere (a model trained in another process)."""
+        self.current["steps"][name] = round(seconds, 1)
+        write_text_atomic(
+            self.path, json.dumps({"sessions": [*self.sessions, self.current]}, indent=1)
+        )
+
     def summary(self) -> str:
         """Markdown lines: each session's start and its steps' times."""
         lines = []
@@ -174,20 +181,6 @@ class _Timer:
         return head + ":\n\n" + "\n".join(lines) + "\n"
 
 
-def _train(corpus: Path, run: Path, schedule: str, epochs: int, plan: Plan, **options: Any) -> Path:
-    from training.trainer import train
-
-    return train(
-        corpus,
-        run,
-        schedule=schedule,
-        stage_epochs=(epochs,),
-        resume=True,
-        **dict(plan.overrides),
-        **options,
-    )
-
-
 def _finished(run: Path, last_epoch: int) -> bool:
     return checkpoint_path(run, last_epoch).is_file()
 
@@ -203,12 +196,16 @@ def reproduce(
     seeds: int | None = None,
     device: str = "cpu",
     client: Any = None,
+    jobs: int | None = None,
+    threads: int | None = None,
     progress: bool = True,
 ) -> Path:
     """Run (or resume) the reproduction in `out`; returns OUT/report.md. See the module docstring.
 
     regions: region features for training and recall instead of the corpus's (a regions folder,
     LXMERT TSVs or FaST-VGS HDF5 files: a path or a list); seeds: seeds of every model (default: the plan's).
+    jobs, threads: models trained at once and torch threads of each (default on the CPU: half the
+    cores per model and as many models as fit, training/threads.py; on a GPU one model at a time).
     """
     from analysis.paper.report import write_report
     from analysis.paper.study import collect
@@ -224,12 +221,8 @@ def reproduce(
     corpus = (
         Path(corpus) if corpus is not None else _build_corpus(out / "corpus", plan, timer, progress)
     )
-    options = {"preset": preset, "device": device, "progress": progress}
-    if regions is not None:  # the trainer's regions source (default: the corpus's own)
-        options["regions"] = regions
-    runs = {}
-    for seed in range(plan.seeds):
-        runs.update(_train_seed(out, corpus, plan, seed, timer, options))
+    runs = _train_all(out, corpus, plan, timer, device, jobs, threads, progress,
+                      preset=preset, device=device, regions=regions)  # fmt: skip
     item_files = _item_files(out, corpus, plan)
     with timer.step("probe", progress):
         study = collect(
@@ -257,32 +250,64 @@ def reproduce(
     return report
 
 
-def _train_seed(out: Path, corpus: Path, plan: Plan, seed: int, timer: _Timer, options: dict):
-    """Train (or resume, or skip) the base models and the variants of one seed; their RunSpecs."""
+def _train_all(
+    out: Path,
+    corpus: Path,
+    plan: Plan,
+    timer: _Timer,
+    device: str,
+    jobs: int | None,
+    threads: int | None,
+    progress: bool,
+    **options: Any,
+):
+    """Train (or resume, or skip) every model of every seed; their RunSpecs by study name."""
+    from analysis.paper.training_jobs import run_training_jobs
+    from training.threads import default_jobs, default_threads
+
+    threads = threads or default_threads()
+    if jobs is None:
+        jobs = default_jobs(threads) if device.startswith("cpu") else 1
+    options = {k: v for k, v in options.items() if v is not None}
+    options.update(threads=threads, progress=progress and jobs == 1, **dict(plan.overrides))
+    runs, todo = {}, []
+    for seed in range(plan.seeds):
+        seed_runs, seed_jobs = _seed_jobs(out, plan, seed, {**options, "seed": seed})
+        runs.update(seed_runs)
+        todo += seed_jobs
+    if todo:
+        record = lambda name, seconds: timer.record(f"train {name}", seconds)  # noqa: E731
+        with timer.step("train", progress):
+            run_training_jobs(corpus, todo, processes=jobs, record=record, progress=progress)
+    return runs
+
+
+def _seed_jobs(out: Path, plan: Plan, seed: int, options: dict):
+    """The RunSpecs of one seed's base models and variants, and the training jobs still to do."""
     from analysis.paper.study import RunSpec
+    from analysis.paper.training_jobs import TrainJob
 
     total = plan.stage_a + plan.stage_b
-    seeded = {**options, "seed": seed}
     runs: dict[str, RunSpec] = {}
-    suffix = "" if seed == 0 else f" seed-{seed}"
+    jobs: list[TrainJob] = []
     for name, stage in BASES.items():
+        study = study_name(name, seed)
         run = run_path(out, name, seed)
         if not _finished(run, total):
-            with timer.step(f"train {name}{suffix}", options["progress"]):
-                _train(corpus, run, stage, total, plan, **seeded)
-        runs[study_name(name, seed)] = RunSpec(study_name(name, seed), run, model=name, seed=seed)
+            jobs.append(TrainJob(study, run, stage, total, options))
+        runs[study] = RunSpec(study, run, model=name, seed=seed)
     for a, b in plan.variants:
         name = variant_name(a, b)
+        study, base = study_name(name, seed), runs[study_name(a, seed)]
         run = run_path(out, name, seed)
-        base = runs[study_name(a, seed)].path
         if not _finished(run, total):
-            with timer.step(f"train {name}{suffix}", options["progress"]):
-                _train(corpus, run, BASES[b], plan.stage_b, plan,
-                       init_from=checkpoint_path(base, plan.stage_a), **seeded)  # fmt: skip
-        runs[study_name(name, seed)] = RunSpec(
-            study_name(name, seed), run, base=base, switch=plan.stage_a, model=name, seed=seed
+            waits = base.name if any(job.name == base.name for job in jobs) else None
+            start = {**options, "init_from": checkpoint_path(base.path, plan.stage_a)}
+            jobs.append(TrainJob(study, run, BASES[b], plan.stage_b, start, after=waits))
+        runs[study] = RunSpec(
+            study, run, base=base.path, switch=plan.stage_a, model=name, seed=seed
         )
-    return runs
+    return runs, jobs
 
 
 def _item_files(out: Path, corpus: Path, plan: Plan) -> dict[str, Path]:

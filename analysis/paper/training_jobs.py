@@ -1,0 +1,121 @@
+"""The reproduction's training: every model of every seed, several at once on the CPU.
+
+Each model is one `training.train` call. A variant (A, B) starts from base model A's checkpoint at the
+switch, so it waits for A's run; everything else is independent. On the CPU the jobs run in
+`jobs` processes of `threads` torch threads each (by default half the cores per process and two
+processes on two cores: a step at one thread barely notices a neighbour, where a two-thread step
+stalls; training/threads.py). On a GPU, or with jobs=1, they run one after another in this process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TrainJob", "run_training_jobs"]
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One model to train: `train(corpus, run, schedule=..., stage_epochs=(epochs,), **options)`.
+
+    after: the name of the job whose run must be finished first (a variant's base model), or None.
+    """
+
+    name: str
+    run: Path
+    schedule: str
+    epochs: int
+    options: dict[str, Any] = field(default_factory=dict)
+    after: str | None = None
+
+
+def _train_one(corpus: Path, job: TrainJob) -> float:
+    """Train (or resume) one job; returns its wall-clock seconds. Runs in a worker process."""
+    from training.trainer import train
+
+    started = time.perf_counter()
+    train(corpus, job.run, schedule=job.schedule, stage_epochs=(job.epochs,), resume=True,
+          **job.options)  # fmt: skip
+    return time.perf_counter() - started
+
+
+def run_training_jobs(
+    corpus: Path,
+    jobs: list[TrainJob],
+    *,
+    processes: int = 1,
+    record: Callable[[str, float], None] = lambda name, seconds: None,
+    progress: bool = True,
+) -> None:
+    """Train every job, each after the job it names in `after`; `record(name, seconds)` as each ends.
+
+    processes > 1 trains that many jobs at once in fresh processes (spawned: no torch state is
+    shared); a failed job raises its error here once the jobs already running have ended.
+    """
+    names = [job.name for job in jobs]
+    unknown = {job.after for job in jobs if job.after is not None} - set(names)
+    if unknown:
+        raise ValueError(f"training jobs wait for unknown jobs {sorted(unknown)}")
+    if processes <= 1:
+        for job in _ordered(jobs):
+            _say(progress, f"train {job.name} ...")
+            record(job.name, _train_one(corpus, job))
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        _run_pool(pool, corpus, jobs, record, progress)
+
+
+def _ordered(jobs: list[TrainJob]) -> list[TrainJob]:
+    """The jobs in an order where each comes after the job it waits for."""
+    done: set[str] = set()
+    pending, ordered = list(jobs), []
+    while pending:
+        ready = [job for job in pending if job.after is None or job.after in done]
+        if not ready:
+            raise ValueError("training jobs wait for each other in a circle")
+        for job in ready:
+            ordered.append(job)
+            done.add(job.name)
+            pending.remove(job)
+    return ordered
+
+
+def _run_pool(pool, corpus: Path, jobs: list[TrainJob], record, progress: bool) -> None:
+    pending = list(jobs)
+    running: dict[Future, TrainJob] = {}
+    done: set[str] = set()
+    failure: BaseException | None = None
+    while pending or running:
+        if failure is None:
+            for job in [j for j in pending if j.after is None or j.after in done]:
+                _say(progress, f"train {job.name} ...")
+                running[pool.submit(_train_one, corpus, job)] = job
+                pending.remove(job)
+        if not running:
+            break
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            job = running.pop(future)
+            error = future.exception()
+            if error is not None:
+                failure = failure or error
+                continue
+            seconds = future.result()
+            done.add(job.name)
+            record(job.name, seconds)
+            _say(progress, f"train {job.name}: {seconds:.0f} s")
+    if failure is not None:
+        raise failure
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(f"[sslvgs reproduce] {message}", file=sys.stderr, flush=True)
