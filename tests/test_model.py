@@ -196,3 +196,12 @@ def test_paper_preset_builds_and_trains_one_step_on_cpu():
     assert out.audio_embedding.shape == (2, 768)
     assert model.shared_layers[0].attention.q_proj.weight.grad is not None
     assert model.ssl_decoder[-1].feed_forward.output_dense.weight.grad is not None
+
+
+def test_the_log_mel_front_end_computes_torchaudios_mel_spectrogram():
+    """mel_power takes |X|^2 as re^2 + im^2 (no square root): the same spectrogram to float rounding."""
+    from training.wav2vec2 import LogMelFeatureEncoder
+
+    encoder = LogMelFeatureEncoder(40, 64)
+    wav = torch.randn(3, 16000, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(encoder.mel_power(wav), encoder.melspec(wav), rtol=1e-5, atol=1e-5)

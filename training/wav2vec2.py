@@ -141,10 +141,20 @@ class LogMelFeatureEncoder(nn.Module):
         self.conv_stride = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
         self.out_channels = channels
 
+    def mel_power(self, wav: Tensor) -> Tensor:
+        """torchaudio's MelSpectrogram (power 2) of wav [B, T] -> [B, n_mels, F10], with |X|^2 taken
+        as re^2 + im^2: the complex abs() and its square root cost a tenth of a `tiny` step."""
+        spec = self.melspec.spectrogram
+        stft = torch.stft(wav, n_fft=spec.n_fft, hop_length=spec.hop_length,
+                          win_length=spec.win_length, window=spec.window, center=False,
+                          return_complex=True)  # fmt: skip
+        power = torch.view_as_real(stft).pow(2).sum(-1)
+        return torch.matmul(power.transpose(-1, -2), self.melspec.mel_scale.fb).transpose(-1, -2)
+
     def forward(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """wav [B, T] -> (features [B, F, C], frame lengths [B])."""
         with torch.autocast(wav.device.type, enabled=False):  # the FFT wants fp32
-            spec = torch.log(self.melspec(wav.float()) + 1e-6)  # [B, n_mels, F10]
+            spec = torch.log(self.mel_power(wav.float()) + 1e-6)  # [B, n_mels, F10]
         lengths = torch.clamp(
             torch.div(lengths - self.n_fft, self.hop, rounding_mode="floor") + 1, min=0
         )
