@@ -107,10 +107,11 @@ def test_second_run_trains_and_probes_nothing(quick_reproduction: Path) -> None:
 def test_grid_command_reads_the_reproduction_cache(
     quick_reproduction: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from analysis import reproduction_settings
     from analysis.cli import main
     from analysis.gridding.driver import grid
 
-    settings = json.loads((quick_reproduction / "reproduction.json").read_text())
+    settings = reproduction_settings(quick_reproduction)  # paths resolved against the folder
     options = settings["abx"]["read, across speaker"]
     run = settings["runs"]["VGS"]
     epochs = ",".join(str(e) for e in run["probed_epochs"])
@@ -144,7 +145,9 @@ def test_seeds_train_new_runs_beside_seed_0(quick_reproduction: Path, tmp_path: 
     before = {path: path.stat().st_mtime_ns for path in seed0}
     assert main(["reproduce", str(out), "--quick", "--seeds", "2", "--no-progress"]) == 0
     assert {path: path.stat().st_mtime_ns for path in seed0} == before
-    settings = json.loads((out / "reproduction.json").read_text())
+    from analysis import reproduction_settings
+
+    settings = reproduction_settings(out)  # paths resolved against the copy
     seeded = settings["runs"]["VGS seed-1"]
     assert Path(seeded["path"]) == (out / "runs" / "seed-1" / "vgs").resolve()
     assert seeded["seed"] == 1 and seeded["model"] == "VGS"

@@ -221,7 +221,7 @@ def reproduce(
     corpus = (
         Path(corpus) if corpus is not None else _build_corpus(out / "corpus", plan, timer, progress)
     )
-    runs = _train_all(out, corpus, plan, timer, device, jobs, threads, progress,
+    runs = _train_all(out, corpus, plan, timer, jobs, threads, progress,
                       preset=preset, device=device, regions=regions)  # fmt: skip
     item_files = _item_files(out, corpus, plan)
     with timer.step("probe", progress):
@@ -255,7 +255,6 @@ def _train_all(
     corpus: Path,
     plan: Plan,
     timer: _Timer,
-    device: str,
     jobs: int | None,
     threads: int | None,
     progress: bool,
@@ -267,7 +266,7 @@ def _train_all(
 
     threads = threads or default_threads()
     if jobs is None:
-        jobs = default_jobs(threads) if device.startswith("cpu") else 1
+        jobs = default_jobs(threads) if options["device"].startswith("cpu") else 1
     options = {k: v for k, v in options.items() if v is not None}
     options.update(threads=threads, progress=progress and jobs == 1, **dict(plan.overrides))
     runs, todo = {}, []
