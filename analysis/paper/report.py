@@ -82,26 +82,33 @@ def _by_model(study: Study, grids: Mapping[str, xr.DataArray]) -> dict[str, xr.D
     return out
 
 
-def _fig2(study: Study, draw, out: Path, name: str, **options: Any) -> Path:
+def _model_switches(study: Study) -> dict[str, int | None]:
+    """model -> its switch epoch (its first seed's run; None for a single-stage model)."""
+    return {model: study.switch(seeds[min(seeds)]) for model, seeds in study.models().items()}
+
+
+def _fig2(study: Study, draw, out: Path, name: str, title: str) -> Path:
+    """Fig. 2 as small multiples: one panel per model, one line per condition (read speech, within
+    and across speaker), on one y axis."""
     conditions = [_main_condition(study, c) for c in FIG2_CONDITIONS]
     conditions = list(dict.fromkeys(c for c in conditions if c in study.abx))
-    figure, axes = _panels(len(conditions), 5.2, 3.8, 2)
-    for ax, condition in zip(axes, conditions, strict=False):
-        draw(_by_model(study, study.abx[condition]), ax=ax, title=condition, **options)
+    grids = {c: _by_model(study, study.abx[c]) for c in conditions}
+    figure = plots.by_model(draw, grids, title=title, switch=_model_switches(study))
     return plots.save_figure(figure, out / name)
 
 
-def _heatmaps(grids: Mapping[str, xr.DataArray], study: Study, path: Path, draw, **options) -> Path:
+def _heatmaps(grids: Mapping[str, xr.DataArray], study: Study, path: Path, **options) -> Path:
+    """One panel per model on one colour scale; for ABX grids with intervals the cells that
+    overlap the best cell at the switch are dotted."""
     by_model = _by_model(study, grids) if set(grids) <= set(study.runs) else dict(grids)
-    figure, axes = _panels(len(by_model))
-    for ax, (name, grid) in zip(axes, by_model.items(), strict=False):
-        switch = (
-            study.switch(study.seeds(name)[min(study.seeds(name))]) if study.seeds(name) else None
-        )
-        extra = dict(options)
-        if draw is plots.heatmap and switch is not None and "low" in grid.coords:
-            extra["overlap"] = "switch"  # dot what this run cannot tell from the switch's best
-        draw(grid, ax=ax, title=name, switch=switch, **extra)
+    switches = {name: _model_switches(study).get(name) for name in by_model}
+    overlap = {
+        name: "switch" if switches[name] is not None and "low" in grid.coords else None
+        for name, grid in by_model.items()
+    }
+    if options.get("scale", 100.0) != 100.0:  # CKA grids: no intervals to compare
+        overlap = None
+    figure = plots.heatmaps(by_model, switch=switches, overlap=overlap, **options)
     return plots.save_figure(figure, path)
 
 
@@ -110,33 +117,44 @@ def _write_figures(study: Study, out: Path) -> list[Path]:
     switches = {study.switch(name) for name in study.runs} - {None}
     switch = switches.pop() if len(switches) == 1 else None  # one shared switch epoch is marked
     written = [
-        _fig2(study, plots.abx_by_layer, out, FIGURES[0]),
-        _fig2(study, plots.best_layer_by_epoch, out, FIGURES[1], switch=switch),
+        _fig2(study, plots.abx_by_layer, out, FIGURES[0],
+              "Fig. 2 (left): ABX error by layer at the final epoch, read speech"),
+        _fig2(study, plots.best_layer_by_epoch, out, FIGURES[1],
+              "Fig. 2 (right): best-layer ABX error over epochs, read speech"),
         plots.save_figure(
-            plots.losses(_seed0(study, study.metrics), switch=switch), out / FIGURES[2]
+            plots.losses(_seed0(study, study.metrics), switch=switch,
+                         title="Fig. 3: training losses over epochs (seed 0)"),
+            out / FIGURES[2],
         ),
-    ]
+    ]  # fmt: skip
     for condition, grids in study.abx.items():
         path = out / f"heatmap_{_slug(condition)}.png"
-        written.append(_heatmaps(grids, study, path, plots.heatmap))
+        title = f"ABX error (%), {_condition_title(condition)}: layer × epoch"
+        written.append(_heatmaps(grids, study, path, title=title))
     if study.drift:
-        written.append(_heatmaps(study.drift, study, out / "drift.png", plots.drift_heatmap))
+        title = "Drift: CKA of each layer with itself at the switch (1 = unchanged)"
+        written.append(_heatmaps(study.drift, study, out / "drift.png", title=title, scale=1.0,
+                                 cmap="magma", label="CKA with the switch epoch", vmin=0.0,
+                                 vmax=1.0))  # fmt: skip
     if study.similarity:
-        draw = _similarity_heatmap
-        written.append(_heatmaps(study.similarity, study, out / "sharing.png", draw))
+        title = "Sharing: CKA between two base runs' same layer (1 = the same representation)"
+        written.append(_heatmaps(study.similarity, study, out / "sharing.png", title=title,
+                                 scale=1.0, cmap="magma", label="CKA", vmin=0.0,
+                                 vmax=1.0))  # fmt: skip
     return written
+
+
+def _condition_title(condition: str) -> str:
+    """ "read, within speaker" -> "read speech, within speaker" (the ABX set said in words)."""
+    sets = {"read": "read speech", "captions": "spoken captions"}
+    name, _, rest = condition.partition(", ")
+    return f"{sets.get(name, name)}, {rest}" if rest else condition
 
 
 def _seed0(study: Study, by_run: Mapping[str, Any]) -> dict[str, Any]:
     """The entries of each model's first seed, under the model's name (curves of one seed each)."""
     firsts = {seeds[min(seeds)]: model for model, seeds in study.models().items()}
     return {firsts[name]: value for name, value in by_run.items() if name in firsts}
-
-
-def _similarity_heatmap(grid: xr.DataArray, *, ax, title: str, switch: int | None) -> Figure:
-    return plots.heatmap(
-        grid, ax=ax, title=f"CKA {title}", scale=1.0, cmap="magma", label="CKA", vmin=0, vmax=1
-    )
 
 
 def forgetting_tables(study: Study) -> pd.DataFrame:
