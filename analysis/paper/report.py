@@ -27,9 +27,11 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from analysis import plots
-from analysis.forgetting_metrics import forgetting_table
+from analysis.forgetting_metrics import BEST_LAYER, forgetting_table
 from analysis.gridding.driver import stack
+from analysis.metric_names import metric
 from analysis.paper.claims import claims_markdown, claims_table, decide
+from analysis.paper.material import material_markdown, split_text
 from analysis.paper.study import RunSpec, Study, collect
 from analysis.paper.tables import (
     best_layer_table,
@@ -168,7 +170,28 @@ def forgetting_tables(study: Study) -> pd.DataFrame:
         blocks[name] = forgetting_table(study.metrics[name], grids, switch=switch)
     if not blocks:
         return pd.DataFrame()
-    return pd.concat(blocks, names=["run", "metric"])
+    return _in_percent(pd.concat(blocks, names=["run", "metric"]), study)
+
+
+def _in_percent(table: pd.DataFrame, study: Study) -> pd.DataFrame:
+    """The forgetting table as the other tables show numbers: recall and ABX error in percent (the
+    losses as they are), what each row is measured on, which way is better, epochs as integers."""
+    validation = study.material.get("validation", {}).get("split", "validation")
+    metrics = table.index.get_level_values("metric")
+    percent = [metric(m) is not None and metric(m).is_recall or m.startswith(BEST_LAYER)
+               for m in metrics]  # fmt: skip
+    out = table.copy()
+    for column in ("at_switch", "final", "largest_drop"):
+        out[column] = out[column].where(~pd.Series(percent, index=out.index), out[column] * 100)
+    out.insert(0, "measured on", [
+        f"validation split `{validation}`, %" if metric(m) is not None and metric(m).is_recall
+        else "ABX error, best layer, %" if m.startswith(BEST_LAYER) else "training loss"
+        for m in metrics
+    ])  # fmt: skip
+    out.insert(1, "better", ["higher" if h else "lower" for h in out.pop("higher_is_better")])
+    for column in ("worst_epoch", "epochs_to_recover"):
+        out[column] = out[column].round().astype("Int64")
+    return out
 
 
 def sharing_table(study: Study) -> pd.DataFrame:
@@ -234,7 +257,7 @@ def write_report(
     figures = _write_figures(study, out)
     decided = decide(study) if claims else None
     tables = _write_tables(study, out, decided)
-    sections = [f"# {title}\n", preamble]
+    sections = [f"# {title}\n", preamble, _material_section(study)]
     if decided is not None:
         sections.append(claims_markdown(study, decided))
     if "table1_recall_seeds" in tables:
@@ -261,8 +284,8 @@ def write_report(
         "Fig. 2's bands: each cell's 95% interval (with several seeds: ± one between-seed SD).\n",
         *[f"![{p.stem}]({p.name})\n" for p in figures],
         "## Forgetting after the switch\n",
-        _forgetting_note(),
-        to_markdown(tables["forgetting"].reset_index().set_index("run"), digits=3)
+        _forgetting_note(study),
+        to_markdown(tables["forgetting"].reset_index().set_index("run"), digits=2)
         if not tables["forgetting"].empty
         else "(no run with a stage switch)\n",
     ]
@@ -310,8 +333,19 @@ def _layer0_note(table: pd.DataFrame) -> list[str]:
     ]
 
 
+def _material_section(study: Study) -> str:
+    material = study.material
+    if not material:
+        return ""
+    return material_markdown(material.get("test"), material.get("validation"),
+                             material.get("abx", {}))  # fmt: skip
+
+
 def _split_size(study: Study) -> str:
-    """ "(50 images, 250 captions; chance R@1 2.0%)" from the recalls, if they say."""
+    """ "(50 images, 250 captions; chance R@1 2.0% ...)" from the study's material, else from the
+    recalls, if they say."""
+    if study.material.get("test"):
+        return f" ({split_text(study.material['test'])})"
     sizes = {(r.get("images"), r.get("captions")) for r in study.recall.values()} - {(None, None)}
     if len(sizes) != 1:
         return ""
@@ -319,12 +353,21 @@ def _split_size(study: Study) -> str:
     return f" ({images:.0f} images, {captions:.0f} captions; chance speech→image R@1 {100 / images:.1f}%)"
 
 
-def _forgetting_note() -> str:
+def _forgetting_note(study: Study) -> str:
+    validation = study.material.get("validation")
+    where = (
+        f"The recall rows are the trainer's validation recall, logged every epoch on the "
+        f"validation split `{validation['split']}` ({split_text(validation)}), not the test "
+        "split of Table I. "
+        if validation
+        else "The recall rows are the trainer's validation recall, not the test split of Table I. "
+    )
     return (
         "Per run with a stage switch and per metric: the value at the switch, the final value, the "
         "largest drop after the switch (how much worse it got; lower is better for losses and ABX, "
         "higher for recall), the epoch of the worst value and how many epochs after the switch it "
-        "took to get back to its value at the switch (– = never).\n"
+        "took to get back to its value at the switch (– = never, or never worse). Recall and ABX "
+        "error in percent (drops in points), losses as logged. " + where + "\n"
     )
 
 
