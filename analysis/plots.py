@@ -10,23 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from training.fileio import write_atomic
 
 __all__ = [
     "heatmap",
+    "heatmaps",
     "overlapping_cells",
     "abx_by_layer",
     "best_layer_by_epoch",
+    "by_model",
     "best_over_layers",
     "losses",
     "drift_heatmap",
@@ -34,6 +37,8 @@ __all__ = [
 ]
 
 SWITCH_STYLE = {"color": "0.3", "linestyle": "--", "linewidth": 1.0}
+SWITCH_LABEL = "stage switch"
+GAP_COLOUR = "0.88"  # a heatmap cell of an epoch that was not probed
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (5.0, 3.6)) -> tuple[Figure, Axes]:
@@ -60,83 +65,178 @@ def heatmap(
     label: str = "ABX error (%)",
     vmin: float | None = None,
     vmax: float | None = None,
+    colorbar: bool = True,
+    legend: bool = True,
 ) -> Figure:
     """Layer x epoch heatmap of a grid (layer 0 at the bottom), values x `scale`, switch marked.
 
-    grid: (epoch, layer); or stacked (`analysis.stack`: a `run` dim) for one panel per run; a `seed`
-    dim is averaged (the panel's title says over how many seeds).
+    grid: (epoch, layer); or stacked (`analysis.stack`: a `run` dim) for one panel per run (see
+    `heatmaps`: one colour scale and one colourbar for all panels); a `seed` dim is averaged (the
+    panel's title says over how many seeds).
+    Epochs are a numeric axis: each cell is as wide as the probing step, and an epoch that was not
+    probed is a grey gap ("not probed" in the legend), not a missing column.
     switch: an epoch, None (no line) or "auto": the grid's ``switch`` attr (or, stacked, its
     ``switch`` coordinate), else the stage switch of the run (`run`, else the grid's ``run`` attr
-    when it names a run directory) read from its metrics or config.json. For a stacked grid,
-    `switch` and `run` may also map each run's name to its switch or its run directory.
+    when it names a run directory) read from its metrics or config.json. The line is drawn after
+    the switch epoch's cell and labelled. For a stacked grid, `switch` and `run` may also map each
+    run's name to its switch or its run directory.
     overlap: a reference cell (epoch, layer), or "switch" (the best layer at the switch epoch): cells
     whose interval (coords `low`, `high`) overlaps the reference cell's are dotted, i.e. not told
     apart from it at this size; the reference cell is boxed.
+    vmin, vmax: the colour scale's ends (default: the grid's range); colorbar, legend: draw them
+    (panels of one figure share one of each instead).
     """
     if "run" in grid.dims:
-        options = {"scale": scale, "cmap": cmap, "overlap": overlap, "label": label}
-        return _panels_per_run(grid, ax=ax, title=title, switch=switch, run=run, vmin=vmin,
-                               vmax=vmax, **options)  # fmt: skip
-    seeds = grid.sizes.get("seed", 0)
-    if seeds:
-        grid = _seed_mean(grid)
-    figure, ax = _axes(ax, (6.0, 3.8))
-    table = (grid * scale).transpose("layer", "epoch").to_pandas().sort_index(ascending=False)
-    sns.heatmap(
-        table, ax=ax, cmap=cmap, vmin=vmin, vmax=vmax, cbar_kws={"label": label}, linewidths=0
-    )
-    epoch = _resolve_switch(grid, switch, run)
-    if epoch is not None and epoch in list(table.columns):
-        # Heatmap cells sit at integer offsets: the line goes after the switch epoch's column.
-        ax.axvline(list(table.columns).index(epoch) + 1, **SWITCH_STYLE)
-    elif epoch is not None and len(table.columns) and epoch == table.columns[0] - 1:
-        ax.axvline(0, **SWITCH_STYLE)  # a run started from another's checkpoint at `epoch`
-    _mark_overlap(ax, grid, table, overlap, epoch)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("layer")
-    name = title if title is not None else grid.attrs.get("run", str(grid.name))
-    ax.set_title(f"{name} (mean of {seeds} seeds)" if seeds else name)
-    _thin_ticks(ax, table.columns)
-    ax.tick_params(axis="y", labelrotation=0, labelsize="small")
+        panels = {str(name): _one_run(grid, str(name)) for name in grid.run.values}
+        if ax is not None:
+            if len(panels) > 1:
+                raise ValueError(
+                    f"a stacked grid of {len(panels)} runs needs its own figure: pass no ax"
+                )
+            name, one = next(iter(panels.items()))
+            own_switch = switch.get(name) if isinstance(switch, Mapping) else switch
+            own_run = run.get(name) if isinstance(run, Mapping) else run
+            return heatmap(one, ax=ax, title=title or name, scale=scale, cmap=cmap,
+                           switch=own_switch, run=own_run, overlap=overlap, label=label,
+                           vmin=vmin, vmax=vmax, colorbar=colorbar, legend=legend)  # fmt: skip
+        return heatmaps(panels, title=title, scale=scale, cmap=cmap, switch=switch, run=run,
+                        overlap=overlap, label=label, vmin=vmin, vmax=vmax)  # fmt: skip
+    own_figure = ax is None
+    figure, ax = _axes(ax, (6.0, 4.2))
+    mesh, handles = _draw_heatmap(ax, grid, title=title, scale=scale, cmap=cmap, switch=switch,
+                                  run=run, overlap=overlap, vmin=vmin, vmax=vmax)  # fmt: skip
+    if colorbar:
+        figure.colorbar(mesh, ax=ax, label=label)
+    if legend and handles and own_figure:
+        figure.legend(handles=list(handles.values()), loc="outside lower center",
+                      ncols=min(2, len(handles)), fontsize="small", frameon=False)  # fmt: skip
+    elif legend and handles:
+        ax.legend(handles=list(handles.values()), fontsize="x-small", framealpha=0.8)
     return figure
 
 
+def heatmaps(
+    grids: Mapping[str, xr.DataArray],
+    *,
+    title: str | None = None,
+    scale: float = 100.0,
+    cmap: str = "viridis_r",
+    switch: Switch | Mapping[str, int | None] = "auto",
+    run: Path | str | Mapping[str, Path | str] | None = None,
+    overlap: Cell | str | None | Mapping[str, Cell | str | None] = None,
+    label: str = "ABX error (%)",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    columns: int = 3,
+) -> Figure:
+    """Small multiples: one `heatmap` panel per grid (name -> (epoch, layer) grid, a `seed` dim
+    averaged), all on one colour scale (`vmin`/`vmax`, default the range over every panel) with one
+    colourbar, and one legend for the marks (switch, dots, box, gaps). `title` is the figure's
+    (name the condition there). `switch`, `run` and `overlap` may map a panel's name to its own."""
+    grids = {n: _seed_mean(g) if "seed" in g.dims else g for n, g in grids.items()}
+    seeds = {n: g.attrs.get("_seeds", 0) for n, g in grids.items()}
+    scaled = [scale * g.values for g in grids.values() if np.isfinite(g.values).any()]
+    if vmin is None:
+        vmin = float(min(np.nanmin(v) for v in scaled)) if scaled else None
+    if vmax is None:
+        vmax = float(max(np.nanmax(v) for v in scaled)) if scaled else None
+    columns = min(columns, max(len(grids), 1))
+    rows = int(np.ceil(len(grids) / columns))
+    figure = Figure(figsize=(4.4 * columns + 1.0, 3.0 * rows + 1.0), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
+    handles: dict[str, Any] = {}
+    mesh = None
+    for ax, (name, grid) in zip(axes, grids.items(), strict=False):
+        mesh, marks = _draw_heatmap(ax, grid, title=name, scale=scale, cmap=cmap,
+                                    switch=_own(switch, name), run=_own(run, name),
+                                    overlap=_own(overlap, name),
+                                    vmin=vmin, vmax=vmax, seeds=seeds[name])  # fmt: skip
+        handles.update(marks)
+    for ax in axes[len(grids) :]:
+        ax.set_visible(False)
+    drawn = axes[: len(grids)]
+    if len(drawn):  # one epoch axis for all panels: the same epoch is at the same place
+        left = min(ax.get_xlim()[0] for ax in drawn)
+        right = max(ax.get_xlim()[1] for ax in drawn)
+        for index, ax in enumerate(drawn):
+            ax.set_xlim(left, right)
+            if index % columns:
+                ax.set_ylabel("")
+    if mesh is not None:
+        figure.colorbar(mesh, ax=list(axes[: len(grids)]), label=label, shrink=0.9)
+    if handles:
+        figure.legend(handles=list(handles.values()), loc="outside lower center",
+                      ncols=min(4, len(handles)), fontsize="small", frameon=False)  # fmt: skip
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def _own(option: Any, name: str) -> Any:
+    """A panel's own value of an option that is either shared or a mapping of panel names."""
+    return option.get(name) if isinstance(option, Mapping) else option
+
+
 def _seed_mean(grid: xr.DataArray) -> xr.DataArray:
-    """The mean over seeds, with the seeds' mean interval bounds as its `low`/`high`."""
+    """The mean over seeds, with the seeds' mean interval bounds as its `low`/`high` (attr
+    ``_seeds``: how many seeds, for the title)."""
     mean = grid.drop_vars(["low", "high"], errors="ignore").mean("seed", keep_attrs=True)
     for bound in ("low", "high"):
         if bound in grid.coords:
             mean = mean.assign_coords({bound: grid.coords[bound].mean("seed")})
+    mean.attrs["_seeds"] = int(grid.sizes["seed"])
     return mean
 
 
-def _panels_per_run(
-    grid: xr.DataArray, *, ax: Axes | None, title: str | None, switch, run, **options
-) -> Figure:
-    runs = [str(r) for r in grid.run.values]
-    if ax is not None and len(runs) > 1:
-        raise ValueError(f"a stacked grid of {len(runs)} runs needs its own figure: pass no ax")
+def _epoch_step(epochs: np.ndarray) -> int:
+    """The probing step: the greatest common divisor of the gaps between probed epochs (>= 1)."""
+    gaps = np.diff(np.sort(np.asarray(epochs, dtype=np.int64)))
+    gaps = gaps[gaps > 0]
+    return max(1, int(np.gcd.reduce(gaps))) if gaps.size else 1
 
-    def draw(panel: Axes, name: str, label: str) -> None:
-        own_switch = switch.get(name) if isinstance(switch, Mapping) else switch
-        own_run = run.get(name) if isinstance(run, Mapping) else run
-        heatmap(_one_run(grid, name), ax=panel, title=label, switch=own_switch, run=own_run,
-                **options)  # fmt: skip
 
-    if ax is not None:
-        draw(ax, runs[0], title or runs[0])
-        return ax.figure
-    columns = min(3, len(runs))
-    rows = int(np.ceil(len(runs) / columns))
-    figure = Figure(figsize=(5.0 * columns, 3.4 * rows), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for panel, name in zip(axes, runs, strict=False):
-        draw(panel, name, name)
-    for panel in axes[len(runs) :]:
-        panel.set_visible(False)
-    if title:
-        figure.suptitle(title)
-    return figure
+def _draw_heatmap(ax: Axes, grid: xr.DataArray, *, title, scale, cmap, switch, run, overlap,
+                  vmin, vmax, seeds: int = 0):  # fmt: skip
+    """Draw one panel; returns (the mesh, {label: legend handle} of the marks it drew)."""
+    if "seed" in grid.dims:
+        grid = _seed_mean(grid)
+    seeds = seeds or grid.attrs.get("_seeds", 0)
+    epochs = np.asarray(grid.epoch.values, dtype=np.int64)
+    layers = np.asarray(grid.layer.values, dtype=np.int64)
+    step = _epoch_step(epochs)
+    columns = np.arange(epochs.min(), epochs.max() + step, step) if epochs.size else epochs
+    rows = np.arange(layers.min(), layers.max() + 1) if layers.size else layers
+    table = (grid * scale).transpose("layer", "epoch").to_pandas()
+    table = table.reindex(index=rows, columns=columns)  # unprobed epochs: NaN, a gap
+    x_edges = np.append(columns - step / 2, columns[-1] + step / 2) if columns.size else [0, 1]
+    y_edges = np.append(rows - 0.5, rows[-1] + 0.5) if rows.size else [0, 1]
+    values = np.ma.masked_invalid(table.to_numpy(dtype=float))
+    mesh = ax.pcolormesh(x_edges, y_edges, values, cmap=cmap, vmin=vmin, vmax=vmax, zorder=1)
+    handles: dict[str, Any] = {}
+    if values.mask.any() and columns.size:  # the gaps, inside the probed range only
+        ax.add_patch(Rectangle((x_edges[0], y_edges[0]), x_edges[-1] - x_edges[0],
+                               y_edges[-1] - y_edges[0], facecolor=GAP_COLOUR, linewidth=0,
+                               zorder=0.5))  # fmt: skip
+        gap = Patch(facecolor=GAP_COLOUR, edgecolor="0.6", label="not probed")
+        handles[gap.get_label()] = gap
+    epoch = _resolve_switch(grid, switch, run)
+    if epoch is not None and columns.size and columns[0] - step <= epoch <= columns[-1]:
+        # The line goes after the switch epoch's cell (before the first, for a run started from
+        # another's checkpoint at `epoch`).
+        (line,) = [ax.axvline(epoch + step / 2, **SWITCH_STYLE, label=SWITCH_LABEL)]
+        _switch_text(ax, epoch + step / 2)
+        handles[line.get_label()] = line
+    handles.update(_mark_overlap(ax, grid, overlap, epoch, step))
+    ax.set_xlim(x_edges[0], x_edges[-1])
+    ax.set_ylim(y_edges[0], y_edges[-1])
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=min(13, max(len(rows), 1)), integer=True))
+    ax.tick_params(axis="both", labelsize="small")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("layer")
+    name = title if title is not None else grid.attrs.get("run", str(grid.name))
+    ax.set_title(f"{name} (mean of {seeds} seeds)" if seeds else name)
+    return mesh, handles
 
 
 def _one_run(grid: xr.DataArray, name: str) -> xr.DataArray:
@@ -186,30 +286,33 @@ def overlapping_cells(grid: xr.DataArray, reference: Cell) -> xr.DataArray:
     return (low <= ref_high) & (high >= ref_low)
 
 
-def _mark_overlap(ax: Axes, grid, table: pd.DataFrame, overlap, switch: int | None) -> None:
+def _mark_overlap(ax: Axes, grid, overlap, switch: int | None, step: int) -> dict[str, Any]:
+    """Dot the cells whose interval overlaps the reference cell's, box the reference cell; returns
+    their legend handles."""
     if overlap is None:
-        return
+        return {}
     if overlap == "switch":
         if switch is None:
             raise ValueError("overlap='switch' needs a switch epoch")
         best = grid.sel(epoch=switch)
         overlap = (switch, int(best.idxmin("layer")))
+        reference = f"best layer at the switch (epoch {switch}, layer {overlap[1]})"
+    else:
+        reference = f"reference cell (epoch {int(overlap[0])}, layer {int(overlap[1])})"
     epoch, layer = (int(v) for v in overlap)
-    same = overlapping_cells(grid, (epoch, layer)).transpose("layer", "epoch").to_pandas()
-    same = same.reindex(index=table.index, columns=table.columns).fillna(False).astype(bool)
-    rows, cols = np.nonzero(same.to_numpy())
-    ax.plot(cols + 0.5, rows + 0.5, linestyle="none", marker="o", markersize=2.5, color="white",
-            markeredgecolor="0.2", markeredgewidth=0.5, label="overlaps the reference")  # fmt: skip
-    row, col = list(table.index).index(layer), list(table.columns).index(epoch)
-    ax.add_patch(Rectangle((col, row), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
-
-
-def _thin_ticks(ax: Axes, epochs: pd.Index, most: int = 12) -> None:
-    """At most `most` epoch labels, so long runs stay readable."""
-    step = max(1, int(np.ceil(len(epochs) / most)))
-    positions = np.arange(0, len(epochs), step)
-    ax.set_xticks(positions + 0.5)
-    ax.set_xticklabels([str(epochs[i]) for i in positions], rotation=0)
+    same = overlapping_cells(grid, (epoch, layer)).fillna(False).astype(bool)
+    same = same.transpose("epoch", "layer")
+    at_epoch, at_layer = np.nonzero(same.values)
+    x, y = same.epoch.values[at_epoch], same.layer.values[at_layer]
+    (dots,) = ax.plot(x, y, linestyle="none", marker="o", markersize=2.5, color="white",
+                      markeredgecolor="0.2", markeredgewidth=0.5,
+                      label="interval overlaps the boxed cell's (not told apart)")  # fmt: skip
+    box = Rectangle((epoch - step / 2, layer - 0.5), step, 1, fill=False, edgecolor="red",
+                    linewidth=1.5, label=reference)  # fmt: skip
+    ax.add_patch(box)
+    legend_box = Rectangle((0, 0), 1, 1, fill=False, edgecolor="red", linewidth=1.5,
+                           label="boxed: " + reference.split(" (")[0])  # fmt: skip
+    return {dots.get_label(): dots, legend_box.get_label(): legend_box}
 
 
 def abx_by_layer(
@@ -219,16 +322,20 @@ def abx_by_layer(
     ax: Axes | None = None,
     title: str = "ABX error by layer, final epoch",
     scale: float = 100.0,
+    legend: bool = True,
+    colors: Mapping[str, Any] | None = None,
 ) -> Figure:
     """The paper's Fig. 2 (left): ABX error by layer at the final (or given) epoch, one line per run,
     log y. A band shows each cell's interval (coords `low`, `high`); a grid with a `seed` dim is
-    drawn as its seed mean with a band of +-1 between-seed standard deviation."""
+    drawn as its seed mean with a band of +-1 between-seed standard deviation. colors: name ->
+    colour (default: matplotlib's cycle); legend: False to leave it to the caller (`by_model`)."""
     figure, ax = _axes(ax)
     rows = {n: g.isel(epoch=-1) if epoch is None else g.sel(epoch=epoch) for n, g in grids.items()}
     series = {n: (r.layer.values, *_center_and_band(r, scale)) for n, r in rows.items()}
-    _lines(ax, series)
+    _lines(ax, series, legend=legend, colors=colors)
     _log_y(ax, [values for _, values, _ in series.values()])
     _label(ax, "layer", "ABX error (%)", title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return figure
 
 
@@ -239,16 +346,70 @@ def best_layer_by_epoch(
     switch: int | None = None,
     title: str = "best-layer ABX error over epochs",
     scale: float = 100.0,
+    legend: bool = True,
+    colors: Mapping[str, Any] | None = None,
 ) -> Figure:
     """The paper's Fig. 2 (right): the best layer's ABX error at each epoch, one line per run, with
-    the best cell's interval as a band (seeds: their mean, +-1 between-seed SD)."""
+    the best cell's interval as a band (seeds: their mean, +-1 between-seed SD), the stage switch
+    marked and labelled."""
     figure, ax = _axes(ax)
     best = {name: best_over_layers(grid) for name, grid in grids.items()}
-    _lines(ax, {name: (b.epoch.values, *_center_and_band(b, scale)) for name, b in best.items()})
-    if switch is not None:
-        ax.axvline(switch, **SWITCH_STYLE)
+    series = {name: (b.epoch.values, *_center_and_band(b, scale)) for name, b in best.items()}
+    _lines(ax, series, legend=False, colors=colors)
+    _switch_line(ax, switch)
+    _log_y(ax, [values for _, values, _ in series.values()])
+    _plain_ticks(ax)
     _label(ax, "epoch", "best-layer ABX error (%)", title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if legend and series:
+        ax.legend(fontsize="small", ncols=2)
+    return figure
+
+
+def by_model(
+    draw,
+    grids: Mapping[str, Mapping[str, xr.DataArray]],
+    *,
+    title: str | None = None,
+    switch: int | None | Mapping[str, int | None] = None,
+    columns: int = 3,
+    band: str = "shaded: 95% interval of the line of its colour (seeds: ±1 SD)",
+    **options: Any,
+) -> Figure:
+    """Small multiples of Fig. 2: one panel per model, one line per condition, on one shared y axis
+    and one legend. draw: `abx_by_layer` or `best_layer_by_epoch`; grids: condition -> model ->
+    grid; switch: the models' switch epochs (`best_layer_by_epoch` marks it in each panel)."""
+    models = list(dict.fromkeys(m for by in grids.values() for m in by))
+    cycle = [f"C{i}" for i in range(10)]
+    colors = {condition: cycle[i % 10] for i, condition in enumerate(grids)}
+    columns = min(columns, max(len(models), 1))
+    rows = int(np.ceil(len(models) / columns))
+    figure = Figure(figsize=(3.6 * columns, 2.8 * rows + 0.8), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True).ravel()
+    banded = False
+    for ax, model in zip(axes, models, strict=False):
+        own = {c: by[model] for c, by in grids.items() if model in by}
+        if draw is best_layer_by_epoch:
+            options["switch"] = _own(switch, model)
+        draw(own, ax=ax, title=model, legend=False, colors=colors, **options)
+        banded = banded or bool(ax.collections)
+    for ax in axes[len(models) :]:
+        ax.set_visible(False)
+    for index, ax in enumerate(axes[: len(models)]):
+        if index % columns:
+            ax.set_ylabel("")
+        if index < len(models) - columns:
+            ax.set_xlabel("")
+    handles: list[Any] = [Line2D([], [], color=colors[c], marker="o", markersize=3, label=c)
+                          for c in grids]  # fmt: skip
+    if banded:
+        handles.append(Patch(facecolor="0.5", alpha=0.2, edgecolor="0.4", label=band))
+    if any(line.get_label() == SWITCH_LABEL for ax in axes for line in ax.get_lines()):
+        handles.append(Line2D([], [], **SWITCH_STYLE, label=SWITCH_LABEL))
+    figure.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)),
+                  fontsize="small", frameon=False)  # fmt: skip
+    if title:
+        figure.suptitle(title)
     return figure
 
 
@@ -275,32 +436,77 @@ def _center_and_band(values: xr.DataArray, scale: float):
     return scale * values.values, None
 
 
-def _lines(ax: Axes, series: Mapping[str, tuple]) -> None:
+def _lines(ax: Axes, series: Mapping[str, tuple], *, legend: bool = True, colors=None) -> None:
     """series: name -> (x, y) or (x, y, band), band = (low, high) or None, drawn shaded."""
     for name, (x, y, *band) in series.items():
-        (line,) = ax.plot(x, y, marker="o", markersize=3, label=name)
+        color = (colors or {}).get(name)
+        (line,) = ax.plot(x, y, marker="o", markersize=3, label=name, color=color)
         if band and band[0] is not None:
             low, high = band[0]
-            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    if series:
+            # A light fill with edges in the line's colour: overlapping bands stay told apart.
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.12, linewidth=0)
+            for edge in (low, high):
+                ax.plot(x, edge, color=line.get_color(), linewidth=0.6, alpha=0.7, label="_band")
+    if series and legend:
         ax.legend(fontsize="small", ncols=2)
+
+
+def _switch_line(ax: Axes, switch: int | None) -> None:
+    """The stage switch: a dashed line at its epoch, labelled at the top of the panel."""
+    if switch is None:
+        return
+    ax.axvline(switch, **SWITCH_STYLE, label=SWITCH_LABEL)
+    _switch_text(ax, switch)
+
+
+def _switch_text(ax: Axes, x: float) -> None:
+    """The word "switch" at the top of the switch line, on a white label readable on any colour."""
+    ax.annotate("switch", xy=(x, 1.0), xycoords=("data", "axes fraction"), xytext=(0, -3),
+                textcoords="offset points", ha="center", va="top", fontsize="x-small",
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "0.5",
+                      "alpha": 0.9})  # fmt: skip
 
 
 def _log_y(ax: Axes, values: list[np.ndarray]) -> None:
     """Log y; an error of exactly 0 (possible on easy synthetic speech) has no log, so then the axis is
-    symlog, linear below the smallest positive value."""
+    symlog, linear below the smallest positive value. Ticks are plain numbers (`_plain_ticks`)."""
     flat = np.concatenate([np.ravel(v) for v in values]) if values else np.array([])
     positive = flat[np.isfinite(flat) & (flat > 0)]
     if positive.size == flat[np.isfinite(flat)].size:
         ax.set_yscale("log")
     else:
         ax.set_yscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0)
+    _plain_ticks(ax)
+
+
+def _plain_ticks(ax: Axes) -> None:
+    """Plain y tick labels ("8.5", "20") on any scale, never "8.9x10^0": on a log axis spanning less
+    than a decade the minor ticks are the labelled ones, so both get the plain formatter."""
+    if ax.get_yscale() in ("log", "symlog"):
+        ax.yaxis.set_major_formatter(FuncFormatter(_plain))
+        ax.yaxis.set_minor_formatter(FuncFormatter(_plain_minor))
+
+
+def _plain(value: float, _position=None) -> str:
+    return f"{value:.3g}"
+
+
+def _plain_minor(value: float, _position=None) -> str:
+    """Minor log ticks: labelled at 2 and 5 (times a power of ten) only, so they do not collide."""
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** np.floor(np.log10(value))
+    return _plain(value) if np.isclose(mantissa, 2) or np.isclose(mantissa, 5) else ""
 
 
 def _label(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
+
+
+# The paper's names of the two losses (its Fig. 3): the VGS loss and the SSL (wav2vec 2.0) loss.
+LOSS_NAMES = {"loss_av": "loss_AV (VGS)", "loss_aud": "loss_AUD (SSL)"}
 
 
 def losses(
@@ -310,23 +516,39 @@ def losses(
     columns: tuple[str, ...] = ("loss_av", "loss_aud"),
     title: str | None = None,
 ) -> Figure:
-    """The paper's Fig. 3: each loss over epochs (one panel per loss), one line per run, log y, the
-    stage switch marked. metrics: run name -> table with `epoch` and the loss columns."""
-    figure = Figure(figsize=(4.2 * len(columns), 3.6), layout="constrained")
+    """The paper's Fig. 3: each loss over epochs (one panel per loss, named as the paper names it:
+    loss_AV, loss_AUD), one line per run, the stage switch marked and labelled, one legend below.
+    y is log when a panel's values span more than a factor of 10, else linear; ticks are plain
+    numbers. metrics: run name -> table with `epoch` and the loss columns."""
+    figure = Figure(figsize=(4.6 * len(columns), 4.2), layout="constrained")
     panels = figure.subplots(1, len(columns), squeeze=False)[0]
+    handles: dict[str, Any] = {}
     for ax, column in zip(panels, columns, strict=True):
-        for name, table in metrics.items():
+        drawn = []
+        for index, (name, table) in enumerate(metrics.items()):
             if column in table.columns and table[column].notna().any():
-                ax.plot(table["epoch"], table[column], marker="o", markersize=2, label=name)
-        if switch is not None:
-            ax.axvline(switch, **SWITCH_STYLE)
-        ax.set_yscale("log")
+                (line,) = ax.plot(table["epoch"], table[column], marker="o", markersize=2,
+                                  label=name, color=f"C{index % 10}")  # fmt: skip
+                handles.setdefault(name, line)
+                drawn.append(table[column].to_numpy(dtype=float))
+        _switch_line(ax, switch)
+        values = np.concatenate(drawn) if drawn else np.array([])
+        values = values[np.isfinite(values) & (values > 0)]
+        if values.size and values.max() > 10 * values.min():
+            ax.set_yscale("log")
+            _plain_ticks(ax)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_ylabel(column)
-        ax.set_title(column)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
+        name = LOSS_NAMES.get(column, column)
+        ax.set_ylabel(name.split(" ")[0])
+        ax.set_title(name)
+    if switch is not None:
+        handles[SWITCH_LABEL] = Line2D(
+            [], [], **SWITCH_STYLE, label=f"{SWITCH_LABEL} (epoch {switch})"
+        )
+    if handles:
+        figure.legend(handles=list(handles.values()), loc="outside lower center",
+                      ncols=min(5, len(handles)), fontsize="small", frameon=False)  # fmt: skip
     if title:
         figure.suptitle(title)
     return figure

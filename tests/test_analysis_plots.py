@@ -47,13 +47,20 @@ def test_best_layer_by_epoch_is_the_minimum_over_layers() -> None:
     np.testing.assert_allclose(line_data(figure)["VGS"], 100 * grids["VGS"].values.min(axis=1))
 
 
-def test_losses_one_panel_per_loss_log_y_switch_marked() -> None:
+def test_losses_one_panel_per_loss_in_the_papers_terms_switch_marked() -> None:
     table = pd.DataFrame(
-        {"epoch": [1, 2, 3], "loss_av": [3.0, 2.0, 4.0], "loss_aud": [5.0, 4.0, 3.0]}
+        {"epoch": [1, 2, 3], "loss_av": [30.0, 2.0, 4.0], "loss_aud": [5.0, 4.0, 3.0]}
     )
     figure = plots.losses({"(VGS,W2V2)": table}, switch=2)
-    assert [ax.get_title() for ax in figure.axes] == ["loss_av", "loss_aud"]
-    assert all(ax.get_yscale() == "log" for ax in figure.axes)
+    assert [ax.get_title() for ax in figure.axes] == ["loss_AV (VGS)", "loss_AUD (SSL)"]
+    # log y only where the values span more than a factor of 10; plain tick labels either way
+    assert [ax.get_yscale() for ax in figure.axes] == ["log", "linear"]
+    figure.canvas.draw()
+    for ax in figure.axes:
+        labels = [t.get_text() for t in ax.get_yticklabels(minor=True) + ax.get_yticklabels()]
+        assert not any("times" in text or "^" in text for text in labels), labels
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert legend == ["(VGS,W2V2)", "stage switch (epoch 2)"]
     np.testing.assert_allclose(line_data(figure, 1)["(VGS,W2V2)"], [5.0, 4.0, 3.0])
     switch_lines = [line for line in figure.axes[0].get_lines() if line.get_xdata()[0] == 2]
     assert switch_lines, "the switch epoch is marked"
@@ -63,8 +70,8 @@ def test_losses_one_panel_per_loss_log_y_switch_marked() -> None:
 def test_heatmaps_put_layer_0_at_the_bottom(draw, tmp_path: Path) -> None:
     grid = make_grid(2)
     figure = draw(grid, switch=3)
-    labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
-    assert labels[-1] == "0"  # the last tick label (drawn at the bottom) is layer 0
+    assert figure.axes[0].get_ylim()[0] == -0.5  # the bottom row is layer 0
+    assert figure.axes[0].get_ylim()[1] == grid.sizes["layer"] - 0.5
     path = plots.save_figure(figure, tmp_path / "heatmap.png")
     with Image.open(path) as image:
         assert image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100
@@ -104,18 +111,18 @@ def test_heatmap_marks_the_switch_from_the_run_itself(tmp_path: Path) -> None:
 
     assert switch_epoch(run) == 3  # a run directory, not only its metrics table
     figure = plots.heatmap(grid, run=run)
-    assert switch_lines(figure.axes[0]) == [3.0]  # after epoch 3's column (epochs 1..6)
+    assert switch_lines(figure.axes[0]) == [3.5]  # after epoch 3's cell (epochs 1..6)
     stitched = grid.assign_attrs(switch=2)  # analysis.paper.study's stitched variants say it
-    assert switch_lines(plots.heatmap(stitched).axes[0]) == [2.0]
+    assert switch_lines(plots.heatmap(stitched).axes[0]) == [2.5]
     assert switch_lines(plots.heatmap(stitched, switch=None).axes[0]) == []
     assert switch_lines(plots.heatmap(grid).axes[0]) == []  # nothing says where: no line
 
     from analysis.gridding.driver import stack
 
     panels = plots.heatmap(stack({"VGS": grid, "(VGS,W2V2)": stitched})).axes
-    assert [switch_lines(ax) for ax in panels if ax.get_title()] == [[], [2.0]]
+    assert [switch_lines(ax) for ax in panels if ax.get_title()] == [[], [2.5]]
     panels = plots.heatmap(stack({"VGS": grid, "mine": grid}), run={"mine": run}).axes
-    assert [switch_lines(ax) for ax in panels if ax.get_title()] == [[], [3.0]]
+    assert [switch_lines(ax) for ax in panels if ax.get_title()] == [[], [3.5]]
 
 
 def test_stacked_grid_draws_one_panel_per_run_and_the_seed_mean() -> None:
@@ -130,8 +137,8 @@ def test_stacked_grid_draws_one_panel_per_run_and_the_seed_mean() -> None:
         "W2V2",  # one seed: no mean
     ]
     mean = 100 * np.mean([g.values for g in seeds.values()], axis=0)
-    drawn = heatmaps[0].collections[0].get_array().reshape(5, 6)  # layers (top = 4) x epochs
-    np.testing.assert_allclose(drawn[::-1].T, mean)
+    drawn = heatmaps[0].collections[0].get_array().reshape(5, 6)  # layers (bottom = 0) x epochs
+    np.testing.assert_allclose(drawn.T, mean)
     assert heatmaps[1].collections[0].get_array().size == 4 * 5  # its own epochs, no NaN padding
 
 
@@ -168,9 +175,67 @@ def test_overlap_with_the_switch_boxes_its_best_layer() -> None:
     best = int(grid.sel(epoch=3).idxmin("layer"))
     figure = plots.heatmap(grid, switch=3, overlap="switch")
     (box,) = figure.axes[0].patches
-    assert box.get_x() == 2  # epoch 3 is the third column
-    assert box.get_y() == grid.sizes["layer"] - 1 - best  # layer 0 is the bottom row
+    assert box.get_x() == 2.5  # epoch 3's cell: 2.5 to 3.5 on the epoch axis
+    assert box.get_y() == best - 0.5  # layer 0 is the bottom row
     dots = [line for line in figure.axes[0].get_lines() if line.get_marker() == "o"]
     assert len(dots[0].get_xdata()) == grid.size
     with pytest.raises(ValueError, match="needs a switch"):
         plots.heatmap(grid, switch=None, overlap="switch")
+
+
+def test_panels_share_one_colour_scale_and_one_colourbar() -> None:
+    low, high = make_grid(0) * 0.5, make_grid(1) + 0.3  # different ranges
+    figure = plots.heatmaps({"a": low, "b": high}, title="read speech, within speaker")
+    meshes = [ax.collections[0] for ax in figure.axes if ax.get_title() in ("a", "b")]
+    assert len({mesh.get_clim() for mesh in meshes}) == 1  # the same colour is the same value
+    vmin, vmax = meshes[0].get_clim()
+    assert vmin == pytest.approx(100 * float(low.min()))
+    assert vmax == pytest.approx(100 * float(high.max()))
+    colourbars = [ax for ax in figure.axes if ax.get_label() == "<colorbar>"]
+    assert len(colourbars) == 1
+    assert figure.get_suptitle() == "read speech, within speaker"
+
+
+def test_every_mark_has_a_legend_entry() -> None:
+    grid = with_intervals(make_grid(4), 0.5).assign_attrs(switch=3)
+    figure = plots.heatmaps(
+        {"(VGS,W2V2)": grid, "VGS": make_grid(0)}, overlap={"(VGS,W2V2)": "switch"}
+    )
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert "stage switch" in legend
+    assert any("not told apart" in text for text in legend)  # the dots
+    assert any(text.startswith("boxed: best layer at the switch") for text in legend)
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert texts == ["switch"]  # the line itself is labelled
+
+
+def test_an_unprobed_epoch_is_a_gap_on_a_numeric_axis() -> None:
+    grid = make_grid(0, epochs=6).sel(epoch=[1, 2, 3, 5, 6])  # epoch 4 not probed
+    figure = plots.heatmap(grid, switch=None)
+    ax = figure.axes[0]
+    drawn = ax.collections[0].get_array().reshape(grid.sizes["layer"], 6)
+    assert drawn.mask[:, 3].all() and not drawn.mask[:, [0, 1, 2, 4, 5]].any()
+    assert ax.get_xlim() == (0.5, 6.5)  # epochs 1..6 on a numeric axis, 4 included
+    assert "not probed" in [t.get_text() for t in figure.legends[0].get_texts()]
+    every_fifth = make_grid(1, epochs=5).assign_coords(epoch=[0, 5, 10, 15, 20])
+    ax = plots.heatmap(every_fifth, switch=None).axes[0]
+    assert ax.collections[0].get_array().mask.sum() == 0  # a probing step of 5 is no gap
+    assert ax.get_xlim() == (-2.5, 22.5)
+
+
+def test_fig2_small_multiples_one_panel_per_model_one_legend() -> None:
+    grids = {
+        "read, within speaker": {"VGS": with_intervals(make_grid(0)), "W2V2": make_grid(1)},
+        "read, across speaker": {"VGS": make_grid(2), "W2V2": make_grid(3)},
+    }
+    figure = plots.by_model(plots.best_layer_by_epoch, grids, title="Fig. 2", switch={"VGS": 3})
+    panels = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["VGS", "W2V2"]
+    assert panels[0].get_ylim() == panels[1].get_ylim()  # one shared y axis
+    assert set(line_data(figure, 1)) == {"read, within speaker", "read, across speaker"}
+    assert switch_lines(panels[0]) == [3] and switch_lines(panels[1]) == []
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert legend[:2] == ["read, within speaker", "read, across speaker"]
+    assert any("95% interval" in text for text in legend) and "stage switch" in legend
+    left = plots.by_model(plots.abx_by_layer, grids)
+    assert [ax.get_title() for ax in left.axes if ax.get_visible()] == ["VGS", "W2V2"]

@@ -131,6 +131,18 @@ def study() -> Study:
             study.abx.setdefault(condition, {})[name] = hand_made_grid(best[name], name)
     study.drift["(VGS,W2V2)"] = hand_made_grid(0.5, "(VGS,W2V2)")
     study.similarity["VGS vs W2V2"] = hand_made_grid(0.7, "VGS")
+    study.material = {
+        "test": {"split": "test", "images": 20, "captions": 100, "captions_per_image": [5] * 20},
+        "validation": {"split": "val", "images": 4, "captions": 20, "captions_per_image": [5] * 4},
+        "abx": {
+            "read": {
+                "file": "read.item", "items": 467, "files": 16, "speakers": 4,
+                "files_per_speaker": (4, 4),
+                "full": {"file": "items.item", "items": 2885, "files": 96, "speakers": 4,
+                         "files_per_speaker": (24, 24)},
+            }
+        },
+    }  # fmt: skip
     return study
 
 
@@ -179,9 +191,9 @@ def test_forgetting_rows_only_for_runs_with_a_switch(written: Path) -> None:
     table = pd.read_csv(written / "tables" / "forgetting.csv", index_col=["run", "metric"])
     assert set(table.index.get_level_values("run")) == set(VARIANTS)
     collapse = table.loc[("(VGS,W2V2)", "speech_to_image_r1")]
-    assert collapse["at_switch"] == pytest.approx(0.2) and collapse[
+    assert collapse["at_switch"] == pytest.approx(20.0) and collapse[
         "largest_drop"
-    ] == pytest.approx(0.19)
+    ] == pytest.approx(19.0)  # percent, as the other tables
 
 
 def test_claims_are_decided_by_their_paired_intervals(written: Path) -> None:
@@ -256,3 +268,72 @@ def test_several_seeds_give_mean_and_spread_beside_the_intervals(
     assert "## Tables I and II over seeds" in report
     claim = report.split("### ")[1]
     assert "mean of 2 seeds" in claim and "Per seed: seed 0:" in claim
+
+
+def test_the_report_states_every_split_and_subset_with_its_size_and_chance(written: Path) -> None:
+    text = (written / "report.md").read_text()
+    data = text.split("## Data")[1].split("\n## ")[0]
+    assert "**Test split** `test`" in data and "20 images, 100 captions" in data
+    assert "chance R@1 5.0% speech→image / 5.0% image→speech" in data
+    assert "**Validation split** `val`" in data and "4 images, 20 captions" in data
+    assert "chance R@1 25.0% speech→image / 25.0% image→speech, R@10 100.0%" in data
+    assert "4 speakers, 4 files per speaker (16 files), 467 items" in data
+    assert "full set (4 speakers, 24 files per speaker, 96 files, 2885 items)" in data
+    assert "50% error" in data
+    assert "(20 images, 100 captions; chance R@1 5.0%" in text.split("## Table I")[1]
+    claim2 = text.split("### 2.")[1].split("### 3.")[0]
+    assert "on the validation split `val`, 4 images" in claim2
+    assert "on the `read` ABX set: 4 speakers, 16 files, 467 items" in text.split("### 3.")[1]
+
+
+def test_forgetting_is_in_percent_with_integer_epochs(written: Path) -> None:
+    text = (written / "report.md").read_text().split("## Forgetting")[1]
+    assert "validation split `val` (4 images, 20 captions" in text
+    rows = [line for line in text.splitlines() if "speech_to_image_r1" in line]
+    collapse = next(line for line in rows if line.startswith("| (VGS,W2V2)"))
+    cells = [cell.strip() for cell in collapse.strip("|").split("|")]
+    assert cells[2:5] == ["validation split `val`, %", "higher", "20.00"]
+    worst, recover = cells[-2:]
+    assert worst.isdigit() and (recover.isdigit() or recover == "–"), cells
+    assert ".000" not in text
+
+
+def test_chance_recall_both_ways() -> None:
+    from analysis.paper.material import chance_recall
+
+    assert chance_recall([5] * 20, 1) == pytest.approx(
+        {"speech_to_image": 1 / 20, "image_to_speech": 5 / 100}
+    )
+    # R@10 image->speech: 1 - C(95, 10) / C(100, 10) that none of its 5 captions is in the top 10
+    import math
+
+    expected = 1 - math.comb(95, 10) / math.comb(100, 10)
+    assert chance_recall([5] * 20, 10)["image_to_speech"] == pytest.approx(expected)
+    assert chance_recall([5] * 4, 10)["speech_to_image"] == 1.0  # 10 of 4 images: always
+
+
+def test_material_of_a_corpus_names_its_splits_and_abx_subset(small_corpus: Path, tmp_path) -> None:
+    from analysis.paper.material import item_material, split_material
+    from analysis.paper.study import subset_items
+    from training.run.directory import abx_item_file
+
+    test = split_material(small_corpus, "test")
+    assert test["images"] == len(test["captions_per_image"]) > 0
+    assert test["captions"] == sum(test["captions_per_image"])
+    full = abx_item_file("read", small_corpus)
+    subset = subset_items(full, tmp_path / "read.item", 2)
+    material = item_material(subset, full)
+    assert material["files_per_speaker"] == (2, 2)
+    assert material["files"] == 2 * material["speakers"]
+    assert material["full"]["files"] > material["files"]
+    assert "full" not in item_material(full, full)
+
+
+def test_a_validation_split_at_chance_is_flagged() -> None:
+    from analysis.paper.material import material_markdown
+
+    one = {"split": "val", "images": 1, "captions": 5, "captions_per_image": [5]}
+    text = material_markdown(None, one, {})
+    assert "1 image, 5 captions" in text and "cannot show forgetting" in text
+    many = {"split": "val", "images": 40, "captions": 200, "captions_per_image": [5] * 40}
+    assert "cannot show forgetting" not in material_markdown(None, many, {})

@@ -208,9 +208,15 @@ def _retained_text(study: Study, name: str) -> str:
         return ""
     at_switch, final = float(table.loc[switch]), float(table.iloc[-1])
     kept = f" ({100 * final / at_switch:.0f}% kept)" if at_switch > 0 else ""
+    validation = study.material.get("validation")
+    split = (
+        f"validation split `{validation['split']}`, {validation['images']} images"
+        if validation
+        else "validation split"
+    )
     return (
-        f"; logged {METRICS[column].title} {_points(at_switch)} at the switch, {_points(final)} "
-        f"at the end{kept}"
+        f"; logged {METRICS[column].title} on the {split}: {_points(at_switch)} at the switch, "
+        f"{_points(final)} at the end{kept}"
     )
 
 
@@ -222,7 +228,15 @@ def _here(study: Study, claim: Claim) -> str:
                  for n in names]  # fmt: skip
         return "Here (seed 0; R@1/R@10, %):\n" + "\n".join(lines) + "\n\n"
     lines = [f"- {comparison_text(part)}" for part in claim.parts]
-    return "Here, per condition (seed 0):\n" + "\n".join(lines) + "\n\n"
+    read = study.material.get("abx", {}).get("read")
+    where = (
+        f" on the `read` ABX set: {read['speakers']} speakers, {read['files']} files, "
+        f"{read['items']} items"
+        + (f" (a subset of the full set's {read['full']['files']} files)" if "full" in read else "")
+        if read
+        else ""
+    )
+    return f"Here, per condition (seed 0){where}:\n" + "\n".join(lines) + "\n\n"
 
 
 def _claim_markdown(study: Study, claim: Claim) -> str:

@@ -27,9 +27,11 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from analysis import plots
-from analysis.forgetting_metrics import forgetting_table
+from analysis.forgetting_metrics import BEST_LAYER, forgetting_table
 from analysis.gridding.driver import stack
+from analysis.metric_names import metric
 from analysis.paper.claims import claims_markdown, claims_table, decide
+from analysis.paper.material import material_markdown, split_text
 from analysis.paper.study import RunSpec, Study, collect
 from analysis.paper.tables import (
     best_layer_table,
@@ -82,26 +84,33 @@ def _by_model(study: Study, grids: Mapping[str, xr.DataArray]) -> dict[str, xr.D
     return out
 
 
-def _fig2(study: Study, draw, out: Path, name: str, **options: Any) -> Path:
+def _model_switches(study: Study) -> dict[str, int | None]:
+    """model -> its switch epoch (its first seed's run; None for a single-stage model)."""
+    return {model: study.switch(seeds[min(seeds)]) for model, seeds in study.models().items()}
+
+
+def _fig2(study: Study, draw, out: Path, name: str, title: str) -> Path:
+    """Fig. 2 as small multiples: one panel per model, one line per condition (read speech, within
+    and across speaker), on one y axis."""
     conditions = [_main_condition(study, c) for c in FIG2_CONDITIONS]
     conditions = list(dict.fromkeys(c for c in conditions if c in study.abx))
-    figure, axes = _panels(len(conditions), 5.2, 3.8, 2)
-    for ax, condition in zip(axes, conditions, strict=False):
-        draw(_by_model(study, study.abx[condition]), ax=ax, title=condition, **options)
+    grids = {c: _by_model(study, study.abx[c]) for c in conditions}
+    figure = plots.by_model(draw, grids, title=title, switch=_model_switches(study))
     return plots.save_figure(figure, out / name)
 
 
-def _heatmaps(grids: Mapping[str, xr.DataArray], study: Study, path: Path, draw, **options) -> Path:
+def _heatmaps(grids: Mapping[str, xr.DataArray], study: Study, path: Path, **options) -> Path:
+    """One panel per model on one colour scale; for ABX grids with intervals the cells that
+    overlap the best cell at the switch are dotted."""
     by_model = _by_model(study, grids) if set(grids) <= set(study.runs) else dict(grids)
-    figure, axes = _panels(len(by_model))
-    for ax, (name, grid) in zip(axes, by_model.items(), strict=False):
-        switch = (
-            study.switch(study.seeds(name)[min(study.seeds(name))]) if study.seeds(name) else None
-        )
-        extra = dict(options)
-        if draw is plots.heatmap and switch is not None and "low" in grid.coords:
-            extra["overlap"] = "switch"  # dot what this run cannot tell from the switch's best
-        draw(grid, ax=ax, title=name, switch=switch, **extra)
+    switches = {name: _model_switches(study).get(name) for name in by_model}
+    overlap = {
+        name: "switch" if switches[name] is not None and "low" in grid.coords else None
+        for name, grid in by_model.items()
+    }
+    if options.get("scale", 100.0) != 100.0:  # CKA grids: no intervals to compare
+        overlap = None
+    figure = plots.heatmaps(by_model, switch=switches, overlap=overlap, **options)
     return plots.save_figure(figure, path)
 
 
@@ -110,33 +119,44 @@ def _write_figures(study: Study, out: Path) -> list[Path]:
     switches = {study.switch(name) for name in study.runs} - {None}
     switch = switches.pop() if len(switches) == 1 else None  # one shared switch epoch is marked
     written = [
-        _fig2(study, plots.abx_by_layer, out, FIGURES[0]),
-        _fig2(study, plots.best_layer_by_epoch, out, FIGURES[1], switch=switch),
+        _fig2(study, plots.abx_by_layer, out, FIGURES[0],
+              "Fig. 2 (left): ABX error by layer at the final epoch, read speech"),
+        _fig2(study, plots.best_layer_by_epoch, out, FIGURES[1],
+              "Fig. 2 (right): best-layer ABX error over epochs, read speech"),
         plots.save_figure(
-            plots.losses(_seed0(study, study.metrics), switch=switch), out / FIGURES[2]
+            plots.losses(_seed0(study, study.metrics), switch=switch,
+                         title="Fig. 3: training losses over epochs (seed 0)"),
+            out / FIGURES[2],
         ),
-    ]
+    ]  # fmt: skip
     for condition, grids in study.abx.items():
         path = out / f"heatmap_{_slug(condition)}.png"
-        written.append(_heatmaps(grids, study, path, plots.heatmap))
+        title = f"ABX error (%), {_condition_title(condition)}: layer × epoch"
+        written.append(_heatmaps(grids, study, path, title=title))
     if study.drift:
-        written.append(_heatmaps(study.drift, study, out / "drift.png", plots.drift_heatmap))
+        title = "Drift: CKA of each layer with itself at the switch (1 = unchanged)"
+        written.append(_heatmaps(study.drift, study, out / "drift.png", title=title, scale=1.0,
+                                 cmap="magma", label="CKA with the switch epoch", vmin=0.0,
+                                 vmax=1.0))  # fmt: skip
     if study.similarity:
-        draw = _similarity_heatmap
-        written.append(_heatmaps(study.similarity, study, out / "sharing.png", draw))
+        title = "Sharing: CKA between two base runs' same layer (1 = the same representation)"
+        written.append(_heatmaps(study.similarity, study, out / "sharing.png", title=title,
+                                 scale=1.0, cmap="magma", label="CKA", vmin=0.0,
+                                 vmax=1.0))  # fmt: skip
     return written
+
+
+def _condition_title(condition: str) -> str:
+    """ "read, within speaker" -> "read speech, within speaker" (the ABX set said in words)."""
+    sets = {"read": "read speech", "captions": "spoken captions"}
+    name, _, rest = condition.partition(", ")
+    return f"{sets.get(name, name)}, {rest}" if rest else condition
 
 
 def _seed0(study: Study, by_run: Mapping[str, Any]) -> dict[str, Any]:
     """The entries of each model's first seed, under the model's name (curves of one seed each)."""
     firsts = {seeds[min(seeds)]: model for model, seeds in study.models().items()}
     return {firsts[name]: value for name, value in by_run.items() if name in firsts}
-
-
-def _similarity_heatmap(grid: xr.DataArray, *, ax, title: str, switch: int | None) -> Figure:
-    return plots.heatmap(
-        grid, ax=ax, title=f"CKA {title}", scale=1.0, cmap="magma", label="CKA", vmin=0, vmax=1
-    )
 
 
 def forgetting_tables(study: Study) -> pd.DataFrame:
@@ -150,7 +170,28 @@ def forgetting_tables(study: Study) -> pd.DataFrame:
         blocks[name] = forgetting_table(study.metrics[name], grids, switch=switch)
     if not blocks:
         return pd.DataFrame()
-    return pd.concat(blocks, names=["run", "metric"])
+    return _in_percent(pd.concat(blocks, names=["run", "metric"]), study)
+
+
+def _in_percent(table: pd.DataFrame, study: Study) -> pd.DataFrame:
+    """The forgetting table as the other tables show numbers: recall and ABX error in percent (the
+    losses as they are), what each row is measured on, which way is better, epochs as integers."""
+    validation = study.material.get("validation", {}).get("split", "validation")
+    metrics = table.index.get_level_values("metric")
+    percent = [metric(m) is not None and metric(m).is_recall or m.startswith(BEST_LAYER)
+               for m in metrics]  # fmt: skip
+    out = table.copy()
+    for column in ("at_switch", "final", "largest_drop"):
+        out[column] = out[column].where(~pd.Series(percent, index=out.index), out[column] * 100)
+    out.insert(0, "measured on", [
+        f"validation split `{validation}`, %" if metric(m) is not None and metric(m).is_recall
+        else "ABX error, best layer, %" if m.startswith(BEST_LAYER) else "training loss"
+        for m in metrics
+    ])  # fmt: skip
+    out.insert(1, "better", ["higher" if h else "lower" for h in out.pop("higher_is_better")])
+    for column in ("worst_epoch", "epochs_to_recover"):
+        out[column] = out[column].round().astype("Int64")
+    return out
 
 
 def sharing_table(study: Study) -> pd.DataFrame:
@@ -216,7 +257,7 @@ def write_report(
     figures = _write_figures(study, out)
     decided = decide(study) if claims else None
     tables = _write_tables(study, out, decided)
-    sections = [f"# {title}\n", preamble]
+    sections = [f"# {title}\n", preamble, _material_section(study)]
     if decided is not None:
         sections.append(claims_markdown(study, decided))
     if "table1_recall_seeds" in tables:
@@ -243,8 +284,8 @@ def write_report(
         "Fig. 2's bands: each cell's 95% interval (with several seeds: ± one between-seed SD).\n",
         *[f"![{p.stem}]({p.name})\n" for p in figures],
         "## Forgetting after the switch\n",
-        _forgetting_note(),
-        to_markdown(tables["forgetting"].reset_index().set_index("run"), digits=3)
+        _forgetting_note(study),
+        to_markdown(tables["forgetting"].reset_index().set_index("run"), digits=2)
         if not tables["forgetting"].empty
         else "(no run with a stage switch)\n",
     ]
@@ -292,8 +333,19 @@ def _layer0_note(table: pd.DataFrame) -> list[str]:
     ]
 
 
+def _material_section(study: Study) -> str:
+    material = study.material
+    if not material:
+        return ""
+    return material_markdown(material.get("test"), material.get("validation"),
+                             material.get("abx", {}))  # fmt: skip
+
+
 def _split_size(study: Study) -> str:
-    """ "(50 images, 250 captions; chance R@1 2.0%)" from the recalls, if they say."""
+    """ "(50 images, 250 captions; chance R@1 2.0% ...)" from the study's material, else from the
+    recalls, if they say."""
+    if study.material.get("test"):
+        return f" ({split_text(study.material['test'])})"
     sizes = {(r.get("images"), r.get("captions")) for r in study.recall.values()} - {(None, None)}
     if len(sizes) != 1:
         return ""
@@ -301,12 +353,21 @@ def _split_size(study: Study) -> str:
     return f" ({images:.0f} images, {captions:.0f} captions; chance speech→image R@1 {100 / images:.1f}%)"
 
 
-def _forgetting_note() -> str:
+def _forgetting_note(study: Study) -> str:
+    validation = study.material.get("validation")
+    where = (
+        f"The recall rows are the trainer's validation recall, logged every epoch on the "
+        f"validation split `{validation['split']}` ({split_text(validation)}), not the test "
+        "split of Table I. "
+        if validation
+        else "The recall rows are the trainer's validation recall, not the test split of Table I. "
+    )
     return (
         "Per run with a stage switch and per metric: the value at the switch, the final value, the "
         "largest drop after the switch (how much worse it got; lower is better for losses and ABX, "
         "higher for recall), the epoch of the worst value and how many epochs after the switch it "
-        "took to get back to its value at the switch (– = never).\n"
+        "took to get back to its value at the switch (– = never, or never worse). Recall and ABX "
+        "error in percent (drops in points), losses as logged. " + where + "\n"
     )
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "final_recall",
     "recall_record",
     "best_layer_cells",
+    "material_of",
     "PAIRED_CONDITIONS",
 ]
 
@@ -136,6 +137,9 @@ class Study:
     # The ABX engine's per-cell result at each run's best layer of its final epoch, for the
     # conditions compared by paired intervals: condition -> run -> AbxResult.
     best_cells: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The material behind the numbers (`analysis.paper.material`): "test" and "validation" splits
+    # (sizes, captions per image), "abx": set name -> the probed item file's sizes (and its full set's).
+    material: dict[str, Any] = field(default_factory=dict)
 
     def models(self) -> dict[str, dict[int, str]]:
         """model -> seed -> run name, in the order the runs were given."""
@@ -228,6 +232,7 @@ def collect(
     from (default: the corpus's).
     """
     study = Study(runs={spec.name: spec for spec in runs})
+    study.material = material_of(runs, corpus, sets, item_files)
     specs = abx_conditions(corpus, sets, item_files=item_files, **(abx_options or {}))
     if bootstrap:  # each grid cell gets its speaker-bootstrap interval (coords low, high)
         specs = {name: {**spec, "bootstrap": bootstrap} for name, spec in specs.items()}
@@ -267,6 +272,38 @@ def collect(
         cka["wavs"] = str(Path(captions["wavs"]).resolve())
     _collect_sharing(study, similarity_pairs, every, client, progress, cka)
     return study
+
+
+def material_of(
+    runs: Sequence[RunSpec],
+    corpus: Path | str,
+    sets: Sequence[str] = ABX_SETS,
+    item_files: Mapping[str, Path] | None = None,
+) -> dict[str, Any]:
+    """The splits and ABX sets a study measures on, with their sizes (`analysis.paper.material`):
+    the test split, the validation split the runs log recall on (their config's ``eval_split``)
+    and each ABX set's probed item file beside the corpus's full one. A split or set the corpus
+    lacks is left out."""
+    from analysis.paper.material import item_material, split_material
+    from training.run.directory import read_config
+
+    out: dict[str, Any] = {"abx": {}}
+    splits = {"test": "test"}
+    if runs:
+        splits["validation"] = read_config(runs[0].path).get("train", {}).get("eval_split", "val")
+    for role, split in splits.items():
+        try:
+            out[role] = split_material(corpus, split)
+        except (FileNotFoundError, ValueError):
+            continue
+    for name in sets:
+        try:
+            full = abx_item_file(name, corpus)
+            probed = (item_files or {}).get(name, full)
+            out["abx"][name] = item_material(probed, full)
+        except (FileNotFoundError, ValueError):
+            continue
+    return out
 
 
 def best_layer_cells(run: Path | str, grid: xr.DataArray, spec: Mapping[str, Any], progress: bool):

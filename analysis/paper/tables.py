@@ -145,6 +145,8 @@ def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
     """
 
     def number(value: object) -> str:
+        if value is pd.NA:  # a missing integer (e.g. an epoch that never came)
+            return "–"
         if isinstance(value, float):
             return "–" if math.isnan(value) else f"{value:.{digits}f}"
         return str(value)
