@@ -75,7 +75,7 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
         "--snr",
         default=None,
         metavar="LOW,HIGH",
-        help="range of the natural corpus's signal-to-noise ratios in dB (default 10,30)",
+        help="range of the natural corpus's signal-to-noise ratios in dB (default 20,40)",
     )
     parser.add_argument(
         "--read-speakers",
@@ -117,7 +117,7 @@ def _variation(args: argparse.Namespace):
     try:
         low, high = (float(x) for x in args.snr.split(","))
     except ValueError:
-        raise ValueError(f"--snr {args.snr!r}: expected LOW,HIGH in dB, e.g. 10,30") from None
+        raise ValueError(f"--snr {args.snr!r}: expected LOW,HIGH in dB, e.g. 20,40") from None
     return dataclasses.replace(variation, snr=(low, high))
 
 
