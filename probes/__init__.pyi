@@ -10,6 +10,7 @@ from .activations import plan_batches as plan_batches
 from .caches import clear_caches as clear_caches
 from .caches import list_caches as list_caches
 from .embeddings import embed_split as embed_split
+from .encoder import Encoder as Encoder
 from .kernel_alignment import cka as cka
 from .kernel_alignment import similarity as similarity
 from .models import LayeredModel as LayeredModel
