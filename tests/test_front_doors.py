@@ -184,7 +184,7 @@ MOVED = {
         ],
         "probes.phones": ["frame_labels"],
         "probes.retrieval": ["DIRECTIONS", "recall_at_k", "retrieval_ranks"],
-        "probes.sources": ["AbxSet", "AudioFolder", "CorpusSplit", "WavList"],
+        "probes.sources": ["abx_set", "audio_folder", "corpus_split", "wav_list"],
         "probes.store": ["StoreWriter"],
     },
     "analysis": {
@@ -274,3 +274,20 @@ def test_a_room_does_not_hide_a_function():
 
     assert callable(analysis.grid) and callable(analysis.grids) and callable(analysis.stack)
     assert callable(training.build_corpus) and training.rundir is training.run.directory
+
+
+def test_the_old_camelcase_source_builders_warn_and_build_the_same(tmp_path):
+    import probes.sources as sources
+
+    (tmp_path / "a.wav").write_bytes(b"")
+    for old, new in [
+        ("CorpusSplit", "corpus_split"),
+        ("AbxSet", "abx_set"),
+        ("WavList", "wav_list"),
+        ("AudioFolder", "audio_folder"),
+    ]:
+        assert old not in sources.__all__ and new in sources.__all__
+        assert getattr(sources, old).__wrapped__ is getattr(sources, new)
+    with pytest.warns(DeprecationWarning, match="use probes.sources.wav_list"):
+        old = sources.WavList([tmp_path / "a.wav"])
+    assert old.utterances == sources.wav_list([tmp_path / "a.wav"]).utterances
