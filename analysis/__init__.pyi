@@ -1,67 +1,44 @@
 # The public names of `analysis`, read by lazy_loader (SPEC 1) and by type checkers and editors:
 # each module loads on first use of one of its names, so `sslvgs --help` costs no xarray.
+# Grouped by kind (as xarray's __all__); everything else is reached from its room: the grid
+# probes and cache keys from `analysis.gridding`, the paper's tables, claims, variants and study
+# helpers from `analysis.paper`, metric names from `analysis.metric_names`.
+
+# Submodules
+from . import gridding as gridding
+from . import paper as paper
 from . import plots as plots
+
+# isort: split
+# Functions users call: grids, runs, forgetting and sharing
 from .forgetting_metrics import forgetting as forgetting
 from .forgetting_metrics import forgetting_table as forgetting_table
-from .forgetting_metrics import higher_is_better as higher_is_better
-from .forgetting_metrics import is_tracked_metric as is_tracked_metric
-from .forgetting_metrics import metric_series as metric_series
-from .gridding.driver import cache_path as cache_path
 from .gridding.driver import grid as grid
 from .gridding.driver import grids as grids
-from .gridding.driver import num_layers as num_layers
 from .gridding.driver import stack as stack
-from .gridding.registry import BUILTIN_PROBES as BUILTIN_PROBES
-from .gridding.registry import ProbeSpec as ProbeSpec
-from .gridding.registry import make_spec as make_spec
-from .gridding.registry import measure_checkpoint as measure_checkpoint
-from .metric_names import METRICS as METRICS
-from .metric_names import Metric as Metric
-from .metric_names import metric as metric
-from .metric_names import recall_key as recall_key
-from .paper.claims import CLAIMS as CLAIMS
-from .paper.claims import Claim as Claim
-from .paper.claims import claims_markdown as claims_markdown
-from .paper.claims import claims_table as claims_table
-from .paper.claims import decide as decide
-from .paper.evidence import Comparison as Comparison
-from .paper.evidence import Ranks as Ranks
-from .paper.evidence import combine_conditions as combine_conditions
-from .paper.evidence import combine_seeds as combine_seeds
-from .paper.evidence import paired_abx as paired_abx
-from .paper.evidence import paired_recall as paired_recall
-from .paper.evidence import verdict as verdict
-from .paper.report import forgetting_tables as forgetting_tables
-from .paper.report import report_runs as report_runs
-from .paper.report import sharing_table as sharing_table
-from .paper.report import write_report as write_report
-from .paper.reproduction import PLANS as PLANS
-from .paper.reproduction import Plan as Plan
-from .paper.reproduction import reproduce as reproduce
-from .paper.reproduction import run_path as run_path
-from .paper.settings import reproduction_settings as reproduction_settings
-from .paper.study import RunSpec as RunSpec
-from .paper.study import Study as Study
-from .paper.study import abx_conditions as abx_conditions
-from .paper.study import collect as collect
-from .paper.study import final_recall as final_recall
-from .paper.study import probe_epochs as probe_epochs
-from .paper.study import recall_record as recall_record
-from .paper.tables import best_layer as best_layer
-from .paper.tables import best_layer_interval as best_layer_interval
-from .paper.tables import best_layer_table as best_layer_table
-from .paper.tables import recall_table as recall_table
-from .paper.tables import summarise_seeds as summarise_seeds
-from .paper.tables import to_markdown as to_markdown
-from .paper.tables import write_table as write_table
-from .paper.variants import MODELS as MODELS
-from .paper.variants import run_dir_name as run_dir_name
-from .paper.variants import variant_name as variant_name
-from .runs import RunNotFoundError as RunNotFoundError
 from .runs import checkpoints as checkpoints
 from .runs import read_metrics as read_metrics
-from .runs import run_name as run_name
 from .runs import switch_epoch as switch_epoch
 from .sharing import drift as drift
 from .sharing import similarity_between_runs as similarity_between_runs
-from .sharing import switch_checkpoint as switch_checkpoint
+
+# isort: split
+# Functions users call: the paper
+from .paper.evidence import paired_abx as paired_abx
+from .paper.evidence import paired_recall as paired_recall
+from .paper.report import write_report as write_report
+from .paper.reproduction import reproduce as reproduce
+from .paper.settings import reproduction_settings as reproduction_settings
+from .paper.study import collect as collect
+
+# isort: split
+# Result types
+from .metric_names import Metric as Metric
+from .paper.claims import Claim as Claim
+from .paper.evidence import Comparison as Comparison
+from .paper.reproduction import Plan as Plan
+from .paper.study import Study as Study
+
+# isort: split
+# Errors
+from .runs import RunNotFoundError as RunNotFoundError

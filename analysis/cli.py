@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from probes.vocabulary import CONTEXTS, SPEAKERS
 from training.data.options import add_regions_option
 from training.progress import add_progress_flag
 from training.version import add_version_flag
@@ -56,10 +57,8 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--corpus", help="corpus root, for --items SET (default: the run's)")
     parser.add_argument("--wavs", help="ABX: the item file's wavs (default: wavs/ beside it)")
-    parser.add_argument("--speaker", choices=["within", "across"], help="ABX speaker condition")
-    parser.add_argument(
-        "--context", choices=["within", "any", "across"], help="ABX context condition"
-    )
+    parser.add_argument("--speaker", choices=SPEAKERS, help="ABX speaker condition")
+    parser.add_argument("--context", choices=CONTEXTS, help="ABX context condition")
     parser.add_argument(
         "--bootstrap", type=int, help="ABX: speaker resamples for an interval per cell (low, high)"
     )

@@ -53,7 +53,7 @@ item_file = abx_item_file(items, run_corpus(run))
 for epoch, checkpoint in list_checkpoints(run).items():
     if epoch not in epochs:
         continue
-    store = probes.extract(checkpoint, probes.AbxSet(item_file), "all", store=out / f"{epoch}.zarr",
+    store = probes.extract(checkpoint, probes.as_source(item_file), "all", store=out / f"{epoch}.zarr",
                            progress=False)
     for layer in layers:
         ragged = probes.layer_features(store, layer)

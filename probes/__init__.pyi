@@ -1,43 +1,41 @@
 # The public names of `probes`, read by lazy_loader (SPEC 1) and by type checkers and editors alike:
 # each module loads on first use of one of its names, so `import probes` costs no torch.
+# Grouped by kind (as xarray's __all__); everything else is reached from its module: the source
+# builders from `probes.sources`, recall@k on embeddings from `probes.retrieval`, the cache and
+# batching internals from `probes.activations` and `probes.models`.
+
+# Submodules
 from . import abx_engine as abx_engine
+
+# isort: split
+# Functions users call
 from .abx_probe import abx as abx
-from .activations import activations_for as activations_for
-from .activations import cache_dir as cache_dir
 from .activations import extract as extract
 from .activations import layer_features as layer_features
-from .activations import plan_batches as plan_batches
 from .caches import clear_caches as clear_caches
 from .caches import list_caches as list_caches
 from .embeddings import embed_split as embed_split
 from .kernel_alignment import cka as cka
 from .kernel_alignment import similarity as similarity
-from .models import LayeredModel as LayeredModel
 from .models import as_layered_model as as_layered_model
-from .models import bounded_memory as bounded_memory
-from .models import corpus_of as corpus_of
-from .models import default_abx_set as default_abx_set
-from .models import resolve_layers as resolve_layers
-from .models import state_checksum as state_checksum
-from .phones import frame_labels as frame_labels
 from .phones import phone_probe as phone_probe
-from .retrieval import DIRECTIONS as DIRECTIONS
 from .retrieval import recall as recall
-from .retrieval import recall_at_k as recall_at_k
-from .retrieval import retrieval_ranks as retrieval_ranks
-from .sources import AbxSet as AbxSet
-from .sources import AudioFolder as AudioFolder
-from .sources import CorpusSplit as CorpusSplit
+from .sources import as_source as as_source
+from .store_check import open_store as open_store
+
+# isort: split
+# Types: the encoder contract, models, audio sources and the ABX vocabulary
+from .encoder import Encoder as Encoder
+from .models import LayeredModel as LayeredModel
 from .sources import Source as Source
 from .sources import Utterance as Utterance
-from .sources import WavList as WavList
-from .sources import as_source as as_source
-from .store import StoreMismatchError as StoreMismatchError
-from .store import StoreWriter as StoreWriter
-from .store_check import CorruptStoreError as CorruptStoreError
-from .store_check import IncompleteStoreError as IncompleteStoreError
-from .store_check import open_store as open_store
 from .vocabulary import Context as Context
 from .vocabulary import Distance as Distance
 from .vocabulary import Layers as Layers
 from .vocabulary import Speaker as Speaker
+
+# isort: split
+# Errors
+from .store import StoreMismatchError as StoreMismatchError
+from .store_check import CorruptStoreError as CorruptStoreError
+from .store_check import IncompleteStoreError as IncompleteStoreError

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from probes.activations import as_store, check_store_layers, extract, layer_features, store_items
 from probes.models import as_layered_model, corpus_of, default_abx_set, resolve_layers
-from probes.sources import AbxSet
+from probes.sources import abx_set
 from probes.vocabulary import (
     CONTEXTS,
     DISTANCES,
@@ -156,6 +156,6 @@ def _dataset_and_items(
             else None
         )
         item_file = abx_item_file(items, corpus or recorded)
-    dataset = extract(layered, AbxSet(item_file, wavs, allow_outside=allow_outside), extract_options.pop("extract_layers"),
+    dataset = extract(layered, abx_set(item_file, wavs, allow_outside=allow_outside), extract_options.pop("extract_layers"),
                       store, **extract_options)  # fmt: skip
     return dataset, item_file

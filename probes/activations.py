@@ -35,7 +35,8 @@ from probes.models import (
     default_abx_set,
     resolve_layers,
 )
-from probes.sources import AbxSet, Source, Utterance, as_source
+from probes.sources import Source, Utterance, as_source
+from probes.sources import abx_set as AbxSet
 from probes.store import StoreWriter, discard, locked, say
 from probes.store_check import open_store, read_header, store_problem
 from probes.vocabulary import Layers

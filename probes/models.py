@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from probes.encoder import Encoder
 from training.run.directory import abx_item_file, run_corpus
 
 __all__ = [
@@ -76,7 +77,7 @@ class LayeredModel:
     """A model seen as a stack of layers.
 
     Attributes:
-        module: the wrapped torch module (eval mode).
+        module: the wrapped torch module, an `Encoder` (eval mode).
         num_layers: N, the number of transformer layers; valid layers are 0..N.
         dim: feature dimension D of every layer.
         frame_rate: frames per second of every layer.
@@ -110,13 +111,8 @@ class LayeredModel:
         Returns:
             (list of max_layer + 1 tensors [B, F, D], frame_lengths [B] long)
         """
-        from training.pretrained.encoders import HFEncoder, TorchaudioEncoder
-
-        if isinstance(self.module, HFEncoder | TorchaudioEncoder):
-            states, frame_lengths = self.module.hidden_states(wav, wav_lengths, max_layer=max_layer)
-            return states, frame_lengths.long()
-        states, frame_lengths = self.module.hidden_states(wav, wav_lengths)
-        return list(states[: max_layer + 1]), frame_lengths.long()
+        states, frame_lengths = self.module.hidden_states(wav, wav_lengths, max_layer=max_layer)
+        return list(states), frame_lengths.long()
 
 
 def resolve_layers(layers: Any, num_layers: int, description: str) -> list[int]:
@@ -170,7 +166,7 @@ def as_layered_model(model: Any, *, sample_rate: int | None = None) -> LayeredMo
     if _is_torchaudio_wav2vec2(model):
         wrapped = TorchaudioEncoder(model, sample_rate=sample_rate or 16000)
         return _from_sslvgs(wrapped, f"an in-memory torchaudio {type(model).__name__}")
-    if isinstance(model, torch.nn.Module) and hasattr(model, "hidden_states"):
+    if isinstance(model, torch.nn.Module) and isinstance(model, Encoder):
         return _from_sslvgs(model, f"an in-memory {type(model).__name__}")
     raise TypeError(
         "model must be a checkpoint file, a run directory, a Hugging Face model or directory, a "

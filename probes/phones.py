@@ -110,12 +110,12 @@ def phone_frames(
     """The frames `phone_probe` fits and scores (arguments as there), without fitting."""
     from probes.activations import extract
     from probes.models import as_layered_model, corpus_of
-    from probes.sources import CorpusSplit
+    from probes.sources import corpus_split
 
     layered = as_layered_model(model)
     root = corpus_of(layered, corpus)
     dataset = extract(
-        layered, CorpusSplit(root, split), layers, progress=progress, **extract_options
+        layered, corpus_split(root, split), layers, progress=progress, **extract_options
     )
     labels = frame_labels(dataset, root / "alignments" / split)
     speakers = dataset.speaker.values[dataset.utt.values]

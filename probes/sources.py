@@ -7,15 +7,17 @@ activations of other audio.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "Utterance", "Source", "CorpusSplit", "AbxSet", "WavList", "AudioFolder", "as_source",
+    "Utterance", "Source", "corpus_split", "abx_set", "wav_list", "audio_folder", "as_source",
 ]  # fmt: skip
 
 ITEM_FILE = "items.item"
@@ -75,7 +77,7 @@ class Source:
         return self._key
 
 
-def CorpusSplit(root: str | Path, split: str, *, allow_outside: bool = False) -> Source:
+def corpus_split(root: str | Path, split: str, *, allow_outside: bool = False) -> Source:
     """The spoken captions of one split of a SpokenCOCO-layout corpus (file order).
 
     The split file is whichever serves `split` (`training.data.spokencoco.split_path`: our own
@@ -98,7 +100,7 @@ def CorpusSplit(root: str | Path, split: str, *, allow_outside: bool = False) ->
     return Source(name=split, origin=f"{split_file}", utterances=utterances, corpus=root, _key=None)
 
 
-def AbxSet(
+def abx_set(
     items: str | Path, wavs: str | Path | None = None, *, allow_outside: bool = False
 ) -> Source:
     """The audio files an item file names (#file column, order of first appearance).
@@ -144,7 +146,7 @@ def AbxSet(
     )
 
 
-def WavList(wavs: Sequence[str | Path], *, name: str = "wavs") -> Source:
+def wav_list(wavs: Sequence[str | Path], *, name: str = "wavs") -> Source:
     """Audio files given one by one; ids are the file stems (which must be distinct)."""
     paths = [Path(wav).resolve() for wav in wavs]
     for path in paths:
@@ -154,7 +156,7 @@ def WavList(wavs: Sequence[str | Path], *, name: str = "wavs") -> Source:
     return Source(name=name, origin=f"{len(paths)} audio files", utterances=utterances)
 
 
-def AudioFolder(folder: str | Path) -> Source:
+def audio_folder(folder: str | Path) -> Source:
     """Every ``.wav`` and ``.flac`` at any depth under `folder`; two files of one stem are an error."""
     from training.data.lookup import AUDIO_SUFFIXES, find_audio, stem_index
 
@@ -165,7 +167,7 @@ def AudioFolder(folder: str | Path) -> Source:
             f"{folder}: neither a corpus, an ABX set (items.item) nor a folder of audio"
         )
     found = find_audio(folder, stems, where=lambda stem: f"{folder} (stem {stem})")
-    return WavList([found[stem] for stem in stems], name=folder.name)
+    return wav_list([found[stem] for stem in stems], name=folder.name)
 
 
 def is_corpus(path: Path) -> bool:
@@ -192,28 +194,52 @@ def as_source(
     if isinstance(source, Source):
         return source
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], str):
-        return CorpusSplit(source[0], source[1], allow_outside=allow_outside)
+        return corpus_split(source[0], source[1], allow_outside=allow_outside)
     if isinstance(source, list | tuple):
-        return WavList(source)
+        return wav_list(source)
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such corpus, ABX set, item file or audio file")
     if path.is_file():
         if path.suffix == ".item":
-            return AbxSet(path, wavs, allow_outside=allow_outside)
-        return WavList([path])
+            return abx_set(path, wavs, allow_outside=allow_outside)
+        return wav_list([path])
     if (path / ITEM_FILE).exists():
-        return AbxSet(path, wavs, allow_outside=allow_outside)
+        return abx_set(path, wavs, allow_outside=allow_outside)
     if is_corpus(path):
         if split is None:
             raise ValueError(
                 f"{path} is a corpus directory: name its split (split= or --split: train, val or test)"
             )
-        return CorpusSplit(path, split, allow_outside=allow_outside)
-    return AudioFolder(path)
+        return corpus_split(path, split, allow_outside=allow_outside)
+    return audio_folder(path)
 
 
 def _existing_wav(wav: Path, where: str) -> Path:
     if not wav.is_file():
         raise FileNotFoundError(f"{where}: wav file {wav} is not there")
     return wav.resolve()
+
+
+def _deprecated(function: Callable[..., Source], old: str) -> Callable[..., Source]:
+    """`function` under its CamelCase name of before issue #21, warning once per call site."""
+
+    @functools.wraps(function)
+    def alias(*args: Any, **kwargs: Any) -> Source:
+        warnings.warn(
+            f"probes.sources.{old} is deprecated: use probes.sources.{function.__name__}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return function(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old
+    alias.__doc__ = f"Deprecated: use `{function.__name__}`."
+    return alias
+
+
+# The builders' old names, kept for code written against them; not listed in __all__.
+CorpusSplit = _deprecated(corpus_split, "CorpusSplit")
+AbxSet = _deprecated(abx_set, "AbxSet")
+WavList = _deprecated(wav_list, "WavList")
+AudioFolder = _deprecated(audio_folder, "AudioFolder")

@@ -17,7 +17,7 @@ import probes
 import training
 from analysis.paper.study import subset_items
 from analysis.runs import checkpoints
-from probes.sources import AbxSet
+from probes.sources import abx_set
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_drift_on_a_subset_equals_similarity_on_its_utterances(
         training.load_pretrained(last),
         training.load_pretrained(first),
         [0, 2],
-        AbxSet(subset, wavs),
+        abx_set(subset, wavs),
         progress=False,
     )
     assert np.allclose(grid.sel(epoch=max(found)).values, np.diag(expected.values), atol=1e-9)

@@ -14,7 +14,7 @@ import soundfile
 import torch
 
 from probes.abx_engine.ragged import FeatureFileError, load_feature_dir
-from probes.sources import AbxSet, as_source
+from probes.sources import abx_set, as_source
 from training.data import AmbiguousFileError, ItemFileError, SpokenCocoError, read_items
 
 HEADER = "#file onset offset #phone prev-phone next-phone speaker"
@@ -42,7 +42,7 @@ def test_item_files_find_librispeech_flac_at_any_depth(tmp_path: Path) -> None:
     flac = _tone(root / "84" / "121123" / "84-121123-0000.flac")
     wav = _tone(root / "flat.wav")
     items = _items(tmp_path / "dev.item", ["84-121123-0000", "flat", "84-121123-0000"])
-    source = AbxSet(items, root)
+    source = abx_set(items, root)
     assert [u.id for u in source.utterances] == ["84-121123-0000", "flat"]
     assert [u.wav for u in source.utterances] == [flac.resolve(), wav.resolve()]
     assert as_source(root).utterances[0].id == "84-121123-0000"  # a folder of audio, recursively
@@ -58,7 +58,7 @@ def test_a_stem_found_twice_names_both_files(tmp_path: Path, second: str) -> Non
         AmbiguousFileError,
         match=r"a.item:2 \(#file x\): two audio files .*x\.(flac|wav) and .*x\.(flac|wav)",
     ):
-        AbxSet(items, root)
+        abx_set(items, root)
     with pytest.raises(AmbiguousFileError, match="two audio files"):
         as_source(root)
 
@@ -70,7 +70,7 @@ def test_a_stem_found_nowhere_names_the_item_line(tmp_path: Path) -> None:
         FileNotFoundError,
         match=r"a.item:4 \(#file missing\): no audio file missing.wav or missing.flac under",
     ):
-        AbxSet(items, tmp_path / "audio")
+        abx_set(items, tmp_path / "audio")
 
 
 def test_item_paths_stay_inside_the_wavs_root(tmp_path: Path) -> None:
@@ -81,8 +81,8 @@ def test_item_paths_stay_inside_the_wavs_root(tmp_path: Path) -> None:
         SpokenCocoError,
         match=r"a.item:3 \(#file ../outside/secret\): path '../outside/secret' leaves",
     ):
-        AbxSet(items, tmp_path / "audio")
-    source = AbxSet(items, tmp_path / "audio", allow_outside=True)
+        abx_set(items, tmp_path / "audio")
+    source = abx_set(items, tmp_path / "audio", allow_outside=True)
     assert source.utterances[1].wav == (tmp_path / "outside" / "secret.wav").resolve()
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes import recall_at_k, retrieval_ranks
+from probes.retrieval import recall_at_k, retrieval_ranks
 
 
 def brute_force_recall(image_emb, audio_emb, owner, ks):

@@ -1,39 +1,43 @@
 # The public names of `training`, read by lazy_loader (SPEC 1) and by type checkers and editors:
 # each module loads on first use of one of its names, so reading an item file costs no torch.
+# Grouped by kind (as xarray's __all__); everything else is reached from its module: the data
+# readers from `training.data`, corpus constants and espeak voices from `training.corpus`, the
+# torchaudio renaming from `training.pretrained.torchaudio_models`.
+
+# Submodules
+from . import corpus as corpus
 from . import data as data
 from . import pretrained as pretrained
 from . import rundir as rundir
-from .corpus import DEFAULT_IMAGES as DEFAULT_IMAGES
-from .corpus import DEFAULT_REGION_DIM as DEFAULT_REGION_DIM
+
+# isort: split
+# Functions users call
 from .corpus import build_corpus as build_corpus
-from .corpus.espeak import Synthesizer as Synthesizer
-from .corpus.espeak import Voice as Voice
-from .corpus.espeak import text_to_phones as text_to_phones
-from .corpus.variation import Variation as Variation
-from .data.alignments import read_alignment as read_alignment
-from .data.audio import read_wav as read_wav
-from .data.captions import CaptionDataset as CaptionDataset
-from .data.captions import collate_captions as collate_captions
-from .data.items import read_items as read_items
-from .data.items import write_items as write_items
-from .data.regions import RegionFeatures as RegionFeatures
-from .data.spokencoco import load_split as load_split
-from .model import SSLVGS as SSLVGS
 from .pretrained import load_pretrained as load_pretrained
 from .pretrained import model_identity as model_identity
 from .pretrained import trajectory as trajectory
 from .pretrained.torchaudio_models import from_torchaudio as from_torchaudio
-from .pretrained.torchaudio_models import import_torchaudio_wav2vec2 as import_torchaudio_wav2vec2
-from .run.checkpoints import CheckpointError as CheckpointError
 from .run.checkpoints import checkpoint_id as checkpoint_id
 from .run.checkpoints import load_model as load_model
-from .run.config import PRESETS as PRESETS
-from .run.config import ModelConfig as ModelConfig
-from .run.config import TrainConfig as TrainConfig
 from .run.config import preset as preset
-from .run.directory import RunConfigError as RunConfigError
-from .run.directory import RunNotFoundError as RunNotFoundError
-from .schedules import PAPER_SCHEDULES as PAPER_SCHEDULES
-from .schedules import ScheduleError as ScheduleError
 from .schedules import parse_schedule as parse_schedule
 from .trainer import train as train
+
+# isort: split
+# The model, its configuration and the corpus's variation
+from .corpus.variation import Variation as Variation
+from .model import SSLVGS as SSLVGS
+from .run.config import ModelConfig as ModelConfig
+from .run.config import TrainConfig as TrainConfig
+
+# isort: split
+# Constants
+from .run.config import PRESETS as PRESETS
+from .schedules import PAPER_SCHEDULES as PAPER_SCHEDULES
+
+# isort: split
+# Errors
+from .run.checkpoints import CheckpointError as CheckpointError
+from .run.directory import RunConfigError as RunConfigError
+from .run.directory import RunNotFoundError as RunNotFoundError
+from .schedules import ScheduleError as ScheduleError

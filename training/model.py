@@ -251,9 +251,10 @@ class SSLVGS(nn.Module):
 
     @torch.no_grad()
     def hidden_states(
-        self, wav: Tensor, wav_lengths: Tensor | None = None
+        self, wav: Tensor, wav_lengths: Tensor | None = None, max_layer: int | None = None
     ) -> tuple[list[Tensor], Tensor]:
-        """Unmasked per-layer frames: wav [B, T] -> (N+1 tensors [B, F, dim], frame lengths [B]).
+        """Unmasked per-layer frames: wav [B, T] -> (max_layer + 1 tensors [B, F, dim], frame
+        lengths [B]); all N + 1 when `max_layer` is None, and no layer past it is run.
 
         Entry 0 is the input of transformer layer 1 (projected front-end frames after the positional
         convolution and LayerNorm, the Hugging Face `hidden_states[0]` convention); entry i the output
@@ -262,7 +263,7 @@ class SSLVGS(nn.Module):
         features, lengths = self.features(wav, wav_lengths)
         x, key_mask = self._transformer_input(self.feature_projection(features), lengths)
         states = [self._drop_cls(x)]
-        for layer in [*self.shared_layers, *self.ssl_decoder]:
+        for layer in [*self.shared_layers, *self.ssl_decoder][:max_layer]:
             x = layer(x, key_mask)
             states.append(self._drop_cls(x))
         return states, lengths

@@ -109,7 +109,7 @@ def activations_in_memory(
 def _features(model, checkpoint, items: Path, wavs, layers, device, store):
     """(frame rate, {layer: Ragged}) of ``model`` on the item file's wavs, shared by the conditions."""
     from probes.models import as_layered_model
-    from probes.sources import AbxSet
+    from probes.sources import abx_set as AbxSet
 
     key = (str(checkpoint), str(items), str(wavs))
     rate, have = _FEATURES.get(key, (None, {}))

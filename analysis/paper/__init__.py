@@ -4,3 +4,20 @@ variants.py (the models and their run folders), reproduction.py (the plans: trai
 run), study.py (collect every run's grids into one study), evidence.py (paired comparisons over
 seeds), claims.py (the paper's claims, decided), tables.py and report.py (what gets written).
 """
+
+import lazy_loader as _lazy
+
+# `analysis.paper.claims` and its siblings load on first use, like the rest of `analysis`.
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submodules=[
+        "claims",
+        "evidence",
+        "report",
+        "reproduction",
+        "settings",
+        "study",
+        "tables",
+        "variants",
+    ],
+)

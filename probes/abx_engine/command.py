@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from probes.vocabulary import CONTEXTS, DISTANCES, SPEAKERS
 from training.progress import add_progress_flag
 
 __all__ = ["register_abx", "run_abx"]
@@ -32,9 +33,9 @@ def register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     parser.add_argument(
         "--frequency", type=float, default=50.0, help="feature frames per second (default 50)"
     )
-    parser.add_argument("--speaker", choices=("within", "across"), default="within")
-    parser.add_argument("--context", choices=("within", "any", "across"), default="within")
-    parser.add_argument("--distance", choices=("angular", "cosine", "euclidean"), default="angular")
+    parser.add_argument("--speaker", choices=SPEAKERS, default="within")
+    parser.add_argument("--context", choices=CONTEXTS, default="within")
+    parser.add_argument("--distance", choices=DISTANCES, default="angular")
     parser.add_argument(
         "--pooling", choices=("none", "mean"), default="none", help="mean: one vector per item"
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from probes.vocabulary import check_choice
+from probes.vocabulary import CONTEXTS, SPEAKERS, Context, Speaker, check_choice
 
 __all__ = [
     "Condition",
@@ -24,8 +24,9 @@ __all__ = [
     "CONTEXT_MODES",
 ]
 
-SPEAKER_MODES = ("within", "across")
-CONTEXT_MODES = ("within", "any", "across")
+# The ZeroSpeech modes are the probes' vocabulary (probes/vocabulary.py), not a copy of it.
+SPEAKER_MODES = SPEAKERS
+CONTEXT_MODES = CONTEXTS
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class Condition:
     by: tuple[str, ...] = ()
     across: tuple[str, ...] = ()
     levels: tuple[str | tuple[str, ...], ...] = ()
-    speaker: str | None = None
-    context: str | None = None
+    speaker: Speaker | None = None
+    context: Context | None = None
 
     def __post_init__(self) -> None:
         columns = [self.on, *self.by, *self.across]
@@ -70,7 +71,7 @@ class Condition:
         return ", ".join(parts)
 
 
-def zerospeech_condition(speaker: str = "within", context: str = "within") -> Condition:
+def zerospeech_condition(speaker: Speaker = "within", context: Context = "within") -> Condition:
     """The condition for a speaker mode (within|across) and a context mode (within|any|across).
 
     Averaging (docs/abx.md): within speaker, over contexts, then speakers, then phone pairs; across
@@ -119,8 +120,8 @@ class Subsampling:
 
 
 def make_condition(
-    speaker: str = "within",
-    context: str = "within",
+    speaker: Speaker = "within",
+    context: Context = "within",
     on: str | None = None,
     by: list[str] | tuple[str, ...] | None = None,
     across: list[str] | tuple[str, ...] | None = None,

@@ -1,9 +1,9 @@
-"""Speech encoders made elsewhere, behind the interface that SSLVGS offers the probes.
+"""Speech encoders made elsewhere, behind the contract that SSLVGS offers the probes (`probes.Encoder`).
 
 Each wrapper is a module with `num_layers`, `dim`, `frame_rate`, `sample_rate` and
-`hidden_states(wav [B, T], wav_lengths [B]) -> (N + 1 tensors [B, F, D], frame lengths [B])`, where
-entry 0 is what enters the first transformer layer and entry i the output of layer i (docs/models.md
-says what that is for each family). Inputs are raw waveforms; a model trained on z-normalised
+`hidden_states(wav [B, T], wav_lengths [B], max_layer) -> (max_layer + 1 tensors [B, F, D], frame
+lengths [B])`, where entry 0 is what enters the first transformer layer and entry i the output of
+layer i (docs/models.md says what that is for each family). Inputs are raw waveforms; a model trained on z-normalised
 utterances (`normalize=True`) gets each utterance z-normalised over its valid samples first, as its
 training did. `normalize` is a buffer, so it is part of the weights' checksum: activations cached for
 normalised and raw inputs are never mixed up.
