@@ -210,7 +210,9 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
         "are skipped when run again.",
     )
     parser.add_argument("out", help="output folder")
-    parser.add_argument("--preset", default="tiny", help="model preset (default: tiny)")
+    parser.add_argument(
+        "--preset", default=None, help="model preset (default: the plan's: compact, --quick tiny)"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="a few minutes: fewer images, epochs, variants"
     )
@@ -218,7 +220,7 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--train-captions",
         type=int,
-        help="train on the first N training captions (0: all; default: the plan's, 800)",
+        help="train on the first N training captions (0: all; default: the plan's, all)",
     )
     parser.add_argument("--stage-epochs", help="epochs before and after the switch, e.g. 20,50")
     parser.add_argument("--every", type=int, help="probe every N-th epoch (default: the plan's)")

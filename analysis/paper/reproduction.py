@@ -76,24 +76,25 @@ class Plan:
     seeds: int = 1
     bootstrap: int = 1000
     read_speakers: int = 4  # training.corpus.READ_SPEAKERS (not imported: torch at start-up)
+    preset: str = "tiny"  # the model preset every run of the plan trains
 
 
 PLANS = {
-    # About 30 minutes on 2 cores (docs/reproduction.md): 51 epochs in all (3 x (2 + 5) + 6 x 5) of
-    # 25 steps, and 39 checkpoints probed on 12 files per speaker of each ABX set (~120 wavs). The
-    # corpus has 1200 images so that the test split (200 images, 1000 captions) can tell apart
-    # differences of a few points of recall, and the validation split that the forgetting curves
-    # follow has 40 images (one caption is 0.5% of its speech->image recall); training reads the
-    # captions of the first 160 training images only (`train_subset`), so it costs what a
-    # 200-image corpus costs.
+    # Within 30 minutes on a quiet 2-core machine (docs/reproduction.md): 42 epochs in all
+    # (3 x (2 + 4) + 6 x 4) of the 4800 training captions (150 steps of 32), two models at a time
+    # at one thread each, and the checkpoints of every second epoch probed on 12 files per speaker
+    # of each ABX set (~120 wavs). The corpus has 1200 images so that the test split (200 images,
+    # 1000 captions) can tell apart differences of a few points of recall; the validation split
+    # that the forgetting curves follow has 40 images. The `compact` preset learns words where
+    # `tiny` barely starts to (docs/model.md).
     "default": Plan(
         images=1200,
         stage_a=2,
-        stage_b=5,
+        stage_b=4,
         variants=VARIANTS,
         every=2,
         abx_files_per_speaker=12,
-        overrides=(("train_subset", 800),),
+        preset="compact",
     ),
     # A few minutes, for tests: fewer images, epochs and variants (still one per claim).
     "quick": Plan(
@@ -188,7 +189,7 @@ def _finished(run: Path, last_epoch: int) -> bool:
 def reproduce(
     out: Path | str,
     *,
-    preset: str = "tiny",
+    preset: str | None = None,
     quick: bool = False,
     plan: Plan | None = None,
     corpus: Path | str | None = None,
@@ -213,6 +214,7 @@ def reproduce(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plan = plan or PLANS["quick" if quick else "default"]
+    preset = preset or plan.preset
     if seeds is not None:
         plan = dataclasses.replace(plan, seeds=seeds)
     if plan.seeds < 1:

@@ -193,11 +193,27 @@ _TINY_MODEL = dataclasses.replace(
     resdavenet_widths=(32, 32, 64, 64),
 )
 _TINY_TRAIN = dataclasses.replace(_SMALL_TRAIN, lr=1e-3)
+# `compact` is the demo's preset: wider and shallower than `tiny` (width 64, 6 layers, the VGS branch
+# after layer 4, as 8 of 12 in the paper) with a wider ResDAVEnet, and the VGS branch reads the
+# unmasked input (the paper's text; its code masks it). On 1200 images it reached speech->image R@10
+# 24.6% after 300 steps of clean speech where `tiny` reached 14.8% (docs/model.md).
+_COMPACT_MODEL = dataclasses.replace(
+    _TINY_MODEL,
+    dim=64,
+    num_heads=2,
+    ffn_dim=128,
+    num_layers=6,
+    layer_use=4,
+    resdavenet_widths=(64, 64, 128, 128),
+    branch_heads=4,
+    mask_vgs_input=False,
+)
 
 PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
     "paper": (ModelConfig(), TrainConfig()),
     "tiny": (_TINY_MODEL, _TINY_TRAIN),
     "small": (_SMALL_MODEL, _SMALL_TRAIN),
+    "compact": (_COMPACT_MODEL, _TINY_TRAIN),
 }
 
 
