@@ -149,8 +149,9 @@ def as_layered_model(model: Any, *, sample_rate: int | None = None) -> LayeredMo
     """Wrap any model the probes take (see the module's docstring) in a `LayeredModel`.
 
     Args:
-        model: what the user passed: a path (sslvgs checkpoint or run, HF directory, fairseq file,
-            paper bundle or its folder, folder of checkpoints) or a model object.
+        model: what the user passed: a path (sslvgs checkpoint or run, HF directory or hub id
+            such as "facebook/wav2vec2-base" in the local hub cache, fairseq file, paper bundle or
+            its folder, folder of checkpoints) or a model object.
         sample_rate: override for torchaudio and live HF models, which do not record their rate
             (default 16 kHz).
     Raises:
@@ -163,7 +164,9 @@ def as_layered_model(model: Any, *, sample_rate: int | None = None) -> LayeredMo
     if isinstance(model, LayeredModel):
         return model
     if isinstance(model, str | Path):
-        return _from_path(Path(model))
+        from training.pretrained.hub import locate_model
+
+        return _from_path(locate_model(model), str(model))
     if is_hf_model(model):
         wrapped = wrap_hf(model, sample_rate=sample_rate or 16000)
         return _from_sslvgs(wrapped, f"an in-memory transformers {type(model).__name__}")
@@ -179,15 +182,15 @@ def as_layered_model(model: Any, *, sample_rate: int | None = None) -> LayeredMo
     )
 
 
-def _from_path(path: Path) -> LayeredModel:
+def _from_path(path: Path, description: str) -> LayeredModel:
     from training import load_model
     from training.pretrained import load_pretrained, pretrained_kind
 
     kind = pretrained_kind(path)
     if kind == "sslvgs":
-        return _from_sslvgs(load_model(path), str(path))
+        return _from_sslvgs(load_model(path), description)
     # Models made elsewhere cache their activations in the user cache, not beside their files.
-    return _from_sslvgs(load_pretrained(path), str(path))
+    return _from_sslvgs(load_pretrained(path), description)
 
 
 def _from_sslvgs(module: torch.nn.Module, description: str) -> LayeredModel:

@@ -21,3 +21,7 @@ from .safe_pickle import torch_load as torch_load
 from .trajectory import checkpoint_index as checkpoint_index
 from .trajectory import trajectory as trajectory
 from .trajectory import trajectory_root as trajectory_root
+from .hub import NotCachedError as NotCachedError
+from .hub import hub_cache as hub_cache
+from .hub import locate_model as locate_model
+from .hub import resolve_hub_id as resolve_hub_id
