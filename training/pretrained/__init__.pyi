@@ -12,6 +12,10 @@ from .hf import is_hf_directory as is_hf_directory
 from .hf import is_hf_model as is_hf_model
 from .hf import load_hf as load_hf
 from .hf import wrap_hf as wrap_hf
+from .hub import NotCachedError as NotCachedError
+from .hub import hub_cache as hub_cache
+from .hub import locate_model as locate_model
+from .hub import resolve_hub_id as resolve_hub_id
 from .loading import load_pretrained as load_pretrained
 from .loading import model_identity as model_identity
 from .loading import pretrained_kind as pretrained_kind
@@ -21,7 +25,3 @@ from .safe_pickle import torch_load as torch_load
 from .trajectory import checkpoint_index as checkpoint_index
 from .trajectory import trajectory as trajectory
 from .trajectory import trajectory_root as trajectory_root
-from .hub import NotCachedError as NotCachedError
-from .hub import hub_cache as hub_cache
-from .hub import locate_model as locate_model
-from .hub import resolve_hub_id as resolve_hub_id
