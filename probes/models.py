@@ -86,6 +86,8 @@ class LayeredModel:
         checkpoint: the checkpoint file the weights were loaded from, when known.
         min_samples: the fewest samples of audio that give one frame (the front end's receptive
             field); shorter utterances are skipped or refused by name, never fed to the model.
+        znorm: z-normalise each waveform over its valid samples before the model (the paper
+            protocol's view of a model that does not do it itself, `probes.protocol`).
     """
 
     module: torch.nn.Module
@@ -97,6 +99,7 @@ class LayeredModel:
     description: str
     checkpoint: Path | None = None
     min_samples: int = 1
+    znorm: bool = False
 
     def hidden_states(
         self, wav: torch.Tensor, wav_lengths: torch.Tensor, max_layer: int
@@ -110,8 +113,10 @@ class LayeredModel:
         Returns:
             (list of max_layer + 1 tensors [B, F, D], frame_lengths [B] long)
         """
-        from training.pretrained.encoders import HFEncoder, TorchaudioEncoder
+        from training.pretrained.encoders import HFEncoder, TorchaudioEncoder, zscore
 
+        if self.znorm:
+            wav = zscore(wav, wav_lengths.to(wav.device))
         if isinstance(self.module, HFEncoder | TorchaudioEncoder):
             states, frame_lengths = self.module.hidden_states(wav, wav_lengths, max_layer=max_layer)
             return states, frame_lengths.long()
