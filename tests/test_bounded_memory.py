@@ -71,6 +71,17 @@ def test_the_grid_fast_path_holds_one_layer_at_a_time(items):
     assert not abx_fast_path._FEATURES  # the spilled layers are gone
 
 
+def test_spill_folders_are_grid_scratch_folders(items):
+    from analysis.gridding.registry import SCRATCH_PREFIX
+
+    assert abx_fast_path.SPILL_PREFIX == SCRATCH_PREFIX  # so clean_scratch removes a dead one
+    abx_fast_path.abx_layers(model_of(1), [1], checkpoint="m1", items=items, speaker="across")
+    ((_, spilled),) = abx_fast_path._FEATURES.values()
+    assert spilled.folder.name.startswith(SCRATCH_PREFIX) and spilled.folder.is_dir()
+    abx_fast_path.forget_features()
+    assert not spilled.folder.exists()
+
+
 def test_probes_abx_all_holds_one_layer_at_a_time(items, tmp_path):
     def every_layer(layers):
         model = model_of(layers)

@@ -138,12 +138,13 @@ def spill_activations(
     """
     import torch
 
-    from probes.activations import audio_length, load_wav_batch, plan_batches
+    from probes.activations import audio_length, load_wav_batch, plan_batches, refuse_too_long
     from probes.models import bounded_memory
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     n_samples = [audio_length(utt, layered.sample_rate) for utt in source.utterances]
+    refuse_too_long(layered, source.utterances, n_samples, device)
     plan = plan_batches(n_samples, batch_size, int(max_batch_seconds * layered.sample_rate))
     layered.module.to(device)
     names, lengths = [], []
@@ -185,13 +186,14 @@ class _StoreLayers:
         pass
 
 
-def _spill_folder() -> Path:
-    # Named as the grid's scratch folders, so that one left by a killed process is removed by the
-    # next grid (registry.clean_scratch); forget_features removes it otherwise.
-    from analysis.gridding.registry import SCRATCH_PREFIX, clean_scratch
+# Named as the grid's scratch folders (registry.SCRATCH_PREFIX + "<pid>-"), so that one left by a
+# killed process is removed by the next grid (registry.clean_scratch); forget_features removes it
+# otherwise. (Not imported: registry imports this module.)
+SPILL_PREFIX = "sslvgs-grid-"
 
-    clean_scratch()
-    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-layers-"))
+
+def _spill_folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-layers-"))
 
 
 def _features(model, checkpoint, items: Path, wavs, device, store, protocol):
