@@ -141,7 +141,7 @@ def main() -> None:
         print(f"{mode:6s} wall {result['wall']:7.1f} s  cpu {result['cpu']:7.1f} s  "
               f"peak RSS {result['peak'] / 2**30:5.2f} GiB  "
               f"({per_hour:7.0f} s per hour of audio per checkpoint; load {load:.2f}, "
-              f"{os.environ.get('OMP_NUM_THREADS', 'all')} threads)")  # fmt: skip
+              f"{os.environ.get('OMP_NUM_THREADS', 'all')} threads)", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
