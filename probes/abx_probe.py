@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from probes.activations import as_store, check_store_layers, extract, layer_features, store_items
 from probes.models import as_layered_model, corpus_of, default_abx_set, resolve_layers
+from probes.protocol import Protocol, abx_options, for_protocol, paper_layers
 from probes.sources import abx_set
 from probes.vocabulary import (
     CONTEXTS,
@@ -63,6 +64,7 @@ def abx(
     device: str = "cpu",
     batch_size: int = 8,
     progress: bool = True,
+    protocol: Protocol = "default",
     **engine_options: Any,
 ) -> AbxResult | xr.DataArray:
     """ABX error of one layer (or several) of a model on a ZeroSpeech item file.
@@ -87,6 +89,9 @@ def abx(
         extract_layers: the layers extracted on a cache miss ("all" so later layers are cache hits).
         device: where the model runs ("cpu", "cuda", ...).
         progress: show progress bars.
+        protocol: "default", or "paper" for the paper's evaluation (`probes.protocol`): libri-light
+            slicing (compat="librilight"), layers numbered 1..N as the paper prints them (the same
+            numbers as here; layer 0 refused, "all" = 1..N), waveforms z-normalised per utterance.
         engine_options: passed to `probes.abx_engine.score` (pooling, compat, max_size_group, ...).
     Returns:
         one layer (an int): the engine's AbxResult (`float(result)` is the error in 0..1, `.cells`
@@ -98,9 +103,10 @@ def abx(
     check_choice("speaker", speaker, SPEAKERS)
     check_choice("context", context, CONTEXTS)
     check_choice("distance", distance, DISTANCES)
-    dataset, item_file = _dataset_and_items(
+    engine_options = abx_options(protocol, engine_options)
+    dataset, item_file, layers = _dataset_and_items(
         model, layers, items, corpus=corpus, wavs=wavs, allow_outside=allow_outside, store=store,
-        extract_layers=extract_layers, resample=resample,
+        extract_layers=extract_layers, resample=resample, protocol=protocol,
         dtype=dtype, device=device, batch_size=batch_size, progress=progress,
     )  # fmt: skip
     available = [int(which) for which in dataset.layer.values]
@@ -122,7 +128,7 @@ def abx(
         coords={"layer": chosen},
         name="abx_error",
         attrs={"probe": "abx", "items": str(item_file), "speaker": speaker, "context": context,
-               "distance": distance, "model": dataset.attrs.get("model", ""),
+               "distance": distance, "model": dataset.attrs.get("model", ""), "protocol": protocol,
                **{k: str(v) for k, v in engine_options.items()}},
     )  # fmt: skip
 
@@ -136,15 +142,21 @@ def _dataset_and_items(
     wavs: Any,
     allow_outside: bool,
     store: Any,
+    protocol: str,
     **extract_options: Any,
-) -> tuple[xr.Dataset, Path]:
-    """The activations to score (all requested layers present) and the item file."""
+) -> tuple[xr.Dataset, Path, Any]:
+    """The activations to score (all requested layers present), the item file and the layers
+    asked for (under protocol="paper", "all" is 1..N)."""
     stored = as_store(model)
     if stored is not None:
         item_file = abx_item_file(items, corpus) if items is not None else store_items(stored)
+        if protocol == "paper":
+            layer = paper_layers(layer, int(max(stored.layer.values)), "the store")
         check_store_layers(stored, layer)
-        return stored, item_file
-    layered = as_layered_model(model)
+        return stored, item_file, layer
+    layered = for_protocol(as_layered_model(model), protocol)
+    if protocol == "paper":
+        layer = paper_layers(layer, layered.num_layers, layered.description)
     resolve_layers(layer, layered.num_layers, layered.description)
     if items is None:
         item_file = default_abx_set(corpus_of(layered, corpus))
@@ -158,4 +170,4 @@ def _dataset_and_items(
         item_file = abx_item_file(items, corpus or recorded)
     dataset = extract(layered, abx_set(item_file, wavs, allow_outside=allow_outside), extract_options.pop("extract_layers"),
                       store, **extract_options)  # fmt: skip
-    return dataset, item_file
+    return dataset, item_file, layer

@@ -53,6 +53,9 @@ __all__ = [
     "as_store",
     "store_items",
     "check_store_layers",
+    "forward_bytes",
+    "memory_budget",
+    "refuse_too_long",
 ]
 
 DTYPES = ("float32", "float16")
@@ -234,6 +237,7 @@ def _fill(
     short = [i for i, n in enumerate(n_samples) if n < layered.min_samples]
     if short:
         warn_short([src.utterances[i] for i in short], [n_samples[i] for i in short], layered)
+    refuse_too_long(layered, src.utterances, n_samples, device)
     layered.module.to(device)
     writer = StoreWriter.open(
         path, header=header, utterances=src.utterances, dim=layered.dim, overwrite=overwrite
@@ -303,6 +307,70 @@ def warn_short(utterances: list[Utterance], n_samples: list[int], layered: Layer
         ShortAudioWarning,
         stacklevel=4,
     )
+
+
+# The front end's first convolution (wav2vec 2.0: 512 channels, stride 5) and what it keeps alive
+# (output, norm, activation), and bytes per attention score (float32 scores and softmax).
+_FRONT_CHANNELS, _FRONT_STRIDE, _FRONT_COPIES, _ATTENTION_COPIES = 512, 5, 3, 2
+
+
+def forward_bytes(layered: LayeredModel, n_samples: int) -> int:
+    """About the peak bytes of one utterance of `n_samples` through `layered` alone (float32):
+    the front end's first convolution, one layer's attention scores (frames^2 x heads, heads
+    = dim / 64) and the hidden states of every layer. An estimate to refuse what cannot run, not a
+    measurement: attention grows with the square of the length (10 min of audio at 50 Hz is 30k
+    frames, 43 GB of scores for a base model)."""
+    frames = int(n_samples * layered.frame_rate / layered.sample_rate) + 1
+    heads = max(1, layered.dim // 64)
+    front = (n_samples // _FRONT_STRIDE) * _FRONT_CHANNELS * _FRONT_COPIES
+    attention = frames * frames * heads * _ATTENTION_COPIES
+    states = (layered.num_layers + 1) * frames * layered.dim
+    return 4 * (front + attention + states)
+
+
+def memory_budget(device: str | torch.device = "cpu") -> int:
+    """Bytes a forward pass may take: $SSLVGS_MEMORY_GB if set, else the device's free memory
+    (MemAvailable of /proc/meminfo on the CPU; 16 GiB where it cannot be read)."""
+    import os
+
+    if os.environ.get("SSLVGS_MEMORY_GB"):
+        return int(float(os.environ["SSLVGS_MEMORY_GB"]) * 2**30)
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 16 * 2**30
+
+
+class AudioTooLongError(ValueError):
+    """An utterance whose forward pass would not fit in memory; names it, its length and the need."""
+
+
+def refuse_too_long(
+    layered: LayeredModel, utterances: Sequence[Utterance], n_samples: Sequence[int], device: Any
+) -> None:
+    """AudioTooLongError naming the longest utterance if its forward pass alone needs more than
+    `memory_budget`: refused before the model runs, rather than dying in an allocation error."""
+    if not n_samples:
+        return
+    longest = max(range(len(n_samples)), key=lambda i: n_samples[i])
+    need, budget = forward_bytes(layered, n_samples[longest]), memory_budget(device)
+    if need > budget:
+        seconds = n_samples[longest] / layered.sample_rate
+        raise AudioTooLongError(
+            f"{utterances[longest].wav}: {seconds:.1f} s of audio needs about {need / 2**30:.1f} GiB "
+            f"for one forward pass of {layered.description} (attention over its "
+            f"{int(seconds * layered.frame_rate)} frames grows with their square), more than the "
+            f"{budget / 2**30:.1f} GiB available on {device}; cut it into utterances of a few "
+            "seconds to tens of seconds (as ZeroSpeech and LibriSpeech are), or set the budget "
+            "with the environment variable SSLVGS_MEMORY_GB"
+        )
 
 
 def audio_length(utt: Utterance, sample_rate: int, *, resample: bool = False) -> int:

@@ -33,6 +33,13 @@ def _register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
         "depth (LibriSpeech's layout included); default: wavs/ beside the item file",
     )
     parser.add_argument("--device", default="cpu", help="with --model: where the model runs")
+    parser.add_argument(
+        "--protocol",
+        choices=("default", "paper"),
+        default="default",
+        help="paper: the paper's evaluation (libri-light slicing, i.e. --compat librilight; "
+        "layers 1..N as the paper prints them; waveforms z-normalised per utterance)",
+    )
     add_resample_option(parser)
     add_allow_outside_option(parser)
     parser.set_defaults(func=_abx)
@@ -41,7 +48,11 @@ def _register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
 
 def _abx(args: argparse.Namespace) -> int:
     from probes.abx_engine.command import run_abx
+    from probes.protocol import abx_options
 
+    args.compat = abx_options(args.protocol, {"compat": args.compat} if args.compat else {}).get(
+        "compat"
+    )
     if args.model is None:
         for given, option in ((args.wavs is not None, "--wavs"), (args.resample, "--resample"),
                               (args.allow_outside_root, "--allow-outside-root")):  # fmt: skip
@@ -66,7 +77,7 @@ def abx_of_model(args: argparse.Namespace) -> int:
         distance=args.distance, pooling=None if args.pooling == "none" else args.pooling,
         compat=args.compat, max_size_group=args.max_size_group, max_x_across=args.max_x_across,
         seed=args.seed, device=args.device, progress=not args.no_progress and not args.json,
-        resample=args.resample, allow_outside=args.allow_outside_root,
+        resample=args.resample, allow_outside=args.allow_outside_root, protocol=args.protocol,
     )  # fmt: skip
     return report(result, args)
 
@@ -158,6 +169,13 @@ def _register_recall(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--protocol",
+        choices=("default", "paper"),
+        default="default",
+        help="paper: the paper's evaluation (recall is the same in both: one-to-many image "
+        "queries, z-normalised waveforms; recorded in the output)",
+    )
     add_progress_flag(parser)
     parser.set_defaults(func=_recall)
 
@@ -172,7 +190,7 @@ def _recall(args: argparse.Namespace) -> int:
         args.model, args.split, args.k, args.corpus, batch_size=args.batch_size, device=args.device,
         bootstrap=args.bootstrap, progress=not args.no_progress, resample=args.resample,
         regions=None if args.regions is None else [Path(p) for p in args.regions],
-        allow_outside=args.allow_outside_root,
+        allow_outside=args.allow_outside_root, protocol=args.protocol,
     )  # fmt: skip
     rows = [
         {"direction": str(d), "k": int(k), "recall": float(result.sel(direction=d, k=k)),

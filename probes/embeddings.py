@@ -53,6 +53,13 @@ def embed_split(
         raise ValueError(
             f"{layered.description} has no speech-image branches: recall needs an SSLVGS"
         )
+    from probes.protocol import normalises_input
+
+    # Recall's one protocol (the paper's) z-normalises every waveform: SSLVGS.features does it.
+    if not normalises_input(module):
+        raise ValueError(
+            f"{layered.description} does not z-normalise its input: recall needs an SSLVGS"
+        )
     root = corpus_of(layered, corpus)
     if regions is None:
         regions = _recorded_regions(layered, root)

@@ -87,6 +87,8 @@ class LayeredModel:
         checkpoint: the checkpoint file the weights were loaded from, when known.
         min_samples: the fewest samples of audio that give one frame (the front end's receptive
             field); shorter utterances are skipped or refused by name, never fed to the model.
+        znorm: z-normalise each waveform over its valid samples before the model (the paper
+            protocol's view of a model that does not do it itself, `probes.protocol`).
     """
 
     module: torch.nn.Module
@@ -98,6 +100,7 @@ class LayeredModel:
     description: str
     checkpoint: Path | None = None
     min_samples: int = 1
+    znorm: bool = False
 
     def hidden_states(
         self, wav: torch.Tensor, wav_lengths: torch.Tensor, max_layer: int
@@ -111,6 +114,10 @@ class LayeredModel:
         Returns:
             (list of max_layer + 1 tensors [B, F, D], frame_lengths [B] long)
         """
+        from training.pretrained.encoders import zscore
+
+        if self.znorm:
+            wav = zscore(wav, wav_lengths.to(wav.device))
         states, frame_lengths = self.module.hidden_states(wav, wav_lengths, max_layer=max_layer)
         return list(states), frame_lengths.long()
 
@@ -145,8 +152,9 @@ def as_layered_model(model: Any, *, sample_rate: int | None = None) -> LayeredMo
     """Wrap any model the probes take (see the module's docstring) in a `LayeredModel`.
 
     Args:
-        model: what the user passed: a path (sslvgs checkpoint or run, HF directory, fairseq file,
-            paper bundle or its folder, folder of checkpoints) or a model object.
+        model: what the user passed: a path (sslvgs checkpoint or run, HF directory or hub id
+            such as "facebook/wav2vec2-base" in the local hub cache, fairseq file, paper bundle or
+            its folder, folder of checkpoints) or a model object.
         sample_rate: override for torchaudio and live HF models, which do not record their rate
             (default 16 kHz).
     Raises:
@@ -159,7 +167,9 @@ def as_layered_model(model: Any, *, sample_rate: int | None = None) -> LayeredMo
     if isinstance(model, LayeredModel):
         return model
     if isinstance(model, str | Path):
-        return _from_path(Path(model))
+        from training.pretrained.hub import locate_model
+
+        return _from_path(locate_model(model), str(model))
     if is_hf_model(model):
         wrapped = wrap_hf(model, sample_rate=sample_rate or 16000)
         return _from_sslvgs(wrapped, f"an in-memory transformers {type(model).__name__}")
@@ -175,15 +185,15 @@ def as_layered_model(model: Any, *, sample_rate: int | None = None) -> LayeredMo
     )
 
 
-def _from_path(path: Path) -> LayeredModel:
+def _from_path(path: Path, description: str) -> LayeredModel:
     from training import load_model
     from training.pretrained import load_pretrained, pretrained_kind
 
     kind = pretrained_kind(path)
     if kind == "sslvgs":
-        return _from_sslvgs(load_model(path), str(path))
+        return _from_sslvgs(load_model(path), description)
     # Models made elsewhere cache their activations in the user cache, not beside their files.
-    return _from_sslvgs(load_pretrained(path), str(path))
+    return _from_sslvgs(load_pretrained(path), description)
 
 
 def _from_sslvgs(module: torch.nn.Module, description: str) -> LayeredModel:

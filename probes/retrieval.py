@@ -34,6 +34,7 @@ def recall(
     regions: Any = None,
     resample: bool = False,
     allow_outside: bool = False,
+    protocol: str = "default",
 ) -> xr.DataArray:
     """Recall@k of a trained model on a corpus split (SpokenCOCO protocol).
 
@@ -46,14 +47,20 @@ def recall(
             (a list for several); default: the corpus's own regions/ folder.
         resample: resample captions at another rate than the model's (refused by default).
         allow_outside: read wav paths that leave the split file's folder.
+        protocol: "default" or "paper" (`probes.protocol`): the same rules for recall, which are the
+            paper's (an image query hits when any of its captions is in the top k; each caption
+            queries every image; waveforms z-normalised per utterance by the model); recorded in
+            the attrs so a table says which protocol it follows.
     Returns:
         as `recall_at_k`, with attrs naming the model, corpus, split, split file and regions, and
         every query's rank (``speech_ranks`` [captions], ``image_ranks`` [images], ``caption_image``
         [captions]: `retrieval_ranks`), so ``analysis.paired_recall(recall(a), recall(b))`` works.
     """
     from probes.embeddings import embed_split
+    from probes.protocol import check_protocol
     from training.data.spokencoco import split_path
 
+    check_protocol(protocol)
     image_emb, audio_emb, owner, model_name, root = embed_split(
         model, split, corpus, batch_size=batch_size, device=device, progress=progress,
         regions=regions, resample=resample, allow_outside=allow_outside,
@@ -71,6 +78,6 @@ def recall(
     result.attrs.update(
         model=model_name, corpus=str(root), split=split, probe="recall",
         split_file=str(split_path(root, split)),
-        regions=str(regions if regions is not None else "regions/"),
+        regions=str(regions if regions is not None else "regions/"), protocol=protocol,
     )  # fmt: skip
     return result

@@ -12,6 +12,10 @@ from .hf import is_hf_directory as is_hf_directory
 from .hf import is_hf_model as is_hf_model
 from .hf import load_hf as load_hf
 from .hf import wrap_hf as wrap_hf
+from .hub import NotCachedError as NotCachedError
+from .hub import hub_cache as hub_cache
+from .hub import locate_model as locate_model
+from .hub import resolve_hub_id as resolve_hub_id
 from .loading import load_pretrained as load_pretrained
 from .loading import model_identity as model_identity
 from .loading import pretrained_kind as pretrained_kind

@@ -8,6 +8,9 @@ Kinds, in the order they are told apart:
 - ``"trajectory"``: a folder of checkpoints made elsewhere (training/pretrained/trajectory.py);
   as a model, its last checkpoint;
 - ``"fairseq"``: any other file (a fairseq checkpoint; refused with a message if it is not one).
+
+Every path may also be a Hugging Face hub id (`facebook/wav2vec2-base`), read from the local hub
+cache (training/pretrained/hub.py; never downloaded).
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ def pretrained_kind(path: str | Path) -> str:
     """
     from training.pretrained.bundle import is_bundle
     from training.pretrained.hf import is_hf_directory
+    from training.pretrained.hub import locate_model
     from training.pretrained.trajectory import is_trajectory
     from training.run.directory import is_run
 
-    path = Path(path)
+    path = locate_model(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint file or directory")
     if path.is_file():
@@ -67,7 +71,9 @@ def load_pretrained(path: str | Path, **options: Any) -> torch.nn.Module:
     options: passed to the kind's loader (`normalize=`, `sample_rate=` for HF; `normalize=` for
     fairseq; `args=` for bundles).
     """
-    path = Path(path)
+    from training.pretrained.hub import locate_model
+
+    path = locate_model(path)
     kind = pretrained_kind(path)
     if kind == "sslvgs":
         from training.run.checkpoints import load_model
@@ -107,9 +113,10 @@ def model_identity(path: str | Path) -> str:
     """A hex id of the model at `path` for caches: an sslvgs checkpoint's checksum (its header); for
     models made elsewhere a hash of their files' names, sizes and modification times, so a replaced
     file is measured again without reading gigabytes of weights on every call."""
+    from training.pretrained.hub import locate_model
     from training.run.checkpoints import checkpoint_id
 
-    path = Path(path)
+    path = locate_model(path)
     kind = pretrained_kind(path)
     if kind == "sslvgs":
         return checkpoint_id(path)

@@ -9,12 +9,18 @@ resuming, the optimizer, LR schedule, RNG states and trainer counters. It is wri
 file in the same directory, fsynced and renamed, so a process killed mid-write leaves only a temporary
 file that is never taken for a checkpoint; a truncated or altered file fails its checksum.
 `checkpoint_id` (the checksum) is the cache key that probes and analysis use for a checkpoint.
+
+`load_model` (probing, grids) reads the weights only: the checksum is verified in 8 MiB chunks and
+the archive is memory-mapped, so the optimizer state and everything else a resumable checkpoint holds
+stay on disk (`read_model_payload`); `load_checkpoint` (resuming) reads it all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,7 @@ __all__ = [
     "CheckpointError",
     "save_checkpoint",
     "load_checkpoint",
+    "read_model_payload",
     "checkpoint_id",
     "last_checkpoint",
     "load_model",
@@ -93,6 +100,98 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: unreadable checkpoint payload: {err}") from err
 
 
+# The payload keys a model is built from; everything else (optimizer, scheduler, RNG) is for resuming.
+MODEL_KEYS = ("model_config", "model", "epoch")
+_CHUNK = 8 << 20
+
+
+def _verify_streaming(path: Path) -> None:
+    with open(path, "rb") as f:
+        expected = _read_header(path, f.read(_HEADER_LEN))
+        digest = hashlib.sha256()
+        size = 0
+        buffer = memoryview(bytearray(_CHUNK))  # one buffer, reused: memory stays at one chunk
+        while count := f.readinto(buffer):
+            digest.update(buffer[:count])
+            size += count
+    if digest.hexdigest() != expected:
+        raise CheckpointError(
+            f"{path}: checksum mismatch ({size} payload bytes): the file is truncated or corrupt"
+        )
+
+
+class _NotMappable(Exception):
+    """An archive laid out otherwise than torch.save's (compressed, big-endian): read it whole."""
+
+
+def _mapped_payload(path: Path) -> Any:
+    """The payload with every tensor a view of the file mapped in memory (copy on write): pages of
+    tensors never read (the optimizer state) are never loaded. torch.load(mmap=True) needs the
+    archive at offset 0; here it follows the header, which zipfile finds."""
+    from torch._weights_only_unpickler import Unpickler
+
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
+        infos = {info.filename: info for info in archive.infolist()}
+        pickles = [name for name in infos if name.endswith("/data.pkl")]
+        if len(pickles) != 1:
+            raise _NotMappable
+        root = pickles[0][: -len("data.pkl")]
+        order = infos.get(root + "byteorder")
+        if order is not None and archive.read(order) != b"little":
+            raise _NotMappable
+        data_pkl = archive.read(pickles[0])
+
+        def data_offset(key: str) -> int:
+            info = infos.get(f"{root}data/{key}")
+            if info is None or info.compress_type != zipfile.ZIP_STORED:
+                raise _NotMappable
+            raw.seek(info.header_offset)
+            header = raw.read(30)
+            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            return info.header_offset + 30 + name_len + extra_len
+
+        whole = torch.UntypedStorage.from_file(str(path), False, path.stat().st_size)
+        storages: dict[str, Any] = {}
+
+        def persistent_load(saved_id: tuple) -> Any:
+            _, storage_type, key, _, numel = saved_id
+            dtype = torch.uint8 if storage_type is torch.UntypedStorage else storage_type.dtype
+            if key not in storages:
+                start = data_offset(key)
+                nbytes = numel * torch._utils._element_size(dtype)
+                storages[key] = torch.storage.TypedStorage(
+                    wrap_storage=whole[start : start + nbytes], dtype=dtype, _internal=True
+                )
+            return storages[key]
+
+        unpickler = Unpickler(io.BytesIO(data_pkl), encoding="utf-8")
+        unpickler.persistent_load = persistent_load
+        return unpickler.load()
+
+
+def read_model_payload(path: str | Path) -> dict[str, Any]:
+    """What a model is built from (``MODEL_KEYS``), read from a verified checkpoint file without
+    loading the rest: its optimizer state stays on disk. The weights are views of the mapped file
+    until copied into a model (``load_weights`` does).
+
+    Raises:
+        FileNotFoundError, CheckpointError: as ``load_checkpoint``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    _verify_streaming(path)
+    try:
+        payload = _mapped_payload(path)
+    except _NotMappable:
+        payload = load_checkpoint(path)
+    except Exception as err:  # as load_checkpoint: a checksum-valid file written by something else
+        raise CheckpointError(f"{path}: unreadable checkpoint payload: {err}") from err
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path}: unreadable checkpoint payload: not a dict")
+    return {key: payload[key] for key in MODEL_KEYS if key in payload}
+
+
 def last_checkpoint(run_dir: str | Path) -> Path | None:
     """The run's checkpoint with the highest epoch, or None."""
     found = list_checkpoints(run_dir)
@@ -128,12 +227,13 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     from training.model import SSLVGS
 
     path = resolve_checkpoint(path)
-    payload = load_checkpoint(path, map_location=device)
+    payload = read_model_payload(path)  # the weights only: the optimizer state stays on disk
     cfg = config_from_dict(ModelConfig, payload["model_config"])
     model = SSLVGS(cfg)
     load_weights(model, payload["model"], path)
     model.checkpoint_path = path
     model.epoch = payload.get("epoch")
+    del payload  # unmaps the file
     return model.to(device).eval()
 
 
