@@ -68,6 +68,7 @@ def run_training_jobs(
             _say(progress, f"train {job.name} ...")
             record(job.name, _train_one(corpus, job))
         return
+    _say(progress, f"training {len(jobs)} models, {processes} at a time")
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         _run_pool(pool, corpus, jobs, record, progress)
@@ -96,7 +97,6 @@ def _run_pool(pool, corpus: Path, jobs: list[TrainJob], record, progress: bool) 
     while pending or running:
         if failure is None:
             for job in [j for j in pending if j.after is None or j.after in done]:
-                _say(progress, f"train {job.name} ...")
                 running[pool.submit(_train_one, corpus, job)] = job
                 pending.remove(job)
         if not running:
