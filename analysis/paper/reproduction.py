@@ -4,7 +4,8 @@ Steps (each skipped when already done, so a killed run continues where it stoppe
 1. build the spoken-scenes corpus in OUT/corpus (or use an existing one);
 2. train the 3 base models, W2V2 (alpha 0), VGS (alpha 1) and VGS+ (alpha 0.5), for A + B epochs;
 3. train the scheduled variants (A, B) for B epochs each, starting from base model A's checkpoint at
-   epoch A (as the paper does), instead of training stage A again; A : B = 2 : 5 as in the paper;
+   epoch A (as the paper does), instead of training stage A again (the paper's A : B is 20 : 50; the
+   default plan's 2 : 4); models train several at a time on the CPU (analysis/paper/training_jobs.py);
 4. probe: ABX at every layer (within and across speaker and across context, on the `read` and
    `captions` ABX sets) every few epochs, test recall at the end, CKA between base models and the
    variants' drift from the switch; all cached beside the runs;
