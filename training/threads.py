@@ -1,9 +1,10 @@
 """How many CPU threads a training process uses: half the cores by default, so it survives neighbours.
 
 torch's default on the CPU is one thread per core. A step then waits at every operator for its
-slowest thread, and when another busy process takes one of those cores the step stalls: on a 2-core
-machine a `tiny` step took 3.5x its quiet time beside one busy process at two threads and 1.6x at
-one thread (docs/training.md, "Threads and neighbours"). Half the cores leaves room for one
+slowest thread, and when another busy process takes one of those cores the step stalls: on the
+2-core VM a `tiny` step took 2.83x its quiet time beside one busy process at two threads and 0.97x
+at one thread, 10.5x and 2.07x beside three (benchmarks/train_step_floor.py, 2026-12-07, load 1;
+docs/performance.md). Half the cores leaves room for one
 neighbour; `sslvgs reproduce` fills the rest with a second training process (`jobs`).
 """
 

@@ -79,7 +79,7 @@ def _ordered(jobs: list[TrainJob]) -> list[TrainJob]:
     done: set[str] = set()
     pending, ordered = list(jobs), []
     while pending:
-        ready = [job for job in pending if job.after is None or job.after in done]
+        ready = _ready(pending, done)
         if not ready:
             raise ValueError("training jobs wait for each other in a circle")
         for job in ready:
@@ -89,6 +89,11 @@ def _ordered(jobs: list[TrainJob]) -> list[TrainJob]:
     return ordered
 
 
+def _ready(pending: list[TrainJob], done: set[str]) -> list[TrainJob]:
+    """The pending jobs whose base run (if any) is finished."""
+    return [job for job in pending if job.after is None or job.after in done]
+
+
 def _run_pool(pool, corpus: Path, jobs: list[TrainJob], record, progress: bool) -> None:
     pending = list(jobs)
     running: dict[Future, TrainJob] = {}
@@ -96,7 +101,7 @@ def _run_pool(pool, corpus: Path, jobs: list[TrainJob], record, progress: bool) 
     failure: BaseException | None = None
     while pending or running:
         if failure is None:
-            for job in [j for j in pending if j.after is None or j.after in done]:
+            for job in _ready(pending, done):
                 running[pool.submit(_train_one, corpus, job)] = job
                 pending.remove(job)
         if not running:
