@@ -205,3 +205,52 @@ def test_the_log_mel_front_end_computes_torchaudios_mel_spectrogram():
     encoder = LogMelFeatureEncoder(40, 64)
     wav = torch.randn(3, 16000, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(encoder.mel_power(wav), encoder.melspec(wav), rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 6), st.integers(1, 8), st.integers(0, 2**32 - 1))
+def test_contrastive_loss_matches_cosine_similarity_with_repeated_targets(m, k, d, seed):
+    """The fast loss (normalise once, batched product, equal rows by sorting) against the plain
+    F.cosine_similarity formulation on quantised-like targets with many equal rows."""
+    g = torch.Generator().manual_seed(seed)
+    pred = torch.randn(m, d, generator=g, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 2, (m, d), generator=g).double().requires_grad_(True)
+    negatives = torch.randint(0, m, (m, k), generator=g)
+    candidates = torch.cat([targets[:, None, :], targets[negatives]], dim=1)
+    logits = torch.nn.functional.cosine_similarity(pred[:, None, :], candidates, dim=-1) / 0.1
+    same = (targets[negatives] == targets[:, None, :]).all(-1)
+    logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, float("-inf"))], 1)
+    plain = torch.nn.functional.cross_entropy(
+        logits.float(), torch.zeros(m, dtype=torch.long), reduction="sum"
+    )
+    fast = contrastive_loss_sum(pred, targets, negatives, temperature=0.1)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-4)
+    grads = torch.autograd.grad(fast, (pred, targets))
+    plain_grads = torch.autograd.grad(plain, (pred, targets))
+    for ours, theirs in zip(grads, plain_grads, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_quantizer_codevectors_match_fairseqs_broadcast_sum():
+    """The quantizer's per-group product against fairseq's [N, G*V, 1] * [1, G*V, d] then sum,
+    values and gradients, with Gumbel noise (straight-through) and without (argmax)."""
+    from training.wav2vec2 import GumbelVectorQuantizer
+
+    torch.manual_seed(3)
+    quantizer = GumbelVectorQuantizer(in_dim=12, groups=2, entries=5, codevector_dim=8)
+    x = torch.randn(7, 12, requires_grad=True)
+    for noise in (torch.randn(7, 10), None):
+        vectors = quantizer(x, noise)[0]
+        logits = quantizer.weight_proj(x).view(14, 5)
+        if noise is None:
+            hard = torch.nn.functional.one_hot(logits.argmax(-1), 5).float()
+        else:
+            soft = ((logits + noise.view(14, 5)) / quantizer.temperature).softmax(-1)
+            hard = torch.nn.functional.one_hot(soft.argmax(-1), 5).float() - soft.detach() + soft
+        fairseq = (hard.view(7, 10, 1) * quantizer.codevectors).view(7, 2, 5, -1).sum(2)
+        torch.testing.assert_close(vectors, fairseq.reshape(7, -1))
+        if noise is not None:
+            ours = torch.autograd.grad(vectors.sum(), (x, quantizer.codevectors))
+            theirs = torch.autograd.grad(fairseq.sum(), (x, quantizer.codevectors))
+            for a, b in zip(ours, theirs, strict=True):
+                torch.testing.assert_close(a, b)

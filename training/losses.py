@@ -24,14 +24,33 @@ def contrastive_loss_sum(
     from other masked frames of the same utterance (distractors). A distractor equal to the target is
     not a negative (logit -inf), as in fairseq.
     """
-    negatives = targets[negative_index]  # [M, K, D]
-    candidates = torch.cat([targets[:, None, :], negatives], dim=1)  # [M, 1+K, D]
-    logits = F.cosine_similarity(predictions[:, None, :].float(), candidates.float(), dim=-1)
-    logits = logits / temperature
-    same_as_target = (negatives == targets[:, None, :]).all(-1)
-    logits[:, 1:] = logits[:, 1:].masked_fill(same_as_target, float("-inf"))
+    # cosine_similarity's definition (each norm clamped at 1e-8), with every target normalised once
+    # before its K copies are gathered and the logits as one batched product: F.cosine_similarity on
+    # the gathered [M, 1+K, D] took twice as long (33 against 17 ms forward and backward for the
+    # `tiny` step's M=1272, K=20, D=64 on one CPU thread); tests/test_model.py checks both agree.
+    unit_targets = _unit(targets.float())
+    candidates = torch.cat([unit_targets[:, None, :], unit_targets[negative_index]], dim=1)
+    logits = torch.bmm(candidates, _unit(predictions.float())[:, :, None]).squeeze(-1) / temperature
+    with torch.no_grad():
+        same_as_target = _same_rows(targets, negative_index)
+    logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same_as_target, float("-inf"))], 1)
     target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits, target, reduction="sum")
+
+
+def _same_rows(targets: Tensor, negative_index: Tensor) -> Tensor:
+    """[M, K] bool: row negative_index[m, k] of targets [M, D] equals row m in value."""
+    if targets.device.type == "cpu":
+        # One sort of the rows instead of M x K x D comparisons (6.8 against 0.9 ms above). Not on
+        # accelerators: unique's data-dependent size would sync the device and break compiled graphs.
+        row_id = torch.unique(targets.float(), dim=0, return_inverse=True)[1]
+        return row_id[negative_index] == row_id[:, None]
+    return (targets[negative_index] == targets[:, None, :]).all(-1)
+
+
+def _unit(x: Tensor, eps: float = 1e-8) -> Tensor:
+    """x [..., D] divided by its L2 norm clamped at `eps` (as torch.cosine_similarity does)."""
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(eps)
 
 
 def score_matrix(image: Tensor, audio: Tensor, kind: str = "dot") -> Tensor:

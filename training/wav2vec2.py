@@ -143,12 +143,15 @@ class LogMelFeatureEncoder(nn.Module):
 
     def mel_power(self, wav: Tensor) -> Tensor:
         """torchaudio's MelSpectrogram (power 2) of wav [B, T] -> [B, n_mels, F10], with |X|^2 taken
-        as re^2 + im^2: the complex abs() and its square root cost a tenth of a `tiny` step."""
+        as re*re + im*im: the complex abs() and its square root cost a tenth of a `tiny` step, and
+        `view_as_real(x).pow(2).sum(-1)` (the same numbers) a reduction over a last axis of 2 that
+        took 27 ms of a 330 ms `tiny` step (3 ms this way)."""
         spec = self.melspec.spectrogram
         stft = torch.stft(wav, n_fft=spec.n_fft, hop_length=spec.hop_length,
                           win_length=spec.win_length, window=spec.window, center=False,
                           return_complex=True)  # fmt: skip
-        power = torch.view_as_real(stft).pow(2).sum(-1)
+        parts = torch.view_as_real(stft)
+        power = parts[..., 0] * parts[..., 0] + parts[..., 1] * parts[..., 1]
         return torch.matmul(power.transpose(-1, -2), self.melspec.mel_scale.fb).transpose(-1, -2)
 
     def forward(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -317,8 +320,10 @@ class GumbelVectorQuantizer(nn.Module):
                 F.one_hot(index, self.entries).to(soft.dtype) - soft.detach() + soft
             )  # straight-through
         prob_sum = logits.softmax(-1).view(n, self.groups, self.entries).sum(0)
-        hard = hard.view(n, self.groups * self.entries, 1)
-        vectors = (hard * self.codevectors.float()).view(n, self.groups, self.entries, -1).sum(2)
+        # sum_v hard[n, g, v] * codevector[g, v] as one product per group (fairseq broadcasts
+        # [N, G*V, 1] * [1, G*V, d] and sums: an [N, G*V, d] intermediate, 11 ms of a `tiny` step).
+        codebook = self.codevectors.float().view(self.groups, self.entries, -1)
+        vectors = torch.einsum("ngv,gvd->ngd", hard.view(n, self.groups, self.entries), codebook)
         return vectors.reshape(n, -1), prob_sum, torch.tensor(float(n), device=x.device)
 
     def diversity_loss(self, prob_sum: Tensor, count: Tensor) -> Tensor:
