@@ -135,11 +135,13 @@ def _grid_table(result):
 
 
 def _client(workers: int):
+    """A dask client of `workers` single-threaded worker processes (None for 0: serial). The client
+    owns its cluster, so closing it stops the workers; no dashboard port is taken."""
     if workers <= 0:
         return None
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    return Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True))
+    return Client(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
 
 
 def _write_grid(result, out: str) -> None:

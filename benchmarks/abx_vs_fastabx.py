@@ -5,11 +5,19 @@ sees it (`python -m analysis.cli abx FEATURES ITEM --json`, i.e. `sslvgs abx`, a
 that imports fastabx and calls `zerospeech_abx`: start-up and imports included on both sides; wall from
 outside, CPU and peak memory of the child from wait4), and *after the imports* (the work alone, below).
 Beside each condition: the float32 FLOP floor of its frame products (2 x dim x the frame pairs its
-cells need, each pair once, at this machine's measured sgemm rate for the thread count) and how far
-sslvgs's after-import time is from it.
+cells need, each pair once, at this machine's sgemm rate for the thread count and dim, measured in
+the same run) and how far each tool's times are from it (its whole process, and sslvgs's after-import
+time); each process's peak memory is beside its time.
 
-The set: 20,000 items in 400 files, 20 speakers, 11 phones, dim 256, 1 to 8 frames per phone
-at 50 Hz, random features; no subsampling. Each (tool, condition) runs in its own subprocess, so the
+The set: by default 20,000 items in 400 files, 20 speakers, 11 phones, dim 256, 1 to 8 frames per
+phone at 50 Hz, random features; no subsampling. --files, --items-per-file, --speakers, --phones and
+--dim change it; dev-clean's size (2,703 files, 40 speakers, a dense phone item file of about 190k
+items, 768-d as wav2vec 2.0 base) is
+
+    --files 2703 --items-per-file 70 --speakers 40 --phones 40 --dim 768     # 189,210 items
+
+(about 2.5 GB of .npy features). --timings whole skips the after-import runs (each condition then
+runs once per tool), for sizes where fastabx takes long. Each (tool, condition) runs in its own subprocess, so the
 peak resident memory reported is that run's (ru_maxrss; "+N" is the growth after the imports: fastabx's
 import loads torch, sslvgs's reader of item files does not), and both tools get the same thread
 count. Times are end to end after the imports: item file + feature directory in, score out (feature
@@ -17,10 +25,11 @@ loading included); CPU seconds are printed beside wall seconds because on a shar
 the steadier figure.
 
 fastabx needs Python >= 3.12, so it runs from its own virtual environment:
-    ~/.pyenv/versions/3.12.*/bin/python -m venv /tmp/fastabx-venv
-    /tmp/fastabx-venv/bin/pip install fastabx==0.9.0
-and is found with --fastabx-python or $FASTABX_PYTHON (default /tmp/fastabx-venv/bin/python); without
-it the table has sslvgs only, with a note.
+    ~/.pyenv/versions/3.12.*/bin/python -m venv /root/.cache/fastabx-venv
+    /root/.cache/fastabx-venv/bin/pip install fastabx==0.9.0
+and is found with --fastabx-python or $FASTABX_PYTHON (default: the first of
+/root/.cache/fastabx-venv/bin/python and /tmp/fastabx-venv/bin/python that exists); without it the
+table has sslvgs only, with a note.
 
     .venv/bin/python benchmarks/abx_vs_fastabx.py [--out DIR] [--threads 2] [--conditions within/within,...]
 """
@@ -39,22 +48,29 @@ from pathlib import Path
 import numpy as np
 
 CONDITIONS = ["within/within", "across/within", "within/any", "across/any"]
-PHONES = [f"p{i:02d}" for i in range(11)]
+FASTABX_PYTHONS = ("/root/.cache/fastabx-venv/bin/python", "/tmp/fastabx-venv/bin/python")
 
 
-def build_set(out: Path, n_files=400, items_per_file=50, n_speakers=20, dim=256, seed=0) -> Path:
+def build_set(
+    out: Path, n_files=400, items_per_file=50, n_speakers=20, dim=256, seed=0, n_phones=11
+) -> Path:
     """Write features/<file>.npy and items.item; returns the item file (a finished set is reused:
     the same arguments give the same bytes)."""
-    item = out / "items.item"
-    if item.exists() and len(list((out / "features").glob("*.npy"))) == n_files:
+    item, stamp = out / "items.item", out / "set.json"
+    wanted = [n_files, items_per_file, n_speakers, dim, seed, n_phones]
+    if item.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted:
         return item
+    if (out / "features").is_dir():  # another set's files
+        for old in (out / "features").glob("*.npy"):
+            old.unlink()
+    phone_names = [f"p{i:02d}" for i in range(n_phones)]
     rng = np.random.default_rng(seed)
     features = out / "features"
     features.mkdir(parents=True, exist_ok=True)
     lines = ["#file onset offset #phone prev-phone next-phone speaker"]
     for f in range(n_files):
         name, speaker = f"file{f:04d}", f"spk{f % n_speakers:02d}"
-        phones = rng.choice(PHONES, items_per_file)
+        phones = rng.choice(phone_names, items_per_file)
         frames = rng.integers(1, 9, items_per_file)  # 1 to 8 frames per phone
         bounds = np.concatenate([[0], np.cumsum(frames)])
         for k in range(items_per_file):
@@ -64,6 +80,7 @@ def build_set(out: Path, n_files=400, items_per_file=50, n_speakers=20, dim=256,
             lines.append(f"{name} {onset:.2f} {offset:.2f} {phones[k]} {prev} {nxt} {speaker}")
         np.save(features / f"{name}.npy", rng.standard_normal((bounds[-1], dim)).astype(np.float32))
     item.write_text("\n".join(lines) + "\n")
+    stamp.write_text(json.dumps(wanted))
     return item
 
 
@@ -204,15 +221,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--conditions", default=",".join(CONDITIONS))
+    default_fastabx = next((p for p in FASTABX_PYTHONS if Path(p).exists()), FASTABX_PYTHONS[0])
     parser.add_argument(
-        "--fastabx-python", default=os.environ.get("FASTABX_PYTHON", "/tmp/fastabx-venv/bin/python")
+        "--fastabx-python", default=os.environ.get("FASTABX_PYTHON", default_fastabx)
+    )
+    parser.add_argument("--files", type=int, default=400)
+    parser.add_argument("--items-per-file", type=int, default=50)
+    parser.add_argument("--speakers", type=int, default=20)
+    parser.add_argument("--phones", type=int, default=11)
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument(
+        "--timings", default="whole,after", help="whole (processes), after (the imports) or both"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the table as JSON here")
     args = parser.parse_args(argv)
     repo = Path(__file__).resolve().parents[1]
+    timings = args.timings.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
-        item = build_set(out)
+        item = build_set(out, args.files, args.items_per_file, args.speakers, args.dim,
+                         n_phones=args.phones)  # fmt: skip
+        n_items = len(item.read_text().splitlines()) - 1
+        print(f"{n_items} items in {args.files} files, {args.speakers} speakers, {args.phones} "
+              f"phones, dim {args.dim}; {args.threads} thread(s)")  # fmt: skip
         features = out / "features"
         have_fastabx = Path(args.fastabx_python).exists()
         if not have_fastabx:
@@ -221,11 +252,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         # Warm the Numba cache once, on a small set of the same shape, so no timed run pays for
         # compilation (scoring the whole set here would cost minutes for nothing).
-        warm = build_set(out / "warm", n_files=16, n_speakers=4)
+        warm = build_set(out / "warm", n_files=16, n_speakers=4, dim=args.dim)
         for condition in CONDITIONS:
             run(sys.executable, SSLVGS_RUN, [str(warm), str(warm.parent / "features"),
                 *condition.split("/")], args.threads, repo)  # fmt: skip
-        rate = sgemm_rate(args.threads)
+        rate = sgemm_rate(args.threads, dim=args.dim)
         print(f"sgemm: {rate / 1e9:.1f} GFLOP/s on {args.threads} thread(s); load {_load()}")
         rows = []
         for condition in args.conditions.split(","):
@@ -234,12 +265,15 @@ def main(argv: list[str] | None = None) -> int:
             pairs, dim = frame_pairs(item, features, speaker, context)
             row = {"condition": condition, "floor_s": 2.0 * dim * pairs / rate,
                    "frame_pairs": pairs, "load": _load()}  # fmt: skip
-            row["sslvgs"] = run(sys.executable, SSLVGS_RUN, where, args.threads, repo)
+            if "after" in timings:
+                row["sslvgs"] = run(sys.executable, SSLVGS_RUN, where, args.threads, repo)
             command = [sys.executable, "-m", "analysis.cli", "abx", str(features), str(item),
                        "--speaker", speaker, "--context", context, "--json"]  # fmt: skip
-            row["sslvgs_process"] = whole_process(command, args.threads, repo)
-            if have_fastabx:
+            if "whole" in timings:
+                row["sslvgs_process"] = whole_process(command, args.threads, repo)
+            if have_fastabx and "after" in timings:
                 row["fastabx"] = run(args.fastabx_python, FASTABX_RUN, where, args.threads)
+            if have_fastabx and "whole" in timings:
                 code = textwrap.dedent(FASTABX_PROCESS)
                 command = [args.fastabx_python, "-c", code, *where, str(args.threads)]
                 row["fastabx_process"] = whole_process(command, args.threads)
@@ -254,38 +288,48 @@ def _load() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
+def _floors(seconds: float, floor: float) -> str:
+    return f"{seconds / floor:7.2f}x the floor" if floor > 0 else "(no frame products)"
+
+
 def _print_row(row: dict) -> None:
-    ours, theirs = row["sslvgs"], row.get("fastabx")
-    whole, whole_theirs = row["sslvgs_process"], row.get("fastabx_process")
+    floor = row["floor_s"]
     print(
-        f"{row['condition']:14s} frame products floor {row['floor_s']:.2f} s "
-        f"({row['frame_pairs'] / 1e6:.0f} M frame pairs); sslvgs after imports "
-        f"{ours['seconds'] / row['floor_s']:.1f}x the floor; load {row['load']}"
+        f"{row['condition']:14s} frame products floor {floor:.3g} s "
+        f"({row['frame_pairs'] / 1e6:.0f} M frame pairs); load {row['load']} -> {_load()}"
     )
-    line = (
-        f"{'':14s} whole process: sslvgs {whole['seconds']:7.2f} s (cpu {whole['cpu_s']:7.2f}) "
-        f"{whole['peak_mib']:6.0f} MiB"
-    )
-    if whole_theirs:
-        line += (
-            f" | fastabx {whole_theirs['seconds']:7.2f} s (cpu {whole_theirs['cpu_s']:7.2f}) "
-            f"{whole_theirs['peak_mib']:6.0f} MiB | {whole_theirs['seconds'] / whole['seconds']:5.1f}x "
-            f"wall, {whole_theirs['cpu_s'] / whole['cpu_s']:5.1f}x cpu"
+    whole, whole_theirs = row.get("sslvgs_process"), row.get("fastabx_process")
+    if whole:
+        line = (
+            f"{'':14s} whole process: sslvgs {whole['seconds']:7.2f} s (cpu {whole['cpu_s']:7.2f}) "
+            f"{whole['peak_mib']:6.0f} MiB, {_floors(whole['seconds'], floor)}"
         )
-    print(line)
-    line = (
-        f"{'':14s} after imports: "
-        f"sslvgs {ours['seconds']:7.2f} s (cpu {ours['cpu_s']:7.2f}) "
-        f"{ours['peak_mib']:6.0f} MiB (+{ours['peak_mib'] - ours['base_mib']:4.0f}) score {ours['score']:.9f}"
-    )
-    if theirs:
-        line += (
-            f" | fastabx {theirs['seconds']:7.2f} s (cpu {theirs['cpu_s']:7.2f}) {theirs['peak_mib']:6.0f} MiB "
-            f"(+{theirs['peak_mib'] - theirs['base_mib']:4.0f}) score {theirs['score']:.9f}"
-            f" | {theirs['seconds'] / ours['seconds']:5.1f}x wall, {theirs['cpu_s'] / ours['cpu_s']:5.1f}x cpu,"
-            f" |diff| {abs(ours['score'] - theirs['score']):.1e}"
+        if whole_theirs:
+            line += (
+                f" | fastabx {whole_theirs['seconds']:7.2f} s (cpu {whole_theirs['cpu_s']:7.2f}) "
+                f"{whole_theirs['peak_mib']:6.0f} MiB, {_floors(whole_theirs['seconds'], floor)}"
+                f" | {whole_theirs['seconds'] / whole['seconds']:5.1f}x wall, "
+                f"{whole_theirs['cpu_s'] / whole['cpu_s']:5.1f}x cpu, |diff| "
+                f"{abs(whole['score'] - whole_theirs['score']):.1e}"
+            )
+        print(line)
+    ours, theirs = row.get("sslvgs"), row.get("fastabx")
+    if ours:
+        line = (
+            f"{'':14s} after imports: sslvgs {ours['seconds']:7.2f} s (cpu {ours['cpu_s']:7.2f}) "
+            f"{ours['peak_mib']:6.0f} MiB (+{ours['peak_mib'] - ours['base_mib']:4.0f}) "
+            f"{_floors(ours['seconds'], floor)}, score {ours['score']:.9f}"
         )
-    print(line, flush=True)
+        if theirs:
+            line += (
+                f" | fastabx {theirs['seconds']:7.2f} s (cpu {theirs['cpu_s']:7.2f}) "
+                f"{theirs['peak_mib']:6.0f} MiB (+{theirs['peak_mib'] - theirs['base_mib']:4.0f}) "
+                f"score {theirs['score']:.9f} | {theirs['seconds'] / ours['seconds']:5.1f}x wall, "
+                f"{theirs['cpu_s'] / ours['cpu_s']:5.1f}x cpu, |diff| "
+                f"{abs(ours['score'] - theirs['score']):.1e}"
+            )
+        print(line)
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

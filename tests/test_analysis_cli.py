@@ -64,3 +64,18 @@ def test_reproduce_takes_several_region_files_like_train_and_recall():
     for command in (["reproduce", "out"], ["train", "corpus", "run"], ["recall", "run"]):
         args = parser.parse_args([*command, "--regions", "train2014.tsv", "val2014.tsv"])
         assert args.regions == ["train2014.tsv", "val2014.tsv"], command
+
+
+def test_workers_are_single_threaded_processes_that_stop_with_the_client() -> None:
+    from analysis.cli import _client
+
+    assert _client(0) is None
+    client = _client(2)
+    cluster = client.cluster
+    try:
+        client.wait_for_workers(2, timeout=120)
+        workers = client.scheduler_info()["workers"].values()
+        assert sorted(w["nthreads"] for w in workers) == [1, 1]
+    finally:
+        client.close()
+    assert cluster.status.name == "closed" and not cluster.workers  # no worker outlives the grid
