@@ -24,6 +24,8 @@ from probes.abx_engine.conditions import Condition
 if TYPE_CHECKING:
     import pandas as pd
 
+    from probes.abx_engine.hierarchical import FileCounts
+
 __all__ = ["AbxResult", "Interval", "PairedDifference", "CollapsePlan"]
 
 COUNT_COLUMNS = ("n_a", "n_b", "n_x", "n_triplets", "correct2", "error")
@@ -94,15 +96,17 @@ class CollapsePlan:
         return all(np.array_equal(mine[c], np.asarray(cells[c])) for c in mine)
 
     def evaluate(
-        self, values: np.ndarray, multiplicity: np.ndarray | None = None, dtype=np.float64
-    ) -> float:
-        """The collapsed mean of per-cell ``values``; ``multiplicity`` [n unit labels] weights them.
+        self, values: np.ndarray, multiplicity: np.ndarray | None = None, dtype=np.float64,
+        present: np.ndarray | None = None,
+    ) -> float:  # fmt: skip
+        """The collapsed mean of per-cell ``values``; ``multiplicity`` [n unit labels] weights them;
+        ``present`` [cells] leaves out the cells that are False (as if they did not exist).
 
         dtype float32 rounds the cell values and every level's means to float32 (the last mean stays in
         float64), as fastabx stores them: that reproduces its numbers bit for bit.
         """
         v = _round(np.asarray(values, np.float64), dtype)
-        present = np.ones(len(v), bool)
+        present = np.ones(len(v), bool) if present is None else np.asarray(present, bool)
         for ids, n, removed in self.steps:
             w = present.astype(np.float64)
             if multiplicity is not None:
@@ -189,10 +193,12 @@ class AbxResult:
         condition: Condition,
         meta: dict | None = None,
         plans: dict | None = None,
+        files: FileCounts | None = None,
     ):
         """cells: a pandas table or {column: [cells] array}; plans: a dict shared by results with the
         same cells (one ``Prepared``), where collapse plans and bootstrap draws are built once for
-        all of them."""
+        all of them; files: the cells' counts split by the file of their X items (the engine gives
+        them unless it subsampled), for ``bootstrap(files=True)``."""
         if isinstance(cells, Mapping):  # the engine's columns: the pandas table is made on demand
             self._columns, self._table = {c: np.asarray(v) for c, v in cells.items()}, None
         else:
@@ -200,6 +206,7 @@ class AbxResult:
         self.condition = condition
         self.meta = dict(meta or {})
         self._plans: dict = {} if plans is None else plans
+        self.files = files
 
     @property
     def cells(self) -> pd.DataFrame:
@@ -274,8 +281,16 @@ class AbxResult:
         seed: int = 0,
         unit: str = "speaker",
         levels=None,
+        files: bool = False,
     ) -> Interval:
-        """Percentile interval of the error when ``unit`` labels (speakers) are resampled with replacement."""
+        """Percentile interval of the error when ``unit`` labels (speakers) are resampled with
+        replacement; ``files``: and each drawn speaker's files (``hierarchical.bootstrap_files``)."""
+        if files:
+            from probes.abx_engine.hierarchical import bootstrap_files
+
+            if unit != "speaker":
+                raise ValueError("files=True resamples speakers and their files: unit='speaker'")
+            return bootstrap_files(self, n_boot, confidence, seed, levels)
         plan = self._plan(levels, unit)
         if plan.unit_labels is None:
             raise ValueError(f"cannot resample {unit!r}: the cell labels are {self.labels}")
@@ -354,8 +369,14 @@ def paired_interval(
     confidence: float = 0.95,
     seed: int = 0,
     unit: str = "speaker",
+    files: bool = False,
 ) -> PairedDifference:
-    """Paired bootstrap of error(a) - error(b): the same resampled speakers weight both."""
+    """Paired bootstrap of error(a) - error(b): the same resampled speakers (``files``: and files
+    within them, ``hierarchical.paired_files``) weight both."""
+    if files:
+        from probes.abx_engine.hierarchical import paired_files
+
+        return PairedDifference(a, b, paired_files(a, b, n_boot, confidence, seed))
     labels = a.labels
     if labels != b.labels or a.condition.levels != b.condition.levels:
         raise ValueError("paired difference needs two results of the same condition")
