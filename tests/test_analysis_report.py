@@ -253,16 +253,34 @@ def test_claim3_is_decided_on_the_full_set_and_says_whether_the_subset_agrees(st
     assert text.count("95% interval [") == 6  # 2 conditions and their mean, on each set
     assert "**The subset's and the full set's verdicts do not agree**" in text
     assert "the subset's is **contradicted**, the full set's **holds**" in text
+    assert "lies **outside** the subset's interval" in text
+    assert "Per condition (seed 0) the verdicts differ on read, within speaker (subset" in text
     assert "full `read` set (4 speakers, 96 files, 2885 items)" in text
     assert "resamples the speakers and, within each drawn speaker, its files" in text
     agree = with_full_set(study, vgs=0.30, w2v2=0.10)
     claims = decide(agree, n_boot=200)
     assert claims[2].sets_agree is True
     text = claims_markdown(agree, claims).split("### 3.")[1]
-    assert "The subset's and the full set's verdicts agree: both **contradicted**." in text
+    assert "The subset's and the full set's verdicts agree: both **contradicted**; the" in text
+    assert "differ on" not in text  # each condition contradicted on both sets
     table = claims_table(claims)
     assert table.loc[3, "subset_verdict"] == "contradicted" and table.loc[3, "sets_agree"]
     assert table.loc[3, "subset_low"] <= table.loc[3, "subset_difference"]
+
+
+def test_agreement_says_where_the_full_sets_difference_lies() -> None:
+    """Both undecided, the full set's -1.0 inside the subset's [-3.0, +1.0]: they agree, inside."""
+    from analysis.paper.claims import CLAIMS, Claim, agreement_text
+    from analysis.paper.evidence import Comparison
+
+    def comparison(difference: float, low: float, high: float) -> Comparison:
+        return Comparison("best-layer ABX error, read, within speaker", "VGS", "W2V2", 0.1, 0.1,
+                          difference, low, high, False, "speakers", 4)  # fmt: skip
+
+    claim = Claim(CLAIMS[2], comparison(-0.01, -0.02, 0.005), subset=comparison(-0.02, -0.03, 0.01))
+    text = agreement_text(claim)
+    assert text.startswith("The subset's and the full set's verdicts agree: both **undecided")
+    assert "-1.0 points, lies inside the subset's interval [-3.0, +1.0]." in text
 
 
 def test_claim3_on_one_set_only_says_nothing_of_agreement(study: Study) -> None:

@@ -302,16 +302,35 @@ def _full_size(read: dict | None) -> str:
 
 
 def agreement_text(claim: Claim) -> str:
-    """Whether the subset's and the full set's verdicts agree, in one sentence ("" if one set)."""
+    """Whether the subset's and the full set's verdicts agree, whether the full set's difference
+    lies inside the subset's interval, and the conditions whose verdicts differ ("" if one set)."""
     if claim.sets_agree is None:
         return ""
+    subset, full = claim.subset, claim.comparison
     if claim.sets_agree:
-        return f"The subset's and the full set's verdicts agree: both **{claim.verdict}**.\n"
-    return (
-        f"**The subset's and the full set's verdicts do not agree**: the subset's is "
-        f"**{claim.subset.verdict}**, the full set's **{claim.verdict}**; the verdict above is "
-        "the full set's, the subset's files were too few to decide this claim.\n"
+        text = f"The subset's and the full set's verdicts agree: both **{full.verdict}**"
+    else:
+        text = (
+            f"**The subset's and the full set's verdicts do not agree**: the subset's is "
+            f"**{subset.verdict}**, the full set's **{full.verdict}** (the verdict above: it rests "
+            "on every file)"
+        )
+    inside = subset.low <= full.difference <= subset.high
+    text += (
+        f"; the full set's difference, {100 * full.difference:+.1f} points, lies "
+        f"{'inside' if inside else '**outside**'} the subset's interval "
+        f"[{100 * subset.low:+.1f}, {100 * subset.high:+.1f}]."
     )
+    differ = [
+        f"{s.measure.split(', ', 1)[-1]} (subset **{s.verdict}**, {100 * s.difference:+.1f} "
+        f"[{100 * s.low:+.1f}, {100 * s.high:+.1f}]; full set **{f.verdict}**, "
+        f"{100 * f.difference:+.1f} [{100 * f.low:+.1f}, {100 * f.high:+.1f}])"
+        for s, f in zip(claim.subset_parts, claim.parts, strict=False)
+        if s.verdict != f.verdict
+    ]
+    if differ:
+        text += " Per condition (seed 0) the verdicts differ on " + "; ".join(differ) + "."
+    return text + "\n"
 
 
 def _claim_markdown(study: Study, claim: Claim) -> str:
