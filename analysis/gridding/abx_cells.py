@@ -11,10 +11,8 @@ without pieces (subsampled) is kept as one piece per cell, with no file (``piece
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -22,7 +20,6 @@ import xarray as xr
 __all__ = [
     "LayerCells",
     "STRUCTURE",
-    "abx_results",
     "has_counts",
     "overlay_counts",
     "result_at",
@@ -189,30 +186,3 @@ def _has_interval(cache, epoch: int, layer: int, n_boot: int, confidence: float)
         float(cache["interval_boot"].sel(at)) == n_boot
         and float(cache["interval_confidence"].sel(at)) == confidence
     )
-
-
-def abx_results(
-    run: Path | str,
-    specs: Mapping[str, Mapping[str, Any]],
-    epoch: int,
-    layers: Mapping[str, int],
-    *,
-    client: Any = None,
-    progress: bool = True,
-) -> dict:
-    """name -> the engine's AbxResult (every cell, split by X's file) of the grid `specs[name]`
-    (``analysis.grid``'s abx options) at `epoch` and layer `layers[name]`: read from the grid cache,
-    measured first if missing (one forward pass of that checkpoint serves every name)."""
-    from analysis.gridding.driver import _condition, _grids, _load_cache, cache_path
-    from analysis.gridding.registry import make_spec
-    from training.pretrained.trajectory import trajectory_root
-
-    root = trajectory_root(run)
-    built = {name: make_spec("abx", {k: v for k, v in spec.items() if k != "probe"}, root)
-             for name, spec in specs.items()}  # fmt: skip
-    wanted = sorted(set(layers.values()))
-    _grids(run, built, [epoch], wanted, client, progress=progress, counts=True)
-    return {
-        name: result_at(_load_cache(cache_path(root, spec)), epoch, layers[name], _condition(spec))
-        for name, spec in built.items()
-    }

@@ -99,7 +99,7 @@ def grids(
 
 
 def _grids(run, probes, epochs, layers, client, *, progress: bool, counts: bool = False):
-    """``grids``; counts: ABX cells must hold their counts (``abx_cells.abx_results`` reads them)."""
+    """``grids``; counts: ABX cells must hold their counts (``abx_results.abx_results`` reads them)."""
     dim, available = trajectory(run)  # any run, folder or list of checkpoints; epoch or step
     run = trajectory_root(run)
     specs = {
@@ -118,7 +118,7 @@ def _grids(run, probes, epochs, layers, client, *, progress: bool, counts: bool 
     counts_needed = {  # those whose cells must hold counts
         first[cache_path(run, spec)]
         for spec in specs.values()
-        if spec.intervals or (counts and spec.name == "abx")
+        if spec.intervals or (counts and spec.keeps_counts)
     }
     caches = {name: _load_cache(cache_path(run, spec)) for name, spec in measured.items()}
     identities = {
@@ -375,7 +375,7 @@ def _grid_from_cache(cache, spec: ProbeSpec, identities, layers, run: Path) -> x
     values = values.assign_coords(checkpoint=("epoch", [identities[e] for e in epochs]))
     # Intervals, as training.retrieval.recall_at_k gives them: an ABX grid's only when asked for
     # (the cache may hold those of another number of resamples).
-    bounds = ("low", "high") if spec.intervals or spec.name != "abx" else ()
+    bounds = ("low", "high") if spec.intervals or not spec.keeps_counts else ()
     for bound in bounds:
         if bound in cache:
             values = values.assign_coords(

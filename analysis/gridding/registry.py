@@ -89,6 +89,11 @@ class ProbeSpec:
         text = f"{self.name}|{function}|{self.options_json}|{inputs}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    @property
+    def keeps_counts(self) -> bool:
+        """The built-in ABX probe: its cache keeps every cell's counts (abx_cells.py)."""
+        return self.name == "abx" and self.function is BUILTIN_PROBES["abx"][0]
+
     def identity(self, checkpoint: Path, epoch: int) -> str:
         """What a cell at `epoch` was measured on: checkpoint checksums, the reference's included."""
         import training

@@ -2,7 +2,8 @@
 
 A claim says "model a is better than model b". Both models are measured on the same queries (test
 images and their captions) or the same ABX cells, so the comparison is paired: every bootstrap draw
-resamples the units (images, speakers) once and weights both models' results with that same draw.
+resamples the units (images; or speakers and the files within each drawn speaker) once and weights
+both models' results with that same draw.
 The difference a - b gets a percentile interval, and the verdict reads it:
 
 - **holds**: the interval lies entirely on the claim's side of 0;

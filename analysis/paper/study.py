@@ -322,7 +322,7 @@ def best_layer_cells(run: Path | str, grid: xr.DataArray, spec: Mapping[str, Any
     """The ABX engine's result (every cell, split by X's file) of the run's last checkpoint at the
     grid's best final layer, scored as the grid's `spec` says: read from the grid's cache, where the
     grid keeps every cell's counts (`analysis.gridding.abx_cells`)."""
-    from analysis.gridding.abx_cells import abx_results
+    from analysis.gridding.abx_results import abx_results
 
     layer = best_layer(grid)[1]
     if layer < 0:
@@ -334,7 +334,7 @@ def best_layer_cells(run: Path | str, grid: xr.DataArray, spec: Mapping[str, Any
 def _full_set_cells(study: Study, name: str, full: Mapping[str, Mapping[str, Any]], progress):
     """Run `name`'s final checkpoint on the full sets `full` (condition -> grid spec), at the best
     final layer of its subset grid: one forward pass, cached as a grid cell of the full set."""
-    from analysis.gridding.abx_cells import abx_results
+    from analysis.gridding.abx_results import abx_results
 
     run = study.runs[name].path
     layers = {c: best_layer(study.abx[c][name])[1] for c in full}

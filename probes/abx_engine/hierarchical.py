@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from probes.abx_engine.result import CollapsePlan, _draws, _interval
+from probes.abx_engine.collapse import CollapsePlan, _draws, _interval
 
 __all__ = ["FileCounts", "HierarchicalPlan", "file_weights", "bootstrap_files", "paired_files"]
 
@@ -113,6 +113,7 @@ class HierarchicalPlan:
         self.copies = max(int(self.multiplicity.max()), 1) if n_boot else 1
         self.n_cells = result.n_cells
         columns = result._columns
+        self.labels = {c: np.asarray(columns[c]) for c in labels}  # what the plan was built on
         expanded = {c: np.tile(np.asarray(columns[c]).astype(str), self.copies) for c in labels}
         copy = np.repeat(np.arange(self.copies), self.n_cells).astype(str)
         expanded[owner] = np.char.add(np.char.add(expanded[owner], _COPY), copy)
@@ -122,6 +123,17 @@ class HierarchicalPlan:
         parts = [str(u).rsplit(_COPY, 1) for u in self.plan.unit_labels]
         self.unit_speaker = np.searchsorted(self.speakers, [p[0] for p in parts])
         self.unit_copy = np.array([int(p[1]) if len(p) == 2 else -1 for p in parts], np.int64)
+
+    def fits(self, result) -> bool:
+        """Whether `result` has the cells and pieces this plan was built on (results of one
+        ``Prepared`` share their plans)."""
+        return (
+            result.n_cells == self.n_cells
+            and result.files is not None
+            and self.files.same_pieces(result.files)
+            and list(self.labels) == result.labels
+            and all(np.array_equal(v, result._columns[c]) for c, v in self.labels.items())
+        )
 
     def unit_multiplicity(self, m: np.ndarray) -> np.ndarray:
         """[unit labels] weights for speaker multiplicities m [S]: a copy label 1 if drawn, else 0;
@@ -158,7 +170,7 @@ class HierarchicalPlan:
 def _plan(result, n_boot: int, seed: int, levels) -> HierarchicalPlan:
     key = ("files", n_boot, seed, None if levels is None else tuple(map(str, levels)))
     plan = result._plans.get(key)
-    if plan is None or plan.n_cells != result.n_cells or not plan.files.same_pieces(result.files):
+    if plan is None or not plan.fits(result):
         plan = result._plans[key] = HierarchicalPlan(result, n_boot, seed, levels)
     return plan
 
