@@ -122,8 +122,11 @@ def reference_cells(
     distance: str = "angular",
     pooling: str | None = None,
     compat: str | None = None,
+    by_x_file: bool = False,
 ) -> pd.DataFrame:
-    """One row per cell: labels, n_triplets, correct2 (twice the correct count) and near_ties.
+    """One row per cell: labels, n_triplets, correct2 (twice the correct count) and near_ties;
+    ``by_x_file``: one row per cell and file of its X items (column ``x_file``), the cell's triplets
+    split by the file x comes from.
 
     near_ties counts the triplets whose two distances differ by less than NEAR, exact ties included (a
     tie in exact arithmetic can come out either way in float32: (|u1 - y| + |u2 - y|) / 2 is the same
@@ -181,8 +184,9 @@ def reference_cells(
                             if X:
                                 x_sets.append((x_across, X))
                 for x_across, X in x_sets:
-                    correct2, count, near = 0, 0, 0
+                    counts: dict[str, list[int]] = {}  # x's file -> [correct2, count, near]
                     for x in X:
+                        tally = counts.setdefault(str(kept[x][0]["file"]), [0, 0, 0])
                         for a in A:
                             if a == x:
                                 continue
@@ -191,23 +195,28 @@ def reference_cells(
                             dxa, fragile_a = d(min(x, a), max(x, a)) if earlier else d(x, a)
                             for b in B:
                                 dxb, fragile_b = d(x, b)
-                                correct2 += 2 if dxa < dxb else 1 if dxa == dxb else 0
-                                near += fragile_a or fragile_b or abs(dxa - dxb) < NEAR
-                                count += 1
-                    if count == 0:
+                                tally[0] += 2 if dxa < dxb else 1 if dxa == dxb else 0
+                                tally[2] += fragile_a or fragile_b or abs(dxa - dxb) < NEAR
+                                tally[1] += 1
+                    if sum(t[1] for t in counts.values()) == 0:
                         continue
                     if compat is not None and not across:  # zrc-abx2's d(x, x) = max + 1 in float32
-                        d_xb = [d(x, b)[0] for x in X for b in B]
-                        if np.float32(max(d_xb) + 1.0) == max(d_xb):
-                            correct2 += d_xb.count(max(d_xb))
+                        d_xb = [(d(x, b)[0], str(kept[x][0]["file"])) for x in X for b in B]
+                        top = max(v for v, _ in d_xb)
+                        if np.float32(top + 1.0) == top:
+                            for value, file in d_xb:
+                                counts[file][0] += value == top
                     row = {on: a_label, f"{on}_b": b_label}
                     row |= dict(zip(by, by_values, strict=True)) | dict(
                         zip(across, ab_across, strict=True)
                     )
                     row |= {f"{c}_x": v for c, v in zip(across, x_across, strict=True)}
-                    rows.append(
-                        row | {"n_triplets": count, "correct2": correct2, "near_ties": near}
-                    )
+                    parts = {f: t for f, t in counts.items() if t[1]} if by_x_file else {
+                        None: [sum(t[k] for t in counts.values()) for k in range(3)]}  # fmt: skip
+                    for file, (correct2, count, near) in parts.items():
+                        where = {"x_file": file} if by_x_file else {}
+                        rows.append(row | where | {"n_triplets": count, "correct2": correct2,
+                                                   "near_ties": near})  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -171,7 +171,7 @@ def test_summary_has_the_cli_json_keys():
 def test_label_codes_and_groups_equal_the_sorting_reference(labels, others) -> None:
     """Cell labels are coded without sorting every cell's text (a set of the distinct values);
     the codes and groups must be those of numpy's unique over the texts and over rows."""
-    from probes.abx_engine.result import _first_appearance, _group, _text_codes
+    from probes.abx_engine.collapse import _first_appearance, _group, _text_codes
 
     values = np.array(labels, dtype=object)
     text = values.astype(str)

@@ -90,6 +90,81 @@ def test_bootstrap_intervals_bracket_the_values_and_are_cached(run: Path) -> Non
     np.testing.assert_array_equal(again.high.values, high)
 
 
+@pytest.mark.slow
+def test_bootstrap_on_a_cached_grid_runs_no_model_and_gives_the_engines_intervals(
+    run: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A grid cached without intervals, then asked for them (and for another number of
+    resamples): the cache's counts give them, no checkpoint is probed, and each cell's interval is
+    the one `probes.abx`'s result gives with the same seed (and what a fresh grid gives)."""
+    from analysis.gridding import driver
+
+    options = dict(items="read", speaker="across", context="within", epochs=[2, 3],
+                   layers=[0, 2], progress=False)  # fmt: skip
+    plain = analysis.grid(run, "abx", **options)
+    assert "low" not in plain.coords
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a checkpoint was probed: intervals must come from the cache")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(driver, "measure_checkpoint", no_model)
+        b40 = analysis.grid(run, "abx", bootstrap=40, **options)
+        b60 = analysis.grid(run, "abx", bootstrap=60, confidence=0.9, **options)
+        again = analysis.grid(run, "abx", bootstrap=40, **options)
+    np.testing.assert_array_equal(b40.values, plain.values)
+    np.testing.assert_array_equal(again.low.values, b40.low.values)
+    assert b40.attrs["bootstrap"] == 40 and b60.attrs["confidence"] == 0.9
+    assert len(list((run / "analysis").glob("grid-abx-*.nc"))) == 1  # one cache for all three
+    checkpoints = list_checkpoints(run)
+    for epoch in (2, 3):
+        for layer in (0, 2):
+            result = probes.abx(checkpoints[epoch], layer, "read", store=tmp_path / f"{epoch}.zarr",
+                                speaker="across", context="within", progress=False)  # fmt: skip
+            for grid, n_boot, confidence in ((b40, 40, 0.95), (b60, 60, 0.9)):
+                interval = result.bootstrap(n_boot=n_boot, confidence=confidence)
+                cell = grid.sel(epoch=epoch, layer=layer)
+                assert (float(cell.low), float(cell.high)) == (interval.low, interval.high)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    for name in ("config.json", "metrics.jsonl"):
+        shutil.copy(run / name, fresh / name)
+    (fresh / "checkpoints").symlink_to(run / "checkpoints")
+    computed = analysis.grid(fresh, "abx", bootstrap=40, **options)
+    np.testing.assert_array_equal(computed.low.values, b40.low.values)
+    np.testing.assert_array_equal(computed.high.values, b40.high.values)
+
+
+@pytest.mark.slow
+def test_a_cache_without_counts_is_measured_again_for_intervals(run: Path, monkeypatch) -> None:
+    """A grid cached before counts were kept (values only) serves plain grids as it is, and is
+    measured again, not misread, when intervals are asked for."""
+    import xarray as xr
+
+    from analysis.gridding import driver
+    from analysis.gridding.abx_cells import STRUCTURE
+
+    options = dict(items="read", speaker="within", context="within", epochs=[3], layers=[1],
+                   progress=False)  # fmt: skip
+    plain = analysis.grid(run, "abx", **options)
+    (path,) = (run / "analysis").glob("grid-abx-*.nc")
+    with xr.open_dataset(path, engine="scipy") as opened:
+        cache = opened.load()
+    old = cache.drop_vars([v for v in cache.data_vars
+                           if v in (*STRUCTURE, "correct2", "counted") or v.startswith("label_")])  # fmt: skip
+    old.to_netcdf(path, engine="scipy")
+    probed = []
+    real = driver.measure_checkpoint
+    monkeypatch.setattr(driver, "measure_checkpoint",
+                        lambda *args: probed.append(args[1]) or real(*args))  # fmt: skip
+    np.testing.assert_array_equal(analysis.grid(run, "abx", **options).values, plain.values)
+    assert probed == []  # the values alone serve a grid without intervals
+    with_intervals = analysis.grid(run, "abx", bootstrap=30, **options)
+    assert probed == [3]
+    low, value, high = (a.values.item() for a in (with_intervals.low, plain, with_intervals.high))
+    assert low <= value <= high and low < high
+
+
 def test_scratch_folders_of_dead_processes_are_removed(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -12,11 +12,12 @@ import pytest
 import xarray as xr
 from PIL import Image
 
-from analysis.paper.claims import claims_markdown, decide
+from analysis.paper.claims import claims_markdown, claims_table, decide
 from analysis.paper.evidence import Ranks
 from analysis.paper.report import FIGURES, write_report
 from analysis.paper.study import RunSpec, Study
 from probes.abx_engine import AbxResult, zerospeech_condition
+from probes.abx_engine.hierarchical import FileCounts
 
 BASES = ["W2V2", "VGS", "VGS+"]
 VARIANTS = ["(W2V2,VGS)", "(VGS,W2V2)", "(VGS+,W2V2)"]
@@ -76,8 +77,9 @@ def planted_ranks(hit_rate: float, seed: int, images: int = 40, captions: int = 
     return Ranks(ranks(len(owner)), ranks(images), owner)
 
 
-def planted_cells(error: float, speaker: str, speakers: int = 8) -> AbxResult:
-    """Per-cell ABX results around `error` (the same cells for every model, noise fixed per cell)."""
+def planted_cells(error: float, speaker: str, speakers: int = 8, files: bool = False) -> AbxResult:
+    """Per-cell ABX results around `error` (the same cells for every model, noise fixed per cell);
+    `files`: each cell's 2 X items from 2 files of their speaker (pieces of 4 triplets each)."""
     names = [f"s{i}" for i in range(speakers)]
     rows = [(a, b, "c", s) for a, b in [("a", "b"), ("b", "a"), ("a", "c")] for s in names]
     cells = pd.DataFrame(rows, columns=["phone", "phone_b", "context", "speaker"])
@@ -85,7 +87,19 @@ def planted_cells(error: float, speaker: str, speakers: int = 8) -> AbxResult:
     noise = np.random.default_rng(0).uniform(-0.03, 0.03, len(cells))
     cells["error"] = np.clip(error + noise, 0, 1)
     cells["correct2"] = np.round((1 - cells["error"]) * 16).astype(np.int64)
-    return AbxResult(cells, zerospeech_condition(speaker, "within"))
+    counts = None
+    if files:  # each file's half of the triplets with the same error: correct2 per file
+        halves = np.round((1 - cells["error"].to_numpy()) * 8).astype(np.int64)
+        cells["correct2"] = 2 * halves
+        cells["error"] = 1 - cells["correct2"] / 16
+        owner = np.array([int(s[1:]) for s in cells["speaker"]])
+        counts = FileCounts(
+            np.repeat(np.arange(len(cells)), 2), (2 * owner[:, None] + [0, 1]).reshape(-1),
+            np.repeat(halves, 2), np.full(2 * len(cells), 4),
+            np.array([f"{s}f{k}" for s in names for k in (0, 1)], dtype=object),
+            np.array([s for s in names for _ in (0, 1)], dtype=object),
+        )  # fmt: skip
+    return AbxResult(cells, zerospeech_condition(speaker, "within"), files=counts)
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +225,69 @@ def test_claims_are_decided_by_their_paired_intervals(written: Path) -> None:
     assert (table["low"] <= table["difference"]).all() and (
         table["difference"] <= table["high"]
     ).all()
+
+
+def with_full_set(study: Study, vgs: float, w2v2: float) -> Study:
+    """`study` with claim 3's models scored on the full read set too (errors `vgs`, `w2v2`)."""
+    full = {
+        f"read, {speaker} speaker": {
+            "VGS": planted_cells(vgs, speaker, files=True),
+            "W2V2": planted_cells(w2v2, speaker, files=True),
+        }
+        for speaker in ("within", "across")
+    }
+    return dataclasses.replace(study, full_cells=full)
+
+
+def test_claim3_is_decided_on_the_full_set_and_says_whether_the_subset_agrees(study: Study):
+    """The subset (VGS 20% against W2V2 10%: contradicted); on the full set VGS 5% against 10%
+    (holds): they do not agree, and the report says so with both intervals; VGS 30% on the full
+    set too: they agree."""
+    disagree = with_full_set(study, vgs=0.05, w2v2=0.10)
+    claim = decide(disagree, n_boot=200)[2]
+    assert (claim.subset.verdict, claim.verdict, claim.sets_agree) == (
+        "contradicted", "holds", False)  # fmt: skip
+    assert claim.comparison.unit == "speakers and the files within them"
+    text = claims_markdown(disagree, [claim]).split("### 3.")[1]
+    assert "Decided on the full set: " in text and "On the subset: " in text
+    assert text.count("95% interval [") == 6  # 2 conditions and their mean, on each set
+    assert "**The subset's and the full set's verdicts do not agree**" in text
+    assert "the subset's is **contradicted**, the full set's **holds**" in text
+    assert "lies **outside** the subset's interval" in text
+    assert "Per condition (seed 0) the verdicts differ on read, within speaker (subset" in text
+    assert "full `read` set (4 speakers, 96 files, 2885 items)" in text
+    assert "resamples the speakers and, within each drawn speaker, its files" in text
+    agree = with_full_set(study, vgs=0.30, w2v2=0.10)
+    claims = decide(agree, n_boot=200)
+    assert claims[2].sets_agree is True
+    text = claims_markdown(agree, claims).split("### 3.")[1]
+    assert "The subset's and the full set's verdicts agree: both **contradicted**; the" in text
+    assert "differ on" not in text  # each condition contradicted on both sets
+    table = claims_table(claims)
+    assert table.loc[3, "subset_verdict"] == "contradicted" and table.loc[3, "sets_agree"]
+    assert table.loc[3, "subset_low"] <= table.loc[3, "subset_difference"]
+
+
+def test_agreement_says_where_the_full_sets_difference_lies() -> None:
+    """Both undecided, the full set's -1.0 inside the subset's [-3.0, +1.0]: they agree, inside."""
+    from analysis.paper.claims import CLAIMS, Claim, agreement_text
+    from analysis.paper.evidence import Comparison
+
+    def comparison(difference: float, low: float, high: float) -> Comparison:
+        return Comparison("best-layer ABX error, read, within speaker", "VGS", "W2V2", 0.1, 0.1,
+                          difference, low, high, False, "speakers", 4)  # fmt: skip
+
+    claim = Claim(CLAIMS[2], comparison(-0.01, -0.02, 0.005), subset=comparison(-0.02, -0.03, 0.01))
+    text = agreement_text(claim)
+    assert text.startswith("The subset's and the full set's verdicts agree: both **undecided")
+    assert "-1.0 points, lies inside the subset's interval [-3.0, +1.0]." in text
+
+
+def test_claim3_on_one_set_only_says_nothing_of_agreement(study: Study) -> None:
+    claim = decide(study, n_boot=100)[2]
+    assert claim.subset is None and claim.sets_agree is None
+    text = claims_markdown(study, [claim])
+    assert "agree" not in text and "Decided: " in text
 
 
 def test_claim_without_its_runs_says_not_measured(study: Study) -> None:

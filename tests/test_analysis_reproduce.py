@@ -5,6 +5,7 @@ the session fixture `quick_reproduction` (tests/conftest.py)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -62,12 +63,20 @@ def test_report_decides_each_claim_by_a_paired_interval(quick_reproduction: Path
     for claim in claims:
         claim = claim.split("\n## ")[0]
         assert "Paper" in claim and "Here" in claim and "interval [" in claim
-        assert sum(verdict in claim.split("Decided:")[1] for verdict in VERDICTS) == 1, claim
+        decided = claim.split("Decided")[1].split("\n")[0]  # the full set's, if it was scored
+        assert sum(verdict in decided for verdict in VERDICTS) == 1, claim
     for figure in FIGURES:
         assert f"({figure})" in report
     table = pd.read_csv(quick_reproduction / "tables" / "claims.csv", index_col="claim")
     assert set(table["verdict"]) <= {"holds", "contradicted", "undecided at this size"}
     assert (table["half_width"] > 0).all() and (table["low"] <= table["high"]).all()
+    # The ABX grids probe 4 files per speaker: claim 3 is decided on the full read set as well,
+    # with intervals over speakers and their files, and says whether the two verdicts agree.
+    abx = claims[2]
+    assert "Decided on the full set:" in abx and "On the subset:" in abx
+    assert re.search(r"over \d+ speakers and the files within them", abx)
+    assert ("verdicts agree: both" in abx) != ("verdicts do not agree" in abx)
+    assert f"**{table.loc[3, 'subset_verdict']}**" in VERDICTS
 
 
 def test_step_times_say_which_session_measured_them(quick_reproduction: Path) -> None:

@@ -114,6 +114,8 @@ SUGGESTED_ARGUMENTS = {
     "corpus": ("probes.abx", "probes.recall"),
     "items": ("probes.abx",),
     "resume": ("training.train",),
+    # AbxResult.bootstrap and paired_difference: resample each drawn speaker's files too, or not.
+    "files": ("probes.abx_engine.paired_difference", "probes.abx_engine.result.paired_interval"),
 }
 
 

@@ -228,9 +228,10 @@ def _features(model, checkpoint, items: Path, wavs, device, store, protocol):
 def abx_layers(
     model, layers: list[int], *, checkpoint, items, wavs=None, device: str = "cpu",
     store: bool = False, bootstrap: int = 0, confidence: float = 0.95, protocol: str = "default",
-    **engine_options: Any,
-) -> np.ndarray:  # fmt: skip
-    """ABX error of each layer: [layers], or [layers, 3] (error, low, high) with ``bootstrap`` > 0.
+    cells: bool = False, **engine_options: Any,
+) -> Any:  # fmt: skip
+    """ABX error of each layer: [layers], or [layers, 3] (error, low, high) with ``bootstrap`` > 0;
+    with ``cells`` the layers' ``LayerCells`` (errors and every cell's counts, what a grid caches).
 
     The interval resamples speakers ``bootstrap`` times (``AbxResult.bootstrap``, seed 0) on the
     cells' errors: no distance is computed again, and the draws are made once per item set. One
@@ -243,7 +244,7 @@ def abx_layers(
     engine_options = abx_options(protocol, engine_options)
     rate, source = _features(model, checkpoint, items, wavs, device, store, protocol)
     prepared = None
-    rows = []
+    rows: list = []
     for layer in layers:
         features = source.load(layer)
         if prepared is None:
@@ -251,9 +252,15 @@ def abx_layers(
             prepared = prepared_for(items, lengths, rate, engine_options)
         result = prepared.score(features)
         del features
-        if bootstrap:
+        if cells:
+            rows.append(result)
+        elif bootstrap:
             interval = result.bootstrap(n_boot=int(bootstrap), confidence=confidence)
             rows.append((float(result), interval.low, interval.high))
         else:
             rows.append(float(result))
+    if cells:
+        from analysis.gridding.abx_cells import LayerCells
+
+        return LayerCells.from_results(rows)
     return np.asarray(rows, np.float64)

@@ -10,8 +10,10 @@ missing. The cache is written atomically after every checkpoint, so an interrupt
 With a dask.distributed ``client`` the checkpoints are probed in parallel, one task per checkpoint; the
 cache is only ever written by the calling process, under ``training.fileio.exclusive`` so that two grids
 on one run never corrupt it. ABX cells come from the ABX fast path (abx_fast_path.py): one forward
-pass per checkpoint, the engine's structures built once per process; with ``bootstrap=N`` each cell
-also gets a speaker-bootstrap interval, coordinates ``low`` and ``high`` (docs/grids.md).
+pass per checkpoint, the engine's structures built once per process. An ABX grid also caches every
+cell's counts (abx_cells.py), so ``bootstrap=N`` gives each cell a speaker-bootstrap interval,
+coordinates ``low`` and ``high``, computed from the cache: a cached grid asked for intervals (or for
+another N) runs no model (docs/grids.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from analysis.gridding.abx_cells import LayerCells, fill_intervals, has_counts, overlay_counts
 from analysis.gridding.registry import ProbeSpec, make_spec, measure_checkpoint
 from analysis.runs import run_name
 from training.fileio import exclusive, write_atomic
@@ -92,6 +95,11 @@ def grids(
     probes: name -> a ProbeSpec or a mapping ``{"probe": name_or_callable, **options}``. Returns name ->
     the grid that ``grid(run, ...)`` would return.
     """
+    return _grids(run, probes, epochs, layers, client, progress=progress)
+
+
+def _grids(run, probes, epochs, layers, client, *, progress: bool, counts: bool = False):
+    """``grids``; counts: ABX cells must hold their counts (``abx_results.abx_results`` reads them)."""
     dim, available = trajectory(run)  # any run, folder or list of checkpoints; epoch or step
     run = trajectory_root(run)
     specs = {
@@ -102,21 +110,38 @@ def grids(
     }
     paths = _select_epochs(available, epochs, run)
     layer_list = _select_layers(layers, paths)
-    caches = {name: _load_cache(cache_path(run, spec)) for name, spec in specs.items()}
+    # Grids that differ only in their intervals share one cache: it is measured once, for the first.
+    first: dict[Path, str] = {}
+    for name, spec in specs.items():
+        first.setdefault(cache_path(run, spec), name)
+    measured = {name: specs[name] for name in first.values()}
+    counts_needed = {  # those whose cells must hold counts
+        first[cache_path(run, spec)]
+        for spec in specs.values()
+        if spec.intervals or (counts and spec.keeps_counts)
+    }
+    caches = {name: _load_cache(cache_path(run, spec)) for name, spec in measured.items()}
     identities = {
         name: {epoch: spec.identity(path, epoch) for epoch, path in paths.items()}
-        for name, spec in specs.items()
+        for name, spec in measured.items()
     }
-    todo = _missing_work(specs, caches, identities, paths, layer_list)
-    for epoch, results in _run_work(todo, paths, specs, client, progress, run):
+    todo = _missing_work(measured, caches, identities, paths, layer_list, counts_needed)
+    for epoch, results in _run_work(todo, paths, measured, client, progress, run):
         for name, values in results.items():
             cells = todo[epoch][name]
             caches[name] = _merge(caches[name], epoch, identities[name][epoch], cells, values)
             caches[name] = _save_cache(cache_path(run, specs[name]), caches[name], specs[name])
-    out = {
-        name: _grid_from_cache(caches[name], specs[name], identities[name], layer_list, run)
-        for name in specs
-    }
+    out = {}
+    for name, spec in specs.items():
+        path = cache_path(run, spec)
+        owner = first[path]
+        if spec.intervals:  # from the cached counts: no model runs for them
+            cells = [(e, layer) for e in paths for layer in layer_list]
+            caches[owner], changed = fill_intervals(caches[owner], cells, _condition(spec),
+                                                    *spec.intervals)  # fmt: skip
+            if changed:
+                caches[owner] = _save_cache(path, caches[owner], spec)
+        out[name] = _grid_from_cache(caches[owner], spec, identities[owner], layer_list, run)
     return {name: g.rename(epoch=dim) if dim != "epoch" else g for name, g in out.items()}
 
 
@@ -214,8 +239,19 @@ def _load_cache(path: Path) -> xr.Dataset | None:
         return opened.load()
 
 
-def _missing_work(specs, caches, identities, paths, layers) -> dict[int, dict[str, list[int]]]:
-    """epoch -> probe name -> the layers whose cell is missing or was measured on something else."""
+def _condition(spec: ProbeSpec):
+    """The ABX condition of a grid's options (speaker, context or the general form)."""
+    from probes.abx_engine.conditions import make_condition
+
+    keys = ("speaker", "context", "on", "by", "across", "levels")
+    return make_condition(**{k: spec.options[k] for k in keys if k in spec.options})
+
+
+def _missing_work(
+    specs, caches, identities, paths, layers, counts_needed=()
+) -> dict[int, dict[str, list[int]]]:
+    """epoch -> probe name -> the layers whose cell is missing or was measured on something else
+    (or, for the grids in `counts_needed`, was cached without the counts intervals come from)."""
     todo: dict[int, dict[str, list[int]]] = {}
     for epoch in paths:
         for name in specs:
@@ -223,6 +259,7 @@ def _missing_work(specs, caches, identities, paths, layers) -> dict[int, dict[st
                 layer
                 for layer in layers
                 if not _is_done(caches[name], epoch, layer, identities[name][epoch])
+                or (name in counts_needed and not _is_counted(caches[name], epoch, layer))
             ]
             if missing:
                 todo.setdefault(epoch, {})[name] = missing
@@ -235,6 +272,11 @@ def _is_done(cache: xr.Dataset | None, epoch: int, layer: int, identity: str) ->
     if str(cache.identity.sel(epoch=epoch).item()) != identity:
         return False
     return bool(cache.done.sel(epoch=epoch, layer=layer).item())
+
+
+def _is_counted(cache: xr.Dataset, epoch: int, layer: int) -> bool:
+    """Whether the cache holds the cell's counts (caches written before they were kept do not)."""
+    return has_counts(cache) and bool(cache.counted.sel(epoch=epoch, layer=layer).item())
 
 
 def _run_work(todo, paths, specs, client, progress, run):
@@ -266,8 +308,9 @@ def _run_work(todo, paths, specs, client, progress, run):
 
 def _merge(cache, epoch: int, identity: str, layers: list[int], values) -> xr.Dataset:
     """The cache with the cells (epoch, layers) set to `values` ([layers], or [layers, 3] with the
-    interval's low and high)."""
-    values = np.asarray(values, dtype=np.float64)
+    interval's low and high, or an ABX probe's LayerCells: the errors and the cells' counts)."""
+    counts = values if isinstance(values, LayerCells) else None
+    values = np.asarray(counts.values if counts is not None else values, dtype=np.float64)
     columns = values[:, None] if values.ndim == 1 else values
     data = {
         name: (("epoch", "layer"), columns[None, :, k])
@@ -277,7 +320,7 @@ def _merge(cache, epoch: int, identity: str, layers: list[int], values) -> xr.Da
         data | {"done": (("epoch", "layer"), np.ones((1, len(layers)), dtype=np.int8))},
         coords={"epoch": [epoch], "layer": layers, "identity": ("epoch", [identity])},
     )
-    return _overlay(new, cache)
+    return _overlay(counts.into(new) if counts is not None else new, cache)
 
 
 def _overlay(top: xr.Dataset | None, bottom: xr.Dataset | None) -> xr.Dataset | None:
@@ -304,13 +347,15 @@ def _overlay(top: xr.Dataset | None, bottom: xr.Dataset | None) -> xr.Dataset | 
             up = upper[name] if name in upper else xr.full_like(upper.value, np.nan)
             low = lower[name] if name in lower else xr.full_like(lower.value, np.nan)
             cells[name] = xr.where(upper_done, up, low)
+    cells |= overlay_counts(upper, lower, upper_done)
     return xr.Dataset(
         cells | {"done": (upper_done | lower_done).astype(np.int8)},
         coords={"identity": ("epoch", identity.to_numpy())},
     )
 
 
-INTERVAL_VARIABLES = ("value", "low", "high")
+# Per-cell variables that follow the cell's value (the counts are overlay_counts's).
+INTERVAL_VARIABLES = ("value", "low", "high", "interval_boot", "interval_confidence")
 
 
 def _save_cache(path: Path, cache: xr.Dataset, spec: ProbeSpec) -> xr.Dataset:
@@ -328,7 +373,10 @@ def _grid_from_cache(cache, spec: ProbeSpec, identities, layers, run: Path) -> x
     values = cache.value.reindex(epoch=epochs, layer=layers)
     values = values.drop_vars("identity", errors="ignore").astype(np.float64)
     values = values.assign_coords(checkpoint=("epoch", [identities[e] for e in epochs]))
-    for bound in ("low", "high"):  # intervals, as training.retrieval.recall_at_k gives them
+    # Intervals, as training.retrieval.recall_at_k gives them: an ABX grid's only when asked for
+    # (the cache may hold those of another number of resamples).
+    bounds = ("low", "high") if spec.intervals or not spec.keeps_counts else ()
+    for bound in bounds:
         if bound in cache:
             values = values.assign_coords(
                 {
@@ -340,4 +388,6 @@ def _grid_from_cache(cache, spec: ProbeSpec, identities, layers, run: Path) -> x
     values.name = spec.name
     values.attrs = {"probe": spec.name, "options": spec.options_json, "run": run_name(run)}
     values.attrs.update(spec.scalar_options())
+    if spec.intervals:
+        values.attrs.update(bootstrap=spec.intervals[0], confidence=spec.intervals[1])
     return values

@@ -58,6 +58,9 @@ class ProbeSpec:
     references: Callable[[Path, int, dict[str, Any]], list[Path]] | None = None
 
     inputs: dict[str, str] = field(default_factory=dict)  # input file -> content hash, for the key
+    # ABX: (resamples, confidence) of each cell's speaker-bootstrap interval, computed by the grid
+    # from the cells' counts it caches (not part of the key: any number of resamples reads one cache).
+    intervals: tuple[int, float] | None = None
 
     @functools.cached_property
     def options_json(self) -> str:
@@ -85,6 +88,11 @@ class ProbeSpec:
         )
         text = f"{self.name}|{function}|{self.options_json}|{inputs}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def keeps_counts(self) -> bool:
+        """The built-in ABX probe: its cache keeps every cell's counts (abx_cells.py)."""
+        return self.name == "abx" and self.function is BUILTIN_PROBES["abx"][0]
 
     def identity(self, checkpoint: Path, epoch: int) -> str:
         """What a cell at `epoch` was measured on: checkpoint checksums, the reference's included."""
@@ -123,7 +131,10 @@ def make_spec(
         raise ValueError(f"unknown probe {probe!r}; known: {sorted(BUILTIN_PROBES)} or a callable")
     function, references = BUILTIN_PROBES[probe]
     inputs = {}
+    intervals = None
     if probe == "abx":
+        n_boot, confidence = options.pop("bootstrap", 0), options.pop("confidence", 0.95)
+        intervals = (int(n_boot), float(confidence)) if n_boot else None
         if "items" not in options:
             raise ValueError(
                 "probe 'abx' needs items= (an item file, or an ABX set name with corpus=)"
@@ -133,9 +144,8 @@ def make_spec(
         items = _abx_items(options.pop("items"), corpus, run)
         options["items"] = str(items.resolve())
         inputs["items"] = _file_hash(items)
-    return ProbeSpec(
-        name=probe, function=function, options=options, references=references, inputs=inputs
-    )
+    return ProbeSpec(name=probe, function=function, options=options, references=references,
+                     inputs=inputs, intervals=intervals)  # fmt: skip
 
 
 def measure_checkpoint(
@@ -143,7 +153,8 @@ def measure_checkpoint(
 ) -> dict[str, np.ndarray]:
     """Load `checkpoint` once and run each probe of `work` (name -> (spec, layers)) on it.
 
-    Returns name -> [layers] values, or [layers, 3] (value, low, high) for a probe with intervals.
+    Returns name -> [layers] values, or [layers, 3] (value, low, high) for a probe with intervals,
+    or (ABX) the layers' ``LayerCells``.
     """
     import torch
 
@@ -164,6 +175,8 @@ def measure_checkpoint(
 
 
 def _measure(model, checkpoint, epoch, work, scratch: Path) -> dict[str, np.ndarray]:
+    from analysis.gridding.abx_cells import LayerCells
+
     out = {}
     for name, (spec, layers) in work.items():
         values = spec.function(
@@ -174,6 +187,9 @@ def _measure(model, checkpoint, epoch, work, scratch: Path) -> dict[str, np.ndar
             scratch=scratch,
             **spec.options,
         )
+        if isinstance(values, LayerCells):  # ABX: the values and the cells' counts
+            out[name] = values
+            continue
         values = np.asarray(values, dtype=np.float64)
         values = values.reshape(-1) if values.ndim < 2 else values
         if values.shape not in ((len(layers),), (len(layers), 3)):
@@ -345,10 +361,12 @@ def _store(scratch: Path, model_id: str, source: str) -> Path:
 def _abx(model, layers, *, checkpoint, epoch, scratch, items, **options):
     """ABX error of each layer on an item file (the ABX fast path, abx_fast_path.py): one
     forward pass serves every layer and condition, the engine's structures are built once per process.
-    With bootstrap=N, [layers, 3]: error, low, high (speaker bootstrap, ``confidence`` default 0.95)."""
+    Returns the layers' ``LayerCells`` (errors and per-cell counts, from which the grid computes
+    intervals)."""
     from analysis.gridding.abx_fast_path import abx_layers
 
-    return abx_layers(model, list(layers), checkpoint=checkpoint, items=items, **options)
+    return abx_layers(model, list(layers), checkpoint=checkpoint, items=items, cells=True,
+                      **options)  # fmt: skip
 
 
 def _phone(model, layers, *, checkpoint, epoch, scratch, corpus=None, split="train", **options):

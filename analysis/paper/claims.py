@@ -2,11 +2,14 @@
 
 Each claim says that one model beats another. Both are measured on the same test queries (claims 1
 and 2: test recall, the same images resampled for both) or the same ABX cells (claim 3: the engine's
-paired bootstrap over speakers), and the verdict reads the difference's 95% interval
-(`analysis.paper.evidence`): **holds**, **contradicted** or **undecided at this size**, with the smallest
-difference the run could have detected. With several seeds the seed-averaged difference is decided,
-its interval widened by the between-seed spread, and each seed's own verdict is listed.
-A claim whose runs were not trained (a --quick study has fewer variants) says so instead.
+paired bootstrap over the speakers and the files within each drawn speaker), and the verdict reads
+the difference's 95% interval (`analysis.paper.evidence`): **holds**, **contradicted** or **undecided
+at this size**, with the smallest difference the run could have detected. With several seeds the
+seed-averaged difference is decided, its interval widened by the between-seed spread, and each seed's
+own verdict is listed. A claim whose runs were not trained (a --quick study has fewer variants) says
+so instead. When the grids probed a subset of the ABX set and the study scored the corpus's full set
+too (`Study.full_cells`), claim 3 is decided on the full set, and the subset's verdict is given beside
+it with whether the two agree.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pandas as pd
 
 from analysis.metric_names import METRICS, TABLE_RECALLS
 from analysis.paper.evidence import (
+    SPEAKERS_AND_FILES,
     Comparison,
     combine_conditions,
     combine_seeds,
@@ -27,7 +31,15 @@ from analysis.paper.evidence import (
 )
 from analysis.paper.study import PAIRED_CONDITIONS, Study
 
-__all__ = ["Claim", "CLAIMS", "PAPER", "decide", "claims_markdown", "claims_table"]
+__all__ = [
+    "Claim",
+    "CLAIMS",
+    "PAPER",
+    "decide",
+    "claims_markdown",
+    "claims_table",
+    "agreement_text",
+]
 
 # The paper's numbers (Table I: recall in %, Table II: best-layer ABX in %).
 PAPER = {
@@ -92,27 +104,40 @@ CLAIMS = (
 @dataclass
 class Claim:
     """A claim as measured: the decided comparison (seed-averaged), each seed's, the parts it
-    averages (claim 3: one per ABX condition, seed 0), or why it could not be measured."""
+    averages (claim 3: one per ABX condition, seed 0), or why it could not be measured.
+
+    Claim 3 on a subset of the ABX set, with the full set scored too: `comparison`, `per_seed` and
+    `parts` are the full set's, `subset` and `subset_parts` the subset's."""
 
     spec: ClaimSpec
     comparison: Comparison | None = None
     per_seed: list[Comparison] = field(default_factory=list)
     parts: list[Comparison] = field(default_factory=list)
     missing: str = ""
+    subset: Comparison | None = None
+    subset_parts: list[Comparison] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
         return self.comparison.verdict if self.comparison is not None else "not measured"
+
+    @property
+    def sets_agree(self) -> bool | None:
+        """Whether the subset's verdict is the full set's (None: decided on one set only)."""
+        if self.subset is None or self.comparison is None:
+            return None
+        return self.subset.verdict == self.comparison.verdict
 
 
 def _recall_comparison(study: Study, a: str, b: str, n_boot: int) -> Comparison:
     return paired_recall(study.ranks[a], study.ranks[b], names=(a, b), n_boot=n_boot)
 
 
-def _abx_parts(study: Study, a: str, b: str, n_boot: int) -> list[Comparison]:
+def _abx_parts(results: dict, a: str, b: str, n_boot: int) -> list[Comparison]:
+    """One paired comparison per ABX condition of `results` (condition -> run -> AbxResult)."""
     parts = []
     for condition in PAIRED_CONDITIONS:
-        cells = study.best_cells.get(condition, {})
+        cells = results.get(condition, {})
         if cells.get(a) is not None and cells.get(b) is not None:
             measure = f"best-layer ABX error, {condition}"
             parts.append(paired_abx(cells[a], cells[b], names=(a, b), measure=measure,
@@ -128,6 +153,7 @@ def _decide_one(study: Study, spec: ClaimSpec, n_boot: int) -> Claim:
         claim.missing = f"this study did not train {', '.join(absent)}"
         return claim
     seeds = sorted(set(better) & set(worse))
+    subset, full = [], []
     for seed in seeds:
         a, b = better[seed], worse[seed]
         if spec.measure == "recall":
@@ -135,18 +161,30 @@ def _decide_one(study: Study, spec: ClaimSpec, n_boot: int) -> Claim:
                 claim.missing = "no test recall ranks"
                 return claim
             claim.per_seed.append(_recall_comparison(study, a, b, n_boot))
+            continue
+        parts = _abx_parts(study.best_cells, a, b, n_boot)
+        if not parts:
+            claim.missing = "no ABX on the read set"
+            return claim
+        claim.subset_parts = claim.subset_parts or parts
+        subset.append(combine_conditions(parts, _mean_measure(parts)))
+        on_full = _abx_parts(study.full_cells, a, b, n_boot)
+        if len(on_full) == len(parts):
+            claim.parts = claim.parts or on_full
+            full.append(combine_conditions(on_full, _mean_measure(on_full)))
+    if spec.measure == "abx":
+        if full and len(full) == len(subset):  # decided on the full set, the subset beside it
+            claim.per_seed, claim.subset = full, combine_seeds(subset)
         else:
-            parts = _abx_parts(study, a, b, n_boot)
-            if not parts:
-                claim.missing = "no ABX on the read set"
-                return claim
-            claim.parts = claim.parts or parts
-            mean = "best-layer ABX error, mean of " + " and ".join(
-                p.measure.split(", ", 1)[1] for p in parts
-            )
-            claim.per_seed.append(combine_conditions(parts, mean))
+            claim.per_seed, claim.parts, claim.subset_parts = subset, claim.subset_parts, []
     claim.comparison = combine_seeds(claim.per_seed)
     return claim
+
+
+def _mean_measure(parts: Sequence[Comparison]) -> str:
+    return "best-layer ABX error, mean of " + " and ".join(
+        p.measure.split(", ", 1)[1] for p in parts
+    )
 
 
 def decide(study: Study, *, n_boot: int = 1000) -> list[Claim]:
@@ -227,7 +265,6 @@ def _here(study: Study, claim: Claim) -> str:
         lines = [f"- {_recall_here(study, n)} (test, final epoch){_retained_text(study, n)}"
                  for n in names]  # fmt: skip
         return "Here (seed 0; R@1/R@10, %):\n" + "\n".join(lines) + "\n\n"
-    lines = [f"- {comparison_text(part)}" for part in claim.parts]
     read = study.material.get("abx", {}).get("read")
     where = (
         f" on the `read` ABX set: {read['speakers']} speakers, {read['files']} files, "
@@ -236,7 +273,64 @@ def _here(study: Study, claim: Claim) -> str:
         if read
         else ""
     )
-    return f"Here, per condition (seed 0){where}:\n" + "\n".join(lines) + "\n\n"
+    units = [p.unit == SPEAKERS_AND_FILES for p in [*claim.subset_parts, *claim.parts]]
+    resampled = (
+        ("Each interval" if all(units) else f'An interval "over ... {SPEAKERS_AND_FILES}"')
+        + " resamples the speakers and, within each drawn speaker, its files (an X item counts "
+        "as many times as its file is drawn).\n\n"
+        if any(units)
+        else ""
+    )
+    if claim.subset is None:
+        lines = [f"- {comparison_text(part)}" for part in claim.parts]
+        return f"{resampled}Here, per condition (seed 0){where}:\n" + "\n".join(lines) + "\n\n"
+    subset = [f"- {comparison_text(part)}" for part in claim.subset_parts]
+    full = [f"- {comparison_text(part)}" for part in claim.parts]
+    return (
+        f"{resampled}Here, per condition (seed 0){where}:\n" + "\n".join(subset)
+        + f"\n\nOn the subset: {comparison_text(claim.subset)}\n\n"
+        + f"On the corpus's full `read` set{_full_size(read)}, at the same layers (each model's "
+        "best final layer on the subset), per condition (seed 0):\n" + "\n".join(full) + "\n\n"
+    )  # fmt: skip
+
+
+def _full_size(read: dict | None) -> str:
+    full = (read or {}).get("full")
+    if not full:
+        return ""
+    return f" ({full['speakers']} speakers, {full['files']} files, {full['items']} items)"
+
+
+def agreement_text(claim: Claim) -> str:
+    """Whether the subset's and the full set's verdicts agree, whether the full set's difference
+    lies inside the subset's interval, and the conditions whose verdicts differ ("" if one set)."""
+    if claim.sets_agree is None:
+        return ""
+    subset, full = claim.subset, claim.comparison
+    if claim.sets_agree:
+        text = f"The subset's and the full set's verdicts agree: both **{full.verdict}**"
+    else:
+        text = (
+            f"**The subset's and the full set's verdicts do not agree**: the subset's is "
+            f"**{subset.verdict}**, the full set's **{full.verdict}** (the verdict above: it rests "
+            "on every file)"
+        )
+    inside = subset.low <= full.difference <= subset.high
+    text += (
+        f"; the full set's difference, {100 * full.difference:+.1f} points, lies "
+        f"{'inside' if inside else '**outside**'} the subset's interval "
+        f"[{100 * subset.low:+.1f}, {100 * subset.high:+.1f}]."
+    )
+    differ = [
+        f"{s.measure.split(', ', 1)[-1]} (subset **{s.verdict}**, {100 * s.difference:+.1f} "
+        f"[{100 * s.low:+.1f}, {100 * s.high:+.1f}]; full set **{f.verdict}**, "
+        f"{100 * f.difference:+.1f} [{100 * f.low:+.1f}, {100 * f.high:+.1f}])"
+        for s, f in zip(claim.subset_parts, claim.parts, strict=False)
+        if s.verdict != f.verdict
+    ]
+    if differ:
+        text += " Per condition (seed 0) the verdicts differ on " + "; ".join(differ) + "."
+    return text + "\n"
 
 
 def _claim_markdown(study: Study, claim: Claim) -> str:
@@ -244,7 +338,10 @@ def _claim_markdown(study: Study, claim: Claim) -> str:
     text = f"### {spec.number}. {spec.title}\n\nPaper {spec.paper}\n\n"
     if claim.comparison is None:
         return text + f"**Not measured**: {claim.missing}.\n"
-    text += _here(study, claim) + "Decided: " + comparison_text(claim.comparison) + "\n"
+    decided = "Decided on the full set: " if claim.subset is not None else "Decided: "
+    text += _here(study, claim) + decided + comparison_text(claim.comparison) + "\n"
+    if claim.subset is not None:
+        text += "\n" + agreement_text(claim)
     if len(claim.per_seed) > 1:
         text += "\nPer seed: " + "; ".join(
             f"seed {i}: {100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}] "
@@ -259,9 +356,9 @@ def claims_markdown(study: Study, claims: Sequence[Claim] | None = None) -> str:
     claims = decide(study) if claims is None else claims
     intro = (
         "Each claim compares two models on the same test material; the difference's interval is a "
-        "paired bootstrap (the same resampled images or speakers for both models). **holds**: the "
-        "interval lies on the claim's side of 0; **contradicted**: on the other side; **undecided "
-        "at this size**: it covers 0.\n"
+        "paired bootstrap (the same resampled images, or speakers and their files, for both "
+        "models). **holds**: the interval lies on the claim's side of 0; **contradicted**: on the "
+        "other side; **undecided at this size**: it covers 0.\n"
     )
     return "\n".join(
         ["## The paper's three claims, measured here\n", intro]
@@ -283,6 +380,10 @@ def claims_table(claims: Sequence[Claim], scale: Callable[[float], float] = lamb
                 half_width=scale(c.half_width), units=c.units, unit=c.unit,
                 seeds=len(claim.per_seed),
             )  # fmt: skip
+        if claim.subset is not None:  # claim 3 decided on the full set: the subset's beside it
+            row.update(subset_difference=scale(claim.subset.difference),
+                       subset_low=scale(claim.subset.low), subset_high=scale(claim.subset.high),
+                       subset_verdict=claim.subset.verdict, sets_agree=claim.sets_agree)  # fmt: skip
         rows[claim.spec.number] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "claim"

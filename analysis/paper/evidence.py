@@ -2,7 +2,8 @@
 
 A claim says "model a is better than model b". Both models are measured on the same queries (test
 images and their captions) or the same ABX cells, so the comparison is paired: every bootstrap draw
-resamples the units (images, speakers) once and weights both models' results with that same draw.
+resamples the units (images; or speakers and the files within each drawn speaker) once and weights
+both models' results with that same draw.
 The difference a - b gets a percentile interval, and the verdict reads it:
 
 - **holds**: the interval lies entirely on the claim's side of 0;
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 VERDICTS = ("holds", "contradicted", "undecided at this size")
+# What a two-level ABX bootstrap resamples, as a comparison's text reads it ("over 4 speakers and ...").
+SPEAKERS_AND_FILES = "speakers and the files within them"
 RECALL_KS = (1, 10)  # the paper's Table I: R@1 and R@10, both directions
 
 
@@ -203,19 +206,23 @@ def paired_abx(
     seed: int = 0,
 ) -> Comparison:
     """ABX error of a minus b on the same cells (two `AbxResult`s of one condition and item file),
-    with the engine's paired bootstrap over speakers (lower is better)."""
+    with the engine's paired bootstrap (lower is better): over the speakers and the files within
+    each drawn speaker when both results carry their per-file counts (the engine's and a grid's
+    do), else over the speakers alone (`unit` says which)."""
     from probes.abx_engine import paired_difference
     from probes.abx_engine.result import CollapsePlan
 
-    paired = paired_difference(result_a, result_b, n_boot=n_boot, confidence=confidence, seed=seed)
+    files = result_a.files is not None and result_b.files is not None
+    paired = paired_difference(result_a, result_b, n_boot=n_boot, confidence=confidence, seed=seed,
+                               files=files)  # fmt: skip
     plan = CollapsePlan(result_a.cells, result_a.labels, result_a.condition.levels, "speaker")
     interval = paired.interval
     return Comparison(
         measure=measure, a=names[0], b=names[1], value_a=float(result_a),
         value_b=float(result_b), difference=interval.estimate, low=interval.low,
-        high=interval.high, higher_is_better=False, unit="speakers",
-        units=len(plan.unit_labels), confidence=confidence, n_boot=n_boot,
-        samples=np.asarray(interval.samples),
+        high=interval.high, higher_is_better=False,
+        unit=SPEAKERS_AND_FILES if files else "speakers", units=len(plan.unit_labels),
+        confidence=confidence, n_boot=n_boot, samples=np.asarray(interval.samples),
     )  # fmt: skip
 
 

@@ -131,8 +131,10 @@ def material_markdown(
     test: Mapping[str, Any] | None,
     validation: Mapping[str, Any] | None,
     abx: Mapping[str, Mapping[str, Any]],
+    full_scored: Sequence[str] = (),
 ) -> str:
-    """The report's section that names every split and subset with its size and chance level."""
+    """The report's section that names every split and subset with its size and chance level;
+    full_scored: the ABX sets whose full set was scored too (claim 3 is decided on it)."""
     lines = ["## Data: the splits and subsets behind every number\n"]
     if test:
         lines.append(
@@ -146,8 +148,19 @@ def material_markdown(
             f"{split_text(validation)}.{_uninformative(validation)}"
         )
     for name, material in abx.items():
+        full = name in full_scored and "full" in material
+        uses = (
+            "Table II, Fig. 2 and the heatmaps"
+            if full
+            else "Table II, claim 3, Fig. 2 and the heatmaps"
+        )
+        also = (
+            " Claim 3 is decided on the full set (the compared models' final checkpoints, at their "
+            "best layers on the subset), the subset's verdict beside it."
+            if full
+            else ""
+        )
         lines.append(
-            f"- {_items_text(name, material)} (Table II, claim 3, Fig. 2 and the heatmaps). ABX "
-            "chance level: 50% error."
+            f"- {_items_text(name, material)} ({uses}). ABX chance level: 50% error.{also}"
         )
     return "\n".join(lines) + "\n"

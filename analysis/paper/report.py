@@ -337,8 +337,9 @@ def _material_section(study: Study) -> str:
     material = study.material
     if not material:
         return ""
+    full_scored = sorted({c.split(",")[0] for c, runs in study.full_cells.items() if runs})
     return material_markdown(material.get("test"), material.get("validation"),
-                             material.get("abx", {}))  # fmt: skip
+                             material.get("abx", {}), full_scored)  # fmt: skip
 
 
 def _split_size(study: Study) -> str:

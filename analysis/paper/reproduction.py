@@ -238,6 +238,7 @@ def reproduce(
             similarity_pairs=plan.similarity_pairs,
             cka_frames=plan.cka_frames,
             bootstrap=plan.bootstrap,
+            full_set_models=_claim3_models(),
             regions=regions,
             client=client,
             progress=progress,
@@ -251,6 +252,14 @@ def reproduce(
             preamble=_preamble(plan, preset, corpus, timer),
         )
     return report
+
+
+def _claim3_models() -> list[str]:
+    """The models the ABX claim compares: scored on the corpus's full ABX set as well, since the
+    grids probe a subset of it (claim 3 is decided there)."""
+    from analysis.paper.claims import CLAIMS
+
+    return [m for claim in CLAIMS if claim.measure == "abx" for m in (claim.better, claim.worse)]
 
 
 def _train_all(

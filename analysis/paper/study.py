@@ -137,6 +137,9 @@ class Study:
     # The ABX engine's per-cell result at each run's best layer of its final epoch, for the
     # conditions compared by paired intervals: condition -> run -> AbxResult.
     best_cells: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The same on the corpus's full ABX set when the grids probe a subset of it (at the layers the
+    # subset chose), for the runs asked for (`full_set_models`): condition -> run -> AbxResult.
+    full_cells: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The material behind the numbers (`analysis.paper.material`): "test" and "validation" splits
     # (sizes, captions per image), "abx": set name -> the probed item file's sizes (and its full set's).
     material: dict[str, Any] = field(default_factory=dict)
@@ -215,6 +218,7 @@ def collect(
     cka_frames: int | None = 4000,
     bootstrap: int = 0,
     paired_conditions: Sequence[str] = PAIRED_CONDITIONS,
+    full_set_models: Sequence[str] = (),
     regions: Path | str | None = None,
     client: Any = None,
     progress: bool = True,
@@ -228,8 +232,10 @@ def collect(
     (`item_files["captions"]` when given, else the corpus's captions set). bootstrap: resamples for
     every grid cell's interval (coords `low`, `high`; 0: none). paired_conditions: the ABX
     conditions whose per-cell results at each run's best final layer are kept for paired
-    comparisons (and Table II's intervals). regions: the region features to read the test images
-    from (default: the corpus's).
+    comparisons (and Table II's intervals). full_set_models: the models whose runs are also scored,
+    at their final epoch and those best layers, on the corpus's full set of each paired condition
+    whose grids probe a subset (`full_cells`; claim 3 is decided on it). regions: the region
+    features to read the test images from (default: the corpus's).
     """
     study = Study(runs={spec.name: spec for spec in runs})
     study.material = material_of(runs, corpus, sets, item_files)
@@ -258,10 +264,16 @@ def collect(
             key: (record["low"][key], record["high"][key]) for key in record["low"]
         }
         study.ranks[spec.name] = Ranks.from_json(record["ranks"])
-    for condition in [c for c in paired_conditions if c in specs]:
+    paired = [c for c in paired_conditions if c in specs]
+    for condition in paired:
         for name, grid in study.abx[condition].items():
             cells = best_layer_cells(study.runs[name].path, grid, specs[condition], progress)
             study.best_cells.setdefault(condition, {})[name] = cells
+    full = {c: spec for c, spec in abx_conditions(corpus, sets, **(abx_options or {})).items()
+            if c in paired and Path(spec["items"]).resolve() != Path(specs[c]["items"]).resolve()}  # fmt: skip
+    for name, spec in study.runs.items():
+        if full and spec.model_name in full_set_models:
+            _full_set_cells(study, name, full, progress)
     cka = {"max_frames": cka_frames} if cka_frames else {}
     captions = next((spec for name, spec in specs.items() if name.startswith("captions,")), None)
     if captions is not None and "wavs" in captions:
@@ -307,18 +319,32 @@ def material_of(
 
 
 def best_layer_cells(run: Path | str, grid: xr.DataArray, spec: Mapping[str, Any], progress: bool):
-    """The ABX engine's result (per cell) of the run's last checkpoint at the grid's best final
-    layer, scored as the grid's `spec` says; the activations come from the run's cache."""
-    import probes
+    """The ABX engine's result (every cell, split by X's file) of the run's last checkpoint at the
+    grid's best final layer, scored as the grid's `spec` says: read from the grid's cache, where the
+    grid keeps every cell's counts (`analysis.gridding.abx_cells`)."""
+    from analysis.gridding.abx_results import abx_results
 
     layer = best_layer(grid)[1]
     if layer < 0:
         return None
-    last = list(checkpoints(run).values())[-1]
-    # The grid's own options (its probe, its interval's resamples) are not the engine's.
-    grid_only = {"probe", "bootstrap", "confidence"}
-    options = {k: v for k, v in spec.items() if k not in grid_only}
-    return probes.abx(last, layer, progress=progress, **options)
+    last = max(checkpoints(run))
+    return abx_results(run, {"best": spec}, last, {"best": layer}, progress=progress)["best"]
+
+
+def _full_set_cells(study: Study, name: str, full: Mapping[str, Mapping[str, Any]], progress):
+    """Run `name`'s final checkpoint on the full sets `full` (condition -> grid spec), at the best
+    final layer of its subset grid: one forward pass, cached as a grid cell of the full set."""
+    from analysis.gridding.abx_results import abx_results
+
+    run = study.runs[name].path
+    layers = {c: best_layer(study.abx[c][name])[1] for c in full}
+    layers = {c: layer for c, layer in layers.items() if layer >= 0}
+    if not layers:
+        return
+    last = max(checkpoints(run))
+    results = abx_results(run, {c: full[c] for c in layers}, last, layers, progress=progress)
+    for condition, result in results.items():
+        study.full_cells.setdefault(condition, {})[name] = result
 
 
 def _collect_sharing(study: Study, pairs, every: int, client: Any, progress: bool, cka) -> None:

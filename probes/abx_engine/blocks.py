@@ -40,13 +40,19 @@ class BlockPlan:
     the DTW costs (float32 in compat mode, as zrc-abx2).
     """
 
-    def __init__(self, layout: Layout, offsets: np.ndarray, sampling: Subsampling, cost_dtype):
+    def __init__(
+        self, layout: Layout, offsets: np.ndarray, sampling: Subsampling, cost_dtype,
+        item_file: np.ndarray | None = None,
+    ):  # fmt: skip
+        """item_file: [n] each item's file (layout order): ``run`` then also splits every cell's
+        counts by the file of its X items (not with subsampling, whose samples are per cell)."""
         self.layout, self.offsets, self.sampling, self.cost_dtype = (
             layout,
             offsets,
             sampling,
             cost_dtype,
         )
+        self.item_file = None if sampling.active else item_file
         frames_in = offsets[layout.group_start]
         blocks = plan_blocks(layout)
         if layout.condition.is_symmetric:
@@ -72,9 +78,11 @@ class BlockPlan:
         }
 
     def run(self, frames: np.ndarray, distance: str, progress: bool = False):
-        """(x_run, a_run, b_run, correct2, n_a, n_b, n_x) of every cell, from prepared ``frames``."""
+        """(records, pieces) from prepared ``frames``: (x_run, a_run, b_run, correct2, n_a, n_b, n_x)
+        of every cell, and its counts split by X's file, (cell, file, correct2, n_x) with cell an
+        index into the records (None without ``item_file``)."""
         scratch = np.empty((self.max_len, self.max_len), self.cost_dtype)  # the DTW buffer
-        parts: list[tuple[np.ndarray, ...]] = []
+        parts: list = []  # (cells, pieces) of each block orientation
         bar = tqdm(total=self.n_blocks, desc="ABX blocks", disable=not progress, leave=False)
         threads = numba.get_num_threads()
         large = list(self.large)
@@ -85,11 +93,7 @@ class BlockPlan:
                 small.earlier_on_rows(self.layout, block, d_rc)
             out = self._score_block(block, d_rc, d_cr, kernels)
             if self.zrc:
-                x_run, a_run, b_run, correct2, *sizes = out[0]
-                correct2 = correct2 + small.zrc_diagonal_ties(
-                    self.layout, block, d_rc, x_run, b_run
-                )
-                out[0] = (x_run, a_run, b_run, correct2, *sizes)
+                out[0] = _with_zrc_ties(self.layout, block, d_rc, out[0], self.item_file)
             return out
 
         try:
@@ -116,14 +120,13 @@ class BlockPlan:
         finally:
             numba.set_num_threads(threads)
             bar.close()
-        if not parts:
-            return tuple(np.zeros(0, np.int64) for _ in range(7))
-        return tuple(np.concatenate([p[k] for p in parts]) for k in range(7))
+        return _concatenate(parts, self.item_file is not None)
 
     def _score_block(self, block, d_rc, d_cr, kernels):
         layout = self.layout
         if self.sampling.active:
-            return [count_subsampled(layout, block, d_rc, d_cr, self.sampling, self.thresholds)]
+            cells = count_subsampled(layout, block, d_rc, d_cr, self.sampling, self.thresholds)
+            return [(cells, None)]
         parts = [self._count(block.r0, block.r1, block.c0, block.c1, d_rc, kernels)]
         if not block.symmetric:
             parts.append(self._count(block.c0, block.c1, block.r0, block.r1, d_cr, kernels))
@@ -209,7 +212,63 @@ class BlockPlan:
             else _run_of(layout, layout.run_group[b_run], layout.run_phone[x_run])
         )
         size = np.diff(layout.run_start)
-        return x_run, a_run, b_run, sums[xi, bi], size[a_run], size[b_run], size[x_run]
+        cells = (x_run, a_run, b_run, sums[xi, bi], size[a_run], size[b_run], size[x_run])
+        if self.item_file is None:
+            return cells, None
+        return cells, _split_by_file(out, valid, layout.run_start[x_runs[0] : gr[r1] + 1] - ri0,
+                                     self.item_file[ri0 : gs[r1]])  # fmt: skip
+
+
+def _split_by_file(out: np.ndarray, valid: np.ndarray, run_start: np.ndarray, files: np.ndarray):
+    """The cells of ``valid`` [x runs, b runs] split by the file of their X items: (cell, file,
+    correct2, n_x), cell numbered as ``np.nonzero(valid)`` lists them. out: [x items, b runs] counts
+    per x item; run_start: [x runs + 1] the x rows of each run; files: [x items] each one's file."""
+    run_of_x = np.repeat(np.arange(len(run_start) - 1), np.diff(run_start))
+    key = run_of_x * (int(files.max()) + 1) + files
+    order = np.argsort(key, kind="stable")
+    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]])
+    sums = np.add.reduceat(out[order], starts, axis=0)  # [(run, file) segments, b runs]
+    segment_run, segment_file = run_of_x[order][starts], files[order][starts]
+    segment_nx = np.diff(np.r_[starts, len(key)])
+    cell_id = np.full(valid.shape, -1, np.int64)
+    cell_id[valid] = np.arange(int(valid.sum()))
+    segment, b = np.nonzero(valid[segment_run])
+    return (cell_id[segment_run[segment], b], segment_file[segment], sums[segment, b],
+            segment_nx[segment])  # fmt: skip
+
+
+def _concatenate(parts: list, with_pieces: bool):
+    """One (records, pieces) from the blocks' parts, piece cells renumbered to the joined records."""
+    if not parts:
+        empty = tuple(np.zeros(0, np.int64) for _ in range(7))
+        return empty, (tuple(np.zeros(0, np.int64) for _ in range(4)) if with_pieces else None)
+    records = tuple(np.concatenate([cells[k] for cells, _ in parts]) for k in range(7))
+    if not with_pieces:
+        return records, None
+    first = np.cumsum([0] + [len(cells[0]) for cells, _ in parts[:-1]])
+    pieces = tuple(
+        np.concatenate([(p[0] + start) if k == 0 else p[k]
+                        for (_, p), start in zip(parts, first, strict=True)])
+        for k in range(4)
+    )  # fmt: skip
+    return records, pieces
+
+
+def _with_zrc_ties(layout: Layout, block: Block, dist: np.ndarray, part, item_file):
+    """A symmetric block's (cells, pieces) with zrc-abx2's extra ties (``small.zrc_diagonal_ties``)
+    added to each cell and to the piece of the X item that has them."""
+    (x_run, a_run, b_run, correct2, *sizes), pieces = part
+    cell, item, extra = small.zrc_diagonal_ties(layout, block, dist, x_run, b_run, per_item=True)
+    correct2 = correct2 + np.bincount(cell, weights=extra, minlength=len(x_run)).astype(np.int64)
+    if pieces is not None and len(cell):
+        n_files = int(item_file.max()) + 1
+        keys = pieces[0] * n_files + pieces[1]
+        order = np.argsort(keys, kind="stable")
+        at = order[np.searchsorted(keys[order], cell * n_files + item_file[item])]
+        piece_correct2 = pieces[2].copy()
+        np.add.at(piece_correct2, at, extra)
+        pieces = (pieces[0], pieces[1], piece_correct2, pieces[3])
+    return (x_run, a_run, b_run, correct2, *sizes), pieces
 
 
 def _pack_groups(blocks: list[Block], frames_in: np.ndarray, limit: int) -> list[Block]:

@@ -196,10 +196,11 @@ def _chunks(group_start: np.ndarray, h0: int, h1: int, limit: int) -> list[tuple
 
 
 def cell_table(
-    layout: Layout, x_run, a_run, b_run, correct2, n_a, n_b, n_x
-) -> dict[str, np.ndarray]:
+    layout: Layout, x_run, a_run, b_run, correct2, n_a, n_b, n_x, *, return_order: bool = False
+) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], np.ndarray]:
     """One row per cell, as columns (``AbxResult`` makes the pandas table when asked for it); n_a, n_b,
-    n_x are the (possibly subsampled) set sizes. Rows sorted by the label columns (stable)."""
+    n_x are the (possibly subsampled) set sizes. Rows sorted by the label columns (stable); with
+    ``return_order`` also the sort: row k of the table is record order[k]."""
     cond = layout.condition
     if cond.is_symmetric:
         n_triplets = n_a * (n_a - 1) * n_b
@@ -228,4 +229,5 @@ def cell_table(
     table["error"] = 1.0 - table["correct2"] / (2.0 * table["n_triplets"])
     # One order, however computed: lexicographic in the labels, stable (as pandas' sort_values).
     order = np.lexsort([table[c].astype(str) for c in reversed(labels)])
-    return {name: values[order] for name, values in table.items()}
+    sorted_table = {name: values[order] for name, values in table.items()}
+    return (sorted_table, order) if return_order else sorted_table

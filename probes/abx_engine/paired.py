@@ -27,9 +27,11 @@ def paired_difference(
     confidence: float = 0.95,
     seed: int = 0,
     unit: str = "speaker",
+    files: bool = False,
     **score_options,
 ) -> PairedDifference:
-    """error(a) - error(b) with a paired bootstrap interval that resamples ``unit`` (speakers).
+    """error(a) - error(b) with a paired bootstrap interval that resamples ``unit`` (speakers);
+    ``files``: the speakers and the files within each drawn speaker (``hierarchical``).
 
     Both feature sets are scored by ``score`` on the same items and condition (``score_options``), so
     the cells match one to one; each bootstrap draw weights both with the same resampled speakers.
@@ -45,5 +47,6 @@ def paired_difference(
         else:
             results.append(score(features, table, **score_options))
     return paired_interval(
-        results[0], results[1], n_boot=n_boot, confidence=confidence, seed=seed, unit=unit
-    )
+        results[0], results[1], n_boot=n_boot, confidence=confidence, seed=seed, unit=unit,
+        files=files,
+    )  # fmt: skip

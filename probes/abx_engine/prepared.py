@@ -30,6 +30,8 @@ from training.data.items import ItemColumns
 if TYPE_CHECKING:
     import pandas as pd
 
+    from probes.abx_engine.hierarchical import FileCounts
+
 __all__ = ["Prepared", "prepare", "prepare_items", "BUILDS", "NoValidCellError"]
 
 # How many times each structure was built in this process (tests count them: a grid builds once).
@@ -103,16 +105,17 @@ class Prepared:
         self.item_start = (slices.start - shape.offsets[file_of])[layout.order]
         self.item_length = slices.length[layout.order]
         self.dropped = slices.dropped
+        self.file_speakers = _file_speakers(items, self.files)
         offsets = np.concatenate([[0], np.cumsum(self.item_length)]).astype(np.int64)
         self.offsets_raw = offsets  # [n + 1] item frame offsets in processing order, before pooling
         self.offsets = np.arange(len(offsets), dtype=np.int64) if pooling == "mean" else offsets
         self.cost_dtype = np.float32 if compat == "librilight" else np.float64  # zrc-abx2: float32
         if small.eligible(layout, self.offsets, distance, sampling.active):  # numpy: no Numba
-            self.plan = small.SmallPlan(layout, self.offsets)
+            self.plan = small.SmallPlan(layout, self.offsets, self.item_file)
         else:
             from probes.abx_engine.blocks import BlockPlan  # loads the Numba kernels
 
-            self.plan = BlockPlan(layout, self.offsets, sampling, self.cost_dtype)
+            self.plan = BlockPlan(layout, self.offsets, sampling, self.cost_dtype, self.item_file)
         self.plans: dict = {}  # collapse and bootstrap plans, shared by every result
         BUILDS["prepared"] += 1
 
@@ -154,17 +157,32 @@ class Prepared:
         """The ABX result of ``features`` ({file: [T, D]} or a Ragged with the prepared frame counts)."""
         frames = self.frames(features)
         if isinstance(self.plan, small.SmallPlan):
-            records = self.plan.run(frames, self.distance, self.cost_dtype)
+            records, pieces = self.plan.run(frames, self.distance, self.cost_dtype)
         else:
-            records = self.plan.run(frames, self.distance, progress)
+            records, pieces = self.plan.run(frames, self.distance, progress)
         if not len(records[0]):
             raise NoValidCellError(
                 f"{self.where}: no valid cell for {self.condition.name} ({self.n_items} items; need "
                 "a phone with 2 items in a group, or the same phone across groups)"
             )
-        cells = cell_table(self.layout, *records)
-        result = AbxResult(cells, self.condition, meta=self.meta, plans=self.plans)
-        return result
+        cells, order = cell_table(self.layout, *records, return_order=True)
+        files = None if pieces is None else self._file_counts(records, pieces, order)
+        return AbxResult(cells, self.condition, meta=self.meta, plans=self.plans, files=files)
+
+    def _file_counts(self, records, pieces, order: np.ndarray) -> FileCounts:
+        """The cells' counts split by X's file, their cells numbered as the sorted cell table."""
+        from probes.abx_engine.hierarchical import FileCounts
+
+        cell, file, correct2, n_x = pieces
+        n_a, n_b = records[4][cell], records[5][cell]
+        triplets = n_x * (n_a - 1 if self.condition.is_symmetric else n_a) * n_b
+        row = np.empty(len(order), np.int64)
+        row[order] = np.arange(len(order))
+        by = np.lexsort((file, row[cell]))  # pieces in (cell, file) order
+        return FileCounts(
+            row[cell][by], file[by].astype(np.int64), correct2[by].astype(np.int64),
+            triplets[by].astype(np.int64), np.array(self.files, dtype=object), self.file_speakers,
+        )  # fmt: skip
 
     @property
     def meta(self) -> dict:
@@ -180,6 +198,19 @@ class Prepared:
             "dropped_items": self.dropped,
             "items": str(self.where) if self.where != "item table" else None,
         }
+
+
+def _file_speakers(items: ItemColumns, files: list[str]) -> np.ndarray | None:
+    """[files] the speaker of each file, or None if the items name no speaker or a file has two."""
+    if "speaker" not in items:
+        return None
+    pairs = dict.fromkeys(zip(items["file"].astype(str).tolist(),
+                              items["speaker"].astype(str).tolist(), strict=True))  # fmt: skip
+    speaker: dict[str, str] = {}
+    for file, who in pairs:
+        if speaker.setdefault(file, who) != who:
+            return None
+    return np.array([speaker[f] for f in files], dtype=object)
 
 
 def prepare(

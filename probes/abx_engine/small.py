@@ -224,7 +224,9 @@ class SmallPlan:
     some cell reads, their chunks and where each DTW cell finds its dot product, and the counting's
     pairs and cells. Built once per item set and condition (``Prepared``), run per feature set."""
 
-    def __init__(self, layout: Layout, offsets: np.ndarray):
+    def __init__(self, layout: Layout, offsets: np.ndarray, item_file: np.ndarray | None = None):
+        """item_file: [n] each item's file (in layout order), to split every cell's counts by the
+        file of its X items (``run`` then also gives the pieces); None: cells only."""
         self.layout = layout
         pi, pj = _pairs(layout.group_start)
         # Only pairs some cell reads: an X needs another item of its phone in its group.
@@ -242,10 +244,14 @@ class SmallPlan:
             for p0, p1 in _chunks(pairs, _group_sizes(layout, offsets)[1])
         ]  # fmt: skip
         self.same_run = layout.phone[pi] == layout.phone[pj]
-        self.counting = _CountPlan(layout, np.concatenate([pi, pj]), np.concatenate([pj, pi]))
+        self.counting = _CountPlan(
+            layout, np.concatenate([pi, pj]), np.concatenate([pj, pi]), item_file
+        )
 
     def run(self, frames: np.ndarray, distance: str, cost_dtype=np.float64):
-        """The engine's per-cell records (x_run, a_run, b_run, correct2, n_a, n_b, n_x)."""
+        """(records, pieces): the engine's per-cell records (x_run, a_run, b_run, correct2, n_a, n_b,
+        n_x) and each cell's counts split by the file of its X items, (cell, file, correct2, n_x) with
+        cell an index into the records (None without ``item_file``)."""
         d_ij, d_ji = np.empty(len(self.pi)), np.empty(len(self.pi))
         # Chunks of whole groups: every temporary stays small (in cache, and no fresh pages to fault
         # in), while each numpy call still covers thousands of cells. Thousands of small products:
@@ -269,7 +275,7 @@ def score_small(
 
     cost_dtype: the precision of DTW costs (float32 in compat mode, as zrc-abx2).
     """
-    return SmallPlan(layout, offsets).run(frames, distance, cost_dtype)
+    return SmallPlan(layout, offsets).run(frames, distance, cost_dtype)[0]
 
 
 def earlier_on_rows(layout: Layout, block, dist: np.ndarray) -> None:
@@ -283,32 +289,39 @@ def earlier_on_rows(layout: Layout, block, dist: np.ndarray) -> None:
     np.copyto(dist, dist.T, where=lower)
 
 
-def zrc_diagonal_ties(layout: Layout, block, dist: np.ndarray, x_run, b_run) -> np.ndarray:
+def zrc_diagonal_ties(layout: Layout, block, dist: np.ndarray, x_run, b_run, per_item=False):
     """Compat mode, within-type cells: the extra correct2 that zrc-abx2 counts per cell (x_run, b_run).
 
     zrc-abx2 keeps the pairs x = a in its float32 comparison and puts them out of the way with
     d(x, x) = max d(x, b) + 1; from 2^24 on (euclidean distances next to a zero frame are ~1e12) that
     + 1 is lost, and each (x, b) at the maximum counts a tie. ``dist``: a symmetric block's
-    [items, items] distances; returns one count per cell.
+    [items, items] distances; returns one count per cell, or with ``per_item`` (cell, x item, count)
+    for each X item that has such ties (the item numbered in layout order).
     """
     extra = np.zeros(len(x_run), np.int64)
-    if not dist.size or dist.max() < 2**23:  # M + 1 is exact in float32: no such tie
+    found: list[tuple[int, int, int]] = []
+    if dist.size and dist.max() >= 2**23:  # below, M + 1 is exact in float32: no such tie
+        first = layout.group_start[block.r0]
+        starts = layout.run_start - first
+        for k, (x, b) in enumerate(zip(x_run.tolist(), b_run.tolist(), strict=True)):
+            sub = dist[starts[x] : starts[x + 1], starts[b] : starts[b + 1]]
+            top = sub.max()
+            if np.float32(top + 1.0) == top:
+                rows = (sub == top).sum(axis=1)
+                extra[k] = int(rows.sum())
+                found += [(k, int(layout.run_start[x]) + i, int(rows[i]))
+                          for i in np.flatnonzero(rows)]  # fmt: skip
+    if not per_item:
         return extra
-    first = layout.group_start[block.r0]
-    starts = layout.run_start - first
-    for k, (x, b) in enumerate(zip(x_run.tolist(), b_run.tolist(), strict=True)):
-        sub = dist[starts[x] : starts[x + 1], starts[b] : starts[b + 1]]
-        top = sub.max()
-        if np.float32(top + 1.0) == top:
-            extra[k] = int((sub == top).sum())
-    return extra
+    table = np.array(found, np.int64).reshape(-1, 3)  # rows (cell, x item, count)
+    return table[:, 0], table[:, 1], table[:, 2]
 
 
 class _CountPlan:
     """Per-cell records from every ordered pair (x, y) of a group and d(x, y): the pairs' roles and
     cells are structure (built once); only the ranks of the distances are computed per feature set."""
 
-    def __init__(self, layout: Layout, x: np.ndarray, y: np.ndarray):
+    def __init__(self, layout: Layout, x: np.ndarray, y: np.ndarray, item_file=None):
         run_of = np.repeat(np.arange(len(layout.run_start) - 1), np.diff(layout.run_start))
         self.run_size = run_size = np.diff(layout.run_start)
         self.x, self.same = x, layout.phone[x] == layout.phone[y]
@@ -318,6 +331,7 @@ class _CountPlan:
         cell_key = run_of[self.xb] * len(run_size) + run_of[y[b]]
         self.cells, inverse = np.unique(cell_key, return_inverse=True)
         self.inverse = inverse.reshape(-1)
+        self.pieces = None if item_file is None else _pieces(self.inverse, self.xb, item_file)
 
     def run(self, d: np.ndarray, zrc: bool):
         """d: [pairs] d(x, y) of the plan's pairs; zrc: compat mode."""
@@ -328,12 +342,32 @@ class _CountPlan:
         start = np.searchsorted(a_keys, xb * (len(d) + 1), "left")
         lower = np.searchsorted(a_keys, key[b], "left") - start
         upper = np.searchsorted(a_keys, key[b], "right") - start
-        correct2 = np.bincount(inverse, weights=lower + upper, minlength=len(cells))
+        per_pair = (lower + upper).astype(np.float64)
         if zrc and len(b) and d[b].max() >= 2**23:  # zrc_diagonal_ties, for every cell at once
             top = np.full(len(cells), -np.inf)
             np.maximum.at(top, inverse, d[b])
-            at_top = np.bincount(inverse, weights=d[b] == top[inverse], minlength=len(cells))
-            correct2 += np.where(np.float32(top + 1.0) == top, at_top, 0)
+            lost = np.float32(top + 1.0) == top  # cells whose d(x, x) = max + 1 is the max
+            per_pair += (d[b] == top[inverse]) & lost[inverse]
+        correct2 = np.bincount(inverse, weights=per_pair, minlength=len(cells))
         x_run, b_run = np.divmod(cells, len(self.run_size))
         n_a, n_b = self.run_size[x_run], self.run_size[b_run]
-        return x_run, x_run, b_run, np.rint(correct2).astype(np.int64), n_a, n_b, n_a
+        records = (x_run, x_run, b_run, np.rint(correct2).astype(np.int64), n_a, n_b, n_a)
+        if self.pieces is None:
+            return records, None
+        cell, file, piece_of_pair, n_x = self.pieces
+        piece_correct2 = np.bincount(piece_of_pair, weights=per_pair, minlength=len(cell))
+        return records, (cell, file, np.rint(piece_correct2).astype(np.int64), n_x)
+
+
+def _pieces(cell_of_pair: np.ndarray, x_of_pair: np.ndarray, item_file: np.ndarray):
+    """Each cell split by the file of its X items: (cell, file, the piece of every (x, b) pair, the
+    piece's X items), pieces sorted by (cell, file). Structure: built once per item set."""
+    n_files = int(item_file.max()) + 1 if len(item_file) else 1
+    key = cell_of_pair.astype(np.int64) * n_files + item_file[x_of_pair]
+    pieces, piece_of_pair = np.unique(key, return_inverse=True)
+    # The X items of a piece: distinct (cell, x) pairs, counted per piece.
+    n_items = len(item_file)
+    cell_x = np.unique(cell_of_pair.astype(np.int64) * n_items + x_of_pair)
+    cell, x = np.divmod(cell_x, n_items)
+    n_x = np.bincount(np.searchsorted(pieces, cell * n_files + item_file[x]), minlength=len(pieces))
+    return pieces // n_files, pieces % n_files, piece_of_pair.reshape(-1), n_x.astype(np.int64)
