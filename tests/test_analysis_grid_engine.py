@@ -201,5 +201,8 @@ def test_killed_grid_leaves_no_scratch_folder(run: Path, tmp_path: Path) -> None
     assert list(scratch_root.glob(f"{SCRATCH_PREFIX}*")), "the grid never made its scratch folder"
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=600)
-    assert process.returncode == 130, err[-2000:]
+    # 130, or death by SIGINT, which a shell also reports as 130: Python ends that way when a
+    # KeyboardInterrupt is still pending at shutdown (seen once in a full suite run, 2026-12-07).
+    assert process.returncode in (130, -signal.SIGINT), err[-2000:]
+    assert b"interrupted" in err
     assert not list(scratch_root.glob(f"{SCRATCH_PREFIX}*"))
