@@ -254,3 +254,30 @@ def test_quantizer_codevectors_match_fairseqs_broadcast_sum():
             theirs = torch.autograd.grad(fairseq.sum(), (x, quantizer.codevectors))
             for a, b in zip(ours, theirs, strict=True):
                 torch.testing.assert_close(a, b)
+
+
+def test_contrastive_logits_and_codevectors_stay_float32_under_bf16_autocast():
+    """Autocast would run bmm / einsum in bf16; the loss and the quantizer keep float32, as the
+    cosine_similarity and broadcast-sum formulations they replace did."""
+    from training.wav2vec2 import GumbelVectorQuantizer
+
+    g = torch.Generator().manual_seed(5)
+    pred, targets = torch.randn(9, 16, generator=g), torch.randn(9, 16, generator=g)
+    negatives = torch.randint(0, 9, (9, 4), generator=g)
+    plain = contrastive_loss_sum(pred, targets, negatives, temperature=0.1)
+    torch.manual_seed(5)
+    quantizer = GumbelVectorQuantizer(in_dim=12, groups=2, entries=5, codevector_dim=8)
+    x = torch.randn(7, 12)
+    vectors = quantizer(x, None)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = contrastive_loss_sum(pred, targets, negatives, temperature=0.1)
+        autocast_vectors = quantizer(x, None)[0]
+    assert under_autocast.dtype == torch.float32 and autocast_vectors.dtype == torch.float32
+    torch.testing.assert_close(under_autocast, plain)
+    # The choice of codevector may differ (weight_proj runs in bf16); the values chosen may not.
+    codebook = quantizer.codevectors.view(2, 5, -1)
+    for row in autocast_vectors.view(7, 2, -1):
+        assert all(
+            any(torch.equal(part, entry) for entry in codebook[k]) for k, part in enumerate(row)
+        )
+    assert vectors.dtype == torch.float32

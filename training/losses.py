@@ -28,9 +28,12 @@ def contrastive_loss_sum(
     # before its K copies are gathered and the logits as one batched product: F.cosine_similarity on
     # the gathered [M, 1+K, D] took twice as long (33 against 17 ms forward and backward for the
     # `tiny` step's M=1272, K=20, D=64 on one CPU thread); tests/test_model.py checks both agree.
-    unit_targets = _unit(targets.float())
-    candidates = torch.cat([unit_targets[:, None, :], unit_targets[negative_index]], dim=1)
-    logits = torch.bmm(candidates, _unit(predictions.float())[:, :, None]).squeeze(-1) / temperature
+    # In float32 under bf16 autocast too, as cosine_similarity was (autocast would run bmm in bf16).
+    with torch.autocast(predictions.device.type, enabled=False):
+        unit_targets = _unit(targets.float())
+        candidates = torch.cat([unit_targets[:, None, :], unit_targets[negative_index]], dim=1)
+        unit_predictions = _unit(predictions.float())[:, :, None]
+        logits = torch.bmm(candidates, unit_predictions).squeeze(-1) / temperature
     with torch.no_grad():
         same_as_target = _same_rows(targets, negative_index)
     logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same_as_target, float("-inf"))], 1)

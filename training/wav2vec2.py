@@ -323,7 +323,10 @@ class GumbelVectorQuantizer(nn.Module):
         # sum_v hard[n, g, v] * codevector[g, v] as one product per group (fairseq broadcasts
         # [N, G*V, 1] * [1, G*V, d] and sums: an [N, G*V, d] intermediate, 11 ms of a `tiny` step).
         codebook = self.codevectors.float().view(self.groups, self.entries, -1)
-        vectors = torch.einsum("ngv,gvd->ngd", hard.view(n, self.groups, self.entries), codebook)
+        with torch.autocast(x.device.type, enabled=False):  # float32, as the broadcast sum was
+            vectors = torch.einsum(
+                "ngv,gvd->ngd", hard.view(n, self.groups, self.entries), codebook
+            )
         return vectors.reshape(n, -1), prob_sum, torch.tensor(float(n), device=x.device)
 
     def diversity_loss(self, prob_sum: Tensor, count: Tensor) -> Tensor:
