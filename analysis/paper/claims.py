@@ -176,7 +176,8 @@ def _decide_one(study: Study, spec: ClaimSpec, n_boot: int) -> Claim:
         if full and len(full) == len(subset):  # decided on the full set, the subset beside it
             claim.per_seed, claim.subset = full, combine_seeds(subset)
         else:
-            claim.per_seed, claim.parts, claim.subset_parts = subset, claim.subset_parts, []
+            claim.per_seed, claim.parts = subset, claim.subset_parts  # decided on the subset
+            claim.subset_parts = []
     claim.comparison = combine_seeds(claim.per_seed)
     return claim
 
