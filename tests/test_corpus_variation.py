@@ -16,12 +16,14 @@ import pytest
 from training.corpus import VARIATION_TABLE, build_corpus
 from training.corpus.espeak import ESPEAK_SAMPLE_RATE, Synthesizer, Voice
 from training.corpus.variation import (
+    CHANNEL_FREQUENCIES,
     NATURAL,
     Variation,
     add_noise,
     babble_noise,
     coloured_noise,
     draw_realisation,
+    equalise,
     realise,
     room_response,
     speed_source_rate,
@@ -142,8 +144,39 @@ def test_realisations_stay_within_the_stated_ranges() -> None:
         assert v.speed[0] - 0.002 <= r.speed <= v.speed[1] + 0.002
         assert v.snr[0] <= r.snr <= v.snr[1] and v.rt60[0] <= r.rt60 <= v.rt60[1]
         assert v.drr[0] <= r.drr <= v.drr[1] and v.gain[0] <= r.gain <= v.gain[1]
+        assert len(r.channel) == len(CHANNEL_FREQUENCIES)
+        assert all(abs(g) <= v.channel for g in r.channel)
     assert {r.noise for r in draws} == {"coloured", "babble"}
     assert len({r.speed for r in draws}) > 20 and len({r.voice.pitch for r in draws}) > 10
+    assert len({r.channel for r in draws}) == len(draws)
+
+
+def test_channels_are_drawn_last_and_can_be_switched_off() -> None:
+    voice = Voice("en")
+    for k in range(5):
+        with_channel = draw_realisation(np.random.default_rng(k), voice, NATURAL, 22050)
+        without = draw_realisation(
+            np.random.default_rng(k), voice, dataclasses.replace(NATURAL, channel=0.0), 22050
+        )
+        assert without.channel == () and dataclasses.replace(with_channel, channel=()) == without
+
+
+def test_the_equaliser_shapes_the_spectrum_as_drawn_and_keeps_the_power() -> None:
+    noise = np.random.default_rng(0).standard_normal(64000)
+    gains = (6.0, -6.0, 3.0, -3.0, 0.0, 6.0)
+    out = equalise(noise, gains)
+    assert out.shape == noise.shape and np.mean(out**2) == pytest.approx(np.mean(noise**2))
+    f = np.fft.rfftfreq(noise.size, 1 / 16000)
+    power_in, power_out = np.abs(np.fft.rfft(noise)) ** 2, np.abs(np.fft.rfft(out)) ** 2
+
+    def band_db(centre: float) -> float:
+        band = (f > 0.97 * centre) & (f < 1.03 * centre)
+        return 10 * math.log10(power_out[band].sum() / power_in[band].sum())
+
+    measured = np.array([band_db(c) for c in CHANNEL_FREQUENCIES])
+    # the power is renormalised, so the gains hold up to one common offset
+    assert measured - measured.mean() == pytest.approx(np.subtract(gains, np.mean(gains)), abs=0.3)
+    assert equalise(noise, ()) is noise
 
 
 @pytest.mark.parametrize("rt60, drr", [(0.1, 3.0), (0.4, 15.0), (0.25, 8.0)])
@@ -165,14 +198,15 @@ def test_noise_is_added_at_the_drawn_snr_and_the_pipeline_keeps_its_order() -> N
         noisy = add_noise(speech, coloured_noise(rng, speech.size, beta=1.0), snr)
         measured = 10 * np.log10(np.mean(speech**2) / np.mean((noisy - speech) ** 2))
         assert measured == pytest.approx(snr, abs=1e-9)
-    # realise = room (level kept), then noise at the SNR, then the gain; re-done by hand
+    # realise = channel and room (level kept), then noise at the SNR, then the gain; re-done by hand
     voice = Voice("en")
     for k in range(6):
         r = draw_realisation(np.random.default_rng(k), voice, NATURAL, ESPEAK_SAMPLE_RATE)
         out = realise(speech, r, np.random.default_rng(99)).astype(np.float64)
         replay = np.random.default_rng(99)
-        wet = np.convolve(speech, room_response(replay, rt60=r.rt60, drr=r.drr))[: speech.size]
-        wet *= math.sqrt(np.mean(speech**2) / np.mean(wet**2))
+        dry = equalise(speech, r.channel)
+        wet = np.convolve(dry, room_response(replay, rt60=r.rt60, drr=r.drr))[: speech.size]
+        wet *= math.sqrt(np.mean(dry**2) / np.mean(wet**2))
         noise = out / 10 ** (r.gain / 20) - wet
         measured = 10 * np.log10(np.mean(wet**2) / np.mean(noise**2))
         assert measured == pytest.approx(r.snr, abs=0.05), r
@@ -204,5 +238,7 @@ def test_bad_variation_ranges_are_refused() -> None:
         Variation(speed=(0.2, 1.0))
     with pytest.raises(ValueError, match="rate"):
         Variation(rate=1.5)
+    with pytest.raises(ValueError, match="channel"):
+        Variation(channel=-1.0)
     with pytest.raises(ValueError, match="expected one of natural, clean"):
         build_corpus("/nonexistent/never", images=3, variation="noisy", progress=False)

@@ -9,6 +9,9 @@ Each utterance therefore gets, drawn from its own random stream:
 - a speed perturbation (Kaldi-style: the audio is resampled as if it had been recorded at
   `speed` times its rate, so durations scale by 1 / speed and every frequency, formants included, by
   `speed`: a change of apparent vocal-tract length); phone boundaries move with it exactly;
+- a microphone-and-session channel: a smooth random equaliser (gains drawn at fixed frequencies,
+  interpolated over log frequency) applied to the dry speech, the same for the whole utterance, so
+  one frame cannot tell the channel from the phone but the utterance around it can;
 - a short synthetic room response (direct path, a few early reflections, an exponentially decaying
   noise tail with a drawn RT60 and direct-to-reverberant ratio), cut to the utterance's length so the
   alignment still tiles the audio;
@@ -41,8 +44,10 @@ __all__ = [
     "Realisation",
     "Variation",
     "add_noise",
+    "CHANNEL_FREQUENCIES",
     "babble_noise",
     "coloured_noise",
+    "equalise",
     "draw_realisation",
     "realise",
     "room_response",
@@ -53,6 +58,8 @@ __all__ = [
 FULL_SCALE = 32767.0
 PEAK = 0.97 * FULL_SCALE  # louder utterances are scaled down to this peak rather than clipped
 RATE_STEP = 50  # Hz: speed-perturbed source rates are multiples of it (small resampling ratios)
+# Hz: where a channel's gains are drawn (log-spaced over speech's band; held flat outside it)
+CHANNEL_FREQUENCIES = (150.0, 300.0, 600.0, 1200.0, 2400.0, 4800.0)
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ class Variation:
     snr: speech-to-noise power ratio in dB (speech power: mean square over the whole utterance).
     babble: probability that the noise is babble-like rather than coloured.
     gain: level change in dB.
+    channel: the largest boost or cut in dB of the utterance's equaliser at each of
+    CHANNEL_FREQUENCIES (0: no equaliser).
     """
 
     rate: float = 0.12
@@ -82,6 +91,7 @@ class Variation:
     snr: tuple[float, float] = (20.0, 40.0)
     babble: float = 0.5
     gain: tuple[float, float] = (-6.0, 6.0)
+    channel: float = 6.0
 
     def __post_init__(self) -> None:
         for name in ("speed", "rt60", "drr", "snr", "gain"):
@@ -97,6 +107,8 @@ class Variation:
                 f"variation rate/pitch/range: {self.rate}/{self.pitch}/{self.range} must be >= 0 "
                 "(rate below 1)"
             )
+        if not 0 <= self.channel <= 20:
+            raise ValueError(f"variation channel: {self.channel} dB must lie within 0..20")
         if not 0 <= self.babble <= 1:
             raise ValueError(f"variation babble: {self.babble} is not a probability")
 
@@ -117,7 +129,8 @@ class Realisation:
 
     source_rate: Hz the 22050 Hz synthesis is treated as having been recorded at (speed * 22050,
     a multiple of 50 Hz); speed = source_rate / synthesis rate. noise: "coloured" or "babble";
-    colour: the coloured noise's spectral slope beta (power ~ 1/f^beta).
+    colour: the coloured noise's spectral slope beta (power ~ 1/f^beta). channel: the equaliser's
+    gains in dB at CHANNEL_FREQUENCIES.
     """
 
     voice: Voice
@@ -129,13 +142,15 @@ class Realisation:
     noise: str
     colour: float
     gain: float
+    channel: tuple[float, ...] = ()
 
     def row(self) -> dict:
         """A flat record (for the corpus's variation table)."""
         v = self.voice
         return {"rate": v.rate, "pitch": v.pitch, "range": v.range, "speed": round(self.speed, 4),
                 "rt60": self.rt60, "drr": self.drr, "snr": self.snr, "noise": self.noise,
-                "colour": self.colour, "gain": self.gain}  # fmt: skip
+                "colour": self.colour, "gain": self.gain,
+                "channel": ",".join(f"{g:g}" for g in self.channel)}  # fmt: skip
 
 
 def speed_source_rate(speed: float, synthesis_rate: int) -> int:
@@ -160,16 +175,19 @@ def draw_realisation(
     )
     source_rate = speed_source_rate(float(rng.uniform(*variation.speed)), synthesis_rate)
     babble = bool(rng.uniform() < variation.babble)
+    drawn = dict(rt60=_uniform(rng, variation.rt60, 3), drr=_uniform(rng, variation.drr),
+                 snr=_uniform(rng, variation.snr), noise="babble" if babble else "coloured",
+                 colour=_uniform(rng, (0.0, 2.0)), gain=_uniform(rng, variation.gain))  # fmt: skip
+    # drawn last, so every other parameter keeps the value it had before channels existed
+    channel = tuple(
+        _uniform(rng, (-variation.channel, variation.channel), 1) for _ in CHANNEL_FREQUENCIES
+    )
     return Realisation(
         voice=jittered,
         source_rate=source_rate,
         speed=source_rate / synthesis_rate,
-        rt60=_uniform(rng, variation.rt60, 3),
-        drr=_uniform(rng, variation.drr),
-        snr=_uniform(rng, variation.snr),
-        noise="babble" if babble else "coloured",
-        colour=_uniform(rng, (0.0, 2.0)),
-        gain=_uniform(rng, variation.gain),
+        channel=channel if variation.channel > 0 else (),
+        **drawn,
     )
 
 
@@ -185,6 +203,26 @@ def to_rate(
     audio = resample(np.asarray(samples, dtype=np.float64), source_rate, target_rate)
     bounds = [resampled_position(int(s), source_rate, target_rate) for s in starts]
     return audio, [*bounds, audio.size]
+
+
+def equalise(
+    speech: np.ndarray, gains: tuple[float, ...] | np.ndarray, sample_rate: int = 16000
+) -> np.ndarray:
+    """speech [T] through a zero-phase equaliser, float64 [T], at the same power as `speech`.
+
+    gains: dB at CHANNEL_FREQUENCIES (empty: `speech` unchanged). The response is the gains
+    interpolated linearly over log frequency, held at the end values below the first and above the
+    last; smooth in frequency, so its impulse response is short and the zero padding (2048 samples)
+    keeps the circular convolution from wrapping.
+    """
+    if len(gains) == 0 or speech.size == 0:
+        return speech
+    m = next_fast_len(speech.size + 2048, real=True)
+    f = np.maximum(np.fft.rfftfreq(m, 1 / sample_rate), 1.0)
+    db = np.interp(np.log(f), np.log(CHANNEL_FREQUENCIES), np.asarray(gains, dtype=np.float64))
+    out = np.fft.irfft(np.fft.rfft(speech, m) * 10 ** (db / 20), m)[: speech.size]
+    power, out_power = float(np.mean(speech**2)), float(np.mean(out**2))
+    return out * math.sqrt(power / out_power) if out_power > 0 else out
 
 
 def room_response(
@@ -270,12 +308,13 @@ def add_noise(speech: np.ndarray, noise: np.ndarray, snr: float) -> np.ndarray:
 def realise(
     speech: np.ndarray, realisation: Realisation, rng: np.random.Generator, sample_rate: int = 16000
 ) -> np.ndarray:
-    """The room, the noise and the level of `realisation` applied to speech [T]; int16 [T].
+    """The channel, the room, the noise and the level of `realisation` applied to speech [T]; int16 [T].
 
-    The room response is convolved and cut to T (the tail past the end is dropped, so phone bounds
+    The equaliser keeps the speech's power; the room response is convolved and cut to T (the tail past the end is dropped, so phone bounds
     stay valid) and the result scaled back to the dry speech's power; noise is added at the drawn
     SNR; the gain applies last, and an utterance that would clip is scaled down to a 0.97 peak.
     """
+    speech = equalise(speech, realisation.channel, sample_rate)
     dry_power = float(np.mean(speech**2))
     room = room_response(rng, rt60=realisation.rt60, drr=realisation.drr, sample_rate=sample_rate)
     wet = fftconvolve(speech, room)[: speech.size]
