@@ -166,6 +166,13 @@ def _register_recall(subparsers: argparse._SubParsersAction) -> None:
     add_allow_outside_option(parser)
     parser.add_argument("-k", type=int, nargs="+", default=[1, 5, 10])
     parser.add_argument("--bootstrap", type=int, default=0, help="resamples for a 95%% interval")
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=1,
+        help="rank within this many consecutive groups of images and average (COCO's 1k "
+        "protocol: --folds 5 on its 5k test images); default 1, the whole split",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -190,7 +197,7 @@ def _recall(args: argparse.Namespace) -> int:
         args.model, args.split, args.k, args.corpus, batch_size=args.batch_size, device=args.device,
         bootstrap=args.bootstrap, progress=not args.no_progress, resample=args.resample,
         regions=None if args.regions is None else [Path(p) for p in args.regions],
-        allow_outside=args.allow_outside_root, protocol=args.protocol,
+        allow_outside=args.allow_outside_root, protocol=args.protocol, folds=args.folds,
     )  # fmt: skip
     rows = [
         {"direction": str(d), "k": int(k), "recall": float(result.sel(direction=d, k=k)),

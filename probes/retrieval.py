@@ -35,6 +35,7 @@ def recall(
     resample: bool = False,
     allow_outside: bool = False,
     protocol: str = "default",
+    folds: int = 1,
 ) -> xr.DataArray:
     """Recall@k of a trained model on a corpus split (SpokenCOCO protocol).
 
@@ -51,6 +52,9 @@ def recall(
             paper's (an image query hits when any of its captions is in the top k; each caption
             queries every image; waveforms z-normalised per utterance by the model); recorded in
             the attrs so a table says which protocol it follows.
+        folds: rank each query among the candidates of its fold only, the split's images cut
+            into `folds` consecutive groups (COCO's 1k protocol: 5 folds of the 5k test images;
+            `training.retrieval.image_folds`); recall is the mean over all folds' queries.
     Returns:
         as `recall_at_k`, with attrs naming the model, corpus, split, split file and regions, and
         every query's rank (``speech_ranks`` [captions], ``image_ranks`` [images], ``caption_image``
@@ -66,10 +70,11 @@ def recall(
         regions=regions, resample=resample, allow_outside=allow_outside,
     )  # fmt: skip
     result = recall_at_k(
-        image_emb, audio_emb, owner, k, bootstrap=bootstrap, confidence=confidence, seed=seed
-    )
+        image_emb, audio_emb, owner, k, bootstrap=bootstrap, confidence=confidence, seed=seed,
+        folds=folds,
+    )  # fmt: skip
     # Every query's rank, for paired comparisons (analysis.paired_recall takes this result as it is).
-    speech_ranks, image_ranks = retrieval_ranks(image_emb, audio_emb, owner)
+    speech_ranks, image_ranks = retrieval_ranks(image_emb, audio_emb, owner, folds=folds)
     result.attrs.update(
         speech_ranks=np.asarray(speech_ranks, dtype=np.int64),
         image_ranks=np.asarray(image_ranks, dtype=np.int64),

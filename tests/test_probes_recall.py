@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probes.retrieval import recall_at_k, retrieval_ranks
+from training.retrieval import image_folds
 
 
 def brute_force_recall(image_emb, audio_emb, owner, ks):
@@ -67,6 +68,37 @@ def test_recall_matches_brute_force_with_ties_and_any_blocks(problem, block_imag
         image_emb, audio_emb, owner, ks, block_images=block_images, block_captions=block_captions
     )
     np.testing.assert_allclose(got.values, brute_force_recall(image_emb, audio_emb, owner, ks))
+
+
+@settings(max_examples=100, deadline=None)
+@given(retrieval_problems(), st.integers(1, 7), st.integers(1, 4), st.integers(1, 5))
+def test_folds_rank_each_fold_on_its_own(problem, folds, block_images, block_captions):
+    """COCO's 1k protocol: ranking within folds = ranking each fold's images and captions alone."""
+    image_emb, audio_emb, owner = problem
+    folds = min(folds, len(image_emb))
+    speech, image = retrieval_ranks(
+        image_emb, audio_emb, owner, folds=folds, block_images=block_images,
+        block_captions=block_captions,
+    )  # fmt: skip
+    fold = image_folds(len(image_emb), folds)
+    assert sorted(np.bincount(fold, minlength=folds))[-1] - min(np.bincount(fold)) <= 1
+    for f in range(folds):
+        members = np.flatnonzero(fold == f)
+        captions = np.flatnonzero(np.isin(owner, members))
+        local = np.searchsorted(members, owner[captions])
+        alone = retrieval_ranks(image_emb[members], audio_emb[captions], local)
+        np.testing.assert_array_equal(speech[captions], alone[0])
+        np.testing.assert_array_equal(image[members], alone[1])
+
+
+def test_folds_are_recorded_and_checked():
+    rng = np.random.default_rng(0)
+    images, audio = rng.standard_normal((10, 4)), rng.standard_normal((20, 4))
+    owner = np.repeat(np.arange(10), 2)
+    assert recall_at_k(images, audio, owner, folds=5).attrs["folds"] == 5
+    for bad in (0, 11, 2.5):
+        with pytest.raises(ValueError, match="folds"):
+            recall_at_k(images, audio, owner, folds=bad)
 
 
 def test_identical_embeddings_score_zero_not_chance():

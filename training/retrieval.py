@@ -3,6 +3,10 @@
 Score of (image i, caption c) = image_emb[i] . audio_emb[c] (plain dot product, docs/model.md).
 - speech -> image: caption c's query hits at k if its image is among the top k images;
 - image -> speech: image i's query hits at k if any of its captions is among the top k captions.
+With `folds` > 1 the images are cut into that many consecutive groups of (nearly) equal size and every
+query ranks only the candidates of its own group: COCO's "1k" protocol (its 5,000 test images as 5
+folds of 1,000, recall averaged over the folds), which keeps recall@k on the scale of one fold's size
+while every image of the split asks its queries.
 Ties count against the query: the rank of the right answer is the number of wrong answers scoring
 at least as high as it (0 = first), so a collapsed model that scores everything alike gets recall 0,
 not a lucky draw. Scores are computed block by block (images x captions), never as a full matrix.
@@ -19,9 +23,19 @@ import numpy as np
 import torch
 import xarray as xr
 
-__all__ = ["retrieval_ranks", "recall_at_k", "DIRECTIONS"]
+__all__ = ["retrieval_ranks", "recall_at_k", "image_folds", "DIRECTIONS"]
 
 DIRECTIONS = ("speech_to_image", "image_to_speech")
+
+
+def image_folds(n_images: int, folds: int = 1) -> np.ndarray:
+    """[I] the fold of each image: `folds` consecutive groups whose sizes differ by at most one
+    (image i is in fold i * folds // I)."""
+    if not isinstance(folds, Integral) or folds < 1:
+        raise ValueError(f"folds must be a positive integer, not {folds!r}")
+    if n_images and folds > n_images:
+        raise ValueError(f"{folds} folds of {n_images} images: a fold would have no image")
+    return np.arange(n_images, dtype=np.int64) * int(folds) // max(n_images, 1)
 
 
 def retrieval_ranks(
@@ -29,6 +43,7 @@ def retrieval_ranks(
     audio_emb: Any,
     caption_image_index: Any,
     *,
+    folds: int = 1,
     block_images: int = 1024,
     block_captions: int = 8192,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -38,6 +53,7 @@ def retrieval_ranks(
         image_emb: [I, E] image embeddings.
         audio_emb: [C, E] caption embeddings.
         caption_image_index: [C] the image of each caption (0..I-1).
+        folds: rank within `image_folds(I, folds)` (a caption belongs to its image's fold).
         block_images, block_captions: block of the score matrix computed at once (memory bound).
     Returns:
         (speech_rank [C], image_rank [I]) int64; image_rank is -1 for an image without captions
@@ -53,6 +69,8 @@ def retrieval_ranks(
         )
     if n_captions and (owner.min() < 0 or owner.max() >= n_images):
         raise ValueError(f"caption_image_index must lie in 0..{n_images - 1}")
+    image_fold = torch.as_tensor(image_folds(n_images, folds))
+    caption_fold = image_fold[owner]
 
     def blocks():
         # The same block calls in both passes: a score compared with the right answer's is the
@@ -63,10 +81,13 @@ def retrieval_ranks(
                 c1 = min(c0 + block_captions, n_captions)
                 scores = images[i0:i1] @ audio[c0:c1].T
                 own = owner[c0:c1][None, :] == torch.arange(i0, i1)[:, None]
-                yield i0, i1, c0, c1, scores, own
+                rivals = ~own
+                if folds > 1:  # a pair across folds never competes
+                    rivals &= caption_fold[None, c0:c1] == image_fold[i0:i1, None]
+                yield i0, i1, c0, c1, scores, own, rivals
 
     right = torch.full((n_captions,), float("nan"), dtype=images.dtype)
-    for _, _, c0, _, scores, own in blocks():
+    for _, _, c0, _, scores, own, _ in blocks():
         rows, cols = own.nonzero(as_tuple=True)
         right[c0 + cols] = scores[rows, cols]
     best = torch.full((n_images,), float("-inf"), dtype=images.dtype)
@@ -74,9 +95,9 @@ def retrieval_ranks(
 
     speech_rank = torch.zeros(n_captions, dtype=torch.long)
     image_rank = torch.zeros(n_images, dtype=torch.long)
-    for i0, i1, c0, c1, scores, own in blocks():
-        speech_rank[c0:c1] += ((scores >= right[None, c0:c1]) & ~own).sum(0)
-        image_rank[i0:i1] += ((scores >= best[i0:i1, None]) & ~own).sum(1)
+    for i0, i1, c0, c1, scores, _, rivals in blocks():
+        speech_rank[c0:c1] += ((scores >= right[None, c0:c1]) & rivals).sum(0)
+        image_rank[i0:i1] += ((scores >= best[i0:i1, None]) & rivals).sum(1)
     has_captions = torch.bincount(owner, minlength=n_images) > 0
     image_rank[~has_captions] = -1
     return speech_rank.numpy(), image_rank.numpy()
@@ -91,6 +112,7 @@ def recall_at_k(
     bootstrap: int = 0,
     confidence: float = 0.95,
     seed: int = 0,
+    folds: int = 1,
     **block_options: int,
 ) -> xr.DataArray:
     """Recall@k in both directions from embeddings (a pure function; the trainer reuses it).
@@ -100,6 +122,9 @@ def recall_at_k(
         k: cut-offs.
         bootstrap: number of resamples of images (with their captions) for a percentile interval;
             0 for none.
+        folds: rank within this many consecutive groups of images (`image_folds`; COCO's 1k
+            protocol is 5 folds of its 5k test images); recall is then the mean over every query
+            of every fold.
     Returns:
         DataArray (direction, k) of recall in 0..1; with bootstrap, coordinates `low` and `high`
         (same dims) hold the interval.
@@ -113,7 +138,7 @@ def recall_at_k(
                 f"({int((~finite).sum())} of {len(finite)}): recall would rank it anywhere"
             )
     speech_rank, image_rank = retrieval_ranks(
-        image_emb, audio_emb, caption_image_index, **block_options
+        image_emb, audio_emb, caption_image_index, folds=folds, **block_options
     )
     owner = np.asarray(caption_image_index, dtype=np.int64)
     speech_hits = speech_rank[:, None] < np.asarray(ks)[None, :]  # [C, K]
@@ -128,6 +153,7 @@ def recall_at_k(
         attrs={
             "images": int(len(image_rank)),
             "captions": int(len(speech_rank)),
+            "folds": int(folds),
             "ties": "pessimistic",
         },
     )
