@@ -107,6 +107,22 @@ def test_split_sizes_cover_every_image() -> None:
     assert split_sizes(300) == {"train": 240, "val": 10, "test": 50}
     with pytest.raises(ValueError, match="at least 3"):
         split_sizes(2)
+    # a larger test split leaves train and val as `images` makes them
+    assert split_sizes(300, test_images=200) == {"train": 240, "val": 10, "test": 200}
+    with pytest.raises(ValueError, match="test_images"):
+        split_sizes(300, test_images=0)
+
+
+def test_more_test_images_keep_the_training_scenes() -> None:
+    from training.corpus import plan_corpus
+
+    scenes, _, _ = plan_corpus(30, 2, 5)
+    more, _, _ = plan_corpus(30, 2, 5, test_images=12)
+    assert [s.split for s in more].count("test") == 12
+    kept = [s for s in scenes if s.split != "test"]
+    assert [(s.key, s.objects, s.captions) for s in kept] == [
+        (s.key, s.objects, s.captions) for s in more[: len(kept)]
+    ]
 
 
 def test_manifest_counts_match_the_files(small_corpus: Path) -> None:

@@ -93,6 +93,14 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
         help="read sentences per speaker of the `read` ABX set (default %(default)s)",
     )
     parser.add_argument(
+        "--test-images",
+        type=int,
+        default=None,
+        metavar="N",
+        help="images of the test split (default: about a sixth of --images); train and val keep "
+        "the scenes --images gives them",
+    )
+    parser.add_argument(
         "--wait",
         type=float,
         default=None,
@@ -136,6 +144,7 @@ def _corpus(args: argparse.Namespace) -> int:
         variation=_variation(args),
         read_speakers=_given(args.read_speakers),
         read_sentences_per_speaker=_given(args.read_sentences_per_speaker),
+        test_images=args.test_images,
         wait=args.wait,
         progress=not args.no_progress,
     )

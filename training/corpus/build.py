@@ -185,7 +185,11 @@ def _link_or_copy(source: Path, tmp: Path, target: Path) -> None:
 
 # Settings left out of the build settings when they have their default (so that default corpora
 # keep the bytes of the versions before them), with the value their absence means.
-_OMITTED_SETTINGS = {"read_speakers": READ_SPEAKERS, "variation": "clean"}
+_OMITTED_SETTINGS = {
+    "read_speakers": READ_SPEAKERS,
+    "variation": "clean",
+    "test_images": "about images / 6",
+}
 
 
 def _differences(previous: dict, settings: dict) -> str:
@@ -237,6 +241,7 @@ def build_corpus(
     variation: str | Variation | None = "natural",
     read_speakers: int = READ_SPEAKERS,
     read_sentences_per_speaker: int = READ_SENTENCES_PER_SPEAKER,
+    test_images: int | None = None,
     wait: float | None = None,
     progress: bool = True,
 ) -> Path:
@@ -247,6 +252,8 @@ def build_corpus(
     other ranges. read_speakers, read_sentences_per_speaker: the size of the `read` ABX set (its
     speaker bootstrap has one unit per speaker; more speakers than the default take further
     espeak-ng voices, docs/corpus.md; the first speakers and their sentences stay the same).
+    test_images: the test split's size (default: about a sixth of `images`); the train and val
+    splits of `images` stay the same scenes (`training.corpus.plan.split_sizes`).
     wait: seconds to wait for another build of the same folder (None: as long as it takes, 0:
     refuse at once with `training.fileio.LockedError`).
 
@@ -274,10 +281,12 @@ def build_corpus(
     }
     if read_speakers != READ_SPEAKERS:  # the default keeps the settings (and bytes) of before
         settings["read_speakers"] = read_speakers
+    if test_images is not None:
+        settings["test_images"] = test_images
     if variation is not None:  # a clean corpus keeps the settings (and bytes) of earlier versions
         settings["variation"] = variation.settings()
     scenes, read, pools = plan_corpus(
-        images, captions_per_image, seed, read_speakers, read_sentences_per_speaker
+        images, captions_per_image, seed, read_speakers, read_sentences_per_speaker, test_images
     )
     say = functools.partial(print, file=sys.stderr)
     with exclusive(root, what="the corpus build", wait=wait, notify=say):

@@ -52,13 +52,20 @@ class Scene:
     captions: list[Utterance]
 
 
-def split_sizes(images: int) -> dict[str, int]:
-    """Images per split: test ~1/6, val ~1/30 (each at least 1), train the rest (at least 1)."""
+def split_sizes(images: int, test_images: int | None = None) -> dict[str, int]:
+    """Images per split: test ~1/6, val ~1/30 (each at least 1), train the rest (at least 1).
+
+    test_images: a test split of this size instead, added to the `images` (whose train and val
+    splits stay as they are): a larger test split narrows recall's intervals without changing what
+    the models train on.
+    """
     if images < 3:
         raise ValueError(f"a corpus needs at least 3 images (train, val, test), got {images}")
+    if test_images is not None and test_images < 1:
+        raise ValueError(f"test_images must be at least 1, got {test_images}")
     test = max(1, round(images / 6))
     val = max(1, round(images / 30))
-    return {"train": images - test - val, "val": val, "test": test}
+    return {"train": images - test - val, "val": val, "test": test_images or test}
 
 
 def plan_corpus(
@@ -67,9 +74,11 @@ def plan_corpus(
     seed: int,
     read_speakers: int = READ_SPEAKERS,
     read_sentences_per_speaker: int = READ_SENTENCES_PER_SPEAKER,
+    test_images: int | None = None,
 ) -> tuple[list[Scene], list[Utterance], dict[str, dict[str, Voice]]]:
-    """Scenes with their captions, the read utterances, and the speaker pools, all from `seed`."""
-    sizes = split_sizes(images)
+    """Scenes with their captions, the read utterances, and the speaker pools, all from `seed`
+    (split sizes: `split_sizes(images, test_images)`; scenes are numbered train, val, test)."""
+    sizes = split_sizes(images, test_images)
     pools = {
         "train": make_speakers(seed, "train", max(captions_per_image, 10)),
         "heldout": make_speakers(seed, "heldout", max(captions_per_image, 6)),
