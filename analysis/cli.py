@@ -220,6 +220,13 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--images", type=int, help="corpus size (default: the plan's)")
     parser.add_argument(
+        "--test-images",
+        type=int,
+        metavar="N",
+        help="test images of the corpus reproduce builds (default: the plan's, 1000); test "
+        "recall ranks them in folds of 200 (COCO's 1k protocol); not with --corpus",
+    )
+    parser.add_argument(
         "--train-captions",
         type=int,
         help="train on the first N training captions (0: all; default: the plan's, all)",
@@ -275,6 +282,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     changes = {"images": args.images, "every": args.every, "seeds": args.seeds}
     changes["bootstrap"] = args.bootstrap
     changes["read_speakers"] = args.read_speakers
+    changes["test_images"] = args.test_images
+    if args.test_images is not None and args.corpus:
+        raise ValueError(
+            "--test-images sets the corpus that reproduce builds; with --corpus DIR, build DIR "
+            "with `sslvgs corpus DIR --test-images N` instead"
+        )
     if args.read_speakers is not None and args.corpus:
         raise ValueError(
             "--read-speakers sets the corpus that reproduce builds; with --corpus DIR, build DIR "

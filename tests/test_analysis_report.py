@@ -389,6 +389,20 @@ def test_chance_recall_both_ways() -> None:
     assert chance_recall([5] * 4, 10)["speech_to_image"] == 1.0  # 10 of 4 images: always
 
 
+def test_chance_recall_in_folds_is_one_folds_chance() -> None:
+    from analysis.paper.material import chance_recall, split_text
+
+    # 5 folds of 20 images: the chance of 20 images, not of 100
+    assert chance_recall([5] * 100, 10, folds=5) == pytest.approx(chance_recall([5] * 20, 10))
+    # unequal folds: each query weighs as recall weighs it (speech: per caption)
+    counts = [1] * 3 + [4] * 2  # folds of 3 images (3 captions) and 2 images (8 captions)
+    speech = (3 * min(1, 2 / 3) + 8 * min(1, 2 / 2)) / 11
+    assert chance_recall(counts, 2, folds=2)["speech_to_image"] == pytest.approx(speech)
+    text = split_text({"split": "test", "images": 1000, "captions": 5000,
+                       "captions_per_image": [5] * 1000, "folds": 5})  # fmt: skip
+    assert "5 folds of about 200 images" in text and "R@10 5.0% speech→image" in text
+
+
 def test_material_of_a_corpus_names_its_splits_and_abx_subset(small_corpus: Path, tmp_path) -> None:
     from analysis.paper.material import item_material, split_material
     from analysis.paper.study import subset_items

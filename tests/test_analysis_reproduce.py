@@ -79,6 +79,20 @@ def test_report_decides_each_claim_by_a_paired_interval(quick_reproduction: Path
     assert f"**{table.loc[3, 'subset_verdict']}**" in VERDICTS
 
 
+def test_test_recall_is_ranked_in_folds_and_the_report_says_so(quick_reproduction: Path) -> None:
+    """The quick plan's 8 test images in 2 folds of 4 (the default plan: 1000 in 5 of 200)."""
+    report = (quick_reproduction / "report.md").read_text()
+    assert "8 images, 40 captions, ranked in 2 folds of about 4 images" in report
+    assert "paired bootstrap over 8 images" in report
+    record = json.loads(
+        (quick_reproduction / "runs" / "vgs" / "analysis" / "recall-test.json").read_text()
+    )
+    assert record["folds"] == 2
+    ranks = record["record"]["ranks"]
+    # a caption ranks only its fold's 4 images, an image only its fold's 20 captions
+    assert max(ranks["speech"]) <= 3 and max(ranks["image"]) <= 19
+
+
 def test_step_times_say_which_session_measured_them(quick_reproduction: Path) -> None:
     timings = json.loads((quick_reproduction / "timings.json").read_text())
     first = timings["sessions"][0]

@@ -8,6 +8,9 @@ paper's 5,000 images; the report says which material each number comes from:
 - each **ABX set** (Table II, claim 3, the heatmaps): the item file probed, its speakers, files per
   speaker and items, beside the full set of the corpus when a subset is probed.
 
+A test split ranked in folds (COCO's 1k protocol: every query ranks only its fold's images or
+captions) has the chance level of one fold, averaged over the folds.
+
 Chance recall: speech->image, a caption's one image among I is in the top k with probability k / I;
 image->speech, an image with c of the C captions has one of them in the top k with probability
 1 - C(C-c, k) / C(C, k) (averaged over images).
@@ -20,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "chance_recall",
     "split_material",
@@ -29,9 +34,26 @@ __all__ = [
 ]
 
 
-def chance_recall(captions_per_image: Sequence[int], k: int) -> dict[str, float]:
+def chance_recall(captions_per_image: Sequence[int], k: int, folds: int = 1) -> dict[str, float]:
     """Chance recall@k of a split whose images have these caption counts: {"speech_to_image",
-    "image_to_speech"} as fractions (a random ranking's expected recall)."""
+    "image_to_speech"} as fractions (a random ranking's expected recall); with `folds`, of the
+    split ranked in that many consecutive folds (`training.retrieval.image_folds`), each query
+    weighted as recall weighs it."""
+    if folds > 1:  # each fold's chance, weighted by its captions (speech) and images (image)
+        from training.retrieval import image_folds
+
+        fold = image_folds(len(captions_per_image), folds)
+        counts = np.asarray(captions_per_image, dtype=np.int64)
+        speech = image = 0.0
+        for g in range(folds):
+            part = counts[fold == g].tolist()
+            chance = chance_recall(part, k)
+            speech += chance["speech_to_image"] * sum(part)
+            image += chance["image_to_speech"] * len(part)
+        return {
+            "speech_to_image": speech / max(int(counts.sum()), 1),
+            "image_to_speech": image / len(counts),
+        }
     counts = [int(c) for c in captions_per_image]
     images, captions = len(counts), sum(counts)
     if not images or not captions:
@@ -42,14 +64,15 @@ def chance_recall(captions_per_image: Sequence[int], k: int) -> dict[str, float]
     return {"speech_to_image": speech, "image_to_speech": sum(image) / len(counts)}
 
 
-def split_material(corpus: Path | str, split: str) -> dict[str, Any]:
-    """{"split", "images", "captions", "captions_per_image": [...]} of a corpus split."""
+def split_material(corpus: Path | str, split: str, folds: int = 1) -> dict[str, Any]:
+    """{"split", "images", "captions", "captions_per_image": [...], "folds"} of a corpus split
+    (folds: how many folds its recall is ranked in)."""
     from training.data.spokencoco import load_split
 
     entries = load_split(corpus, split)
     counts = [len(entry["captions"]) for entry in entries]
     return {"split": split, "images": len(counts), "captions": sum(counts),
-            "captions_per_image": counts}  # fmt: skip
+            "captions_per_image": counts, "folds": folds}  # fmt: skip
 
 
 def item_material(items: Path | str, full: Path | str | None = None) -> dict[str, Any]:
@@ -86,9 +109,14 @@ def _percent(value: float) -> str:
 
 def split_text(material: Mapping[str, Any]) -> str:
     """ "40 images, 200 captions; chance R@1 2.5% speech→image, 12.0% image→speech, R@10 ..." """
-    counts = material["captions_per_image"]
-    chance = {k: chance_recall(counts, k) for k in (1, 10)}
+    counts, folds = material["captions_per_image"], material.get("folds", 1)
+    chance = {k: chance_recall(counts, k, folds) for k in (1, 10)}
     sizes = f"{_count(material['images'], 'image')}, {_count(material['captions'], 'caption')}"
+    if folds > 1:
+        sizes += (
+            f", ranked in {folds} folds of about {round(material['images'] / folds)} images "
+            "(COCO's 1k protocol: each query ranks its own fold)"
+        )
     return f"{sizes}; chance " + ", ".join(
         f"R@{k} {_percent(c['speech_to_image'])} speech→image / "
         f"{_percent(c['image_to_speech'])} image→speech"

@@ -56,7 +56,10 @@ class Plan:
     trains with `seed=k`); bootstrap: resamples for the grids' per-cell intervals (0: none);
     read_speakers: speakers of the `read` ABX set of the corpus that `reproduce` builds (not of a
     `corpus=` given to it), the units of claim 3's speaker bootstrap (default 4, the corpus
-    builder's; docs/reproduction.md says what more buy).
+    builder's; docs/reproduction.md says what more buy). test_images: the test split of the corpus
+    that `reproduce` builds (None: the builder's sixth of `images`); recall_fold_images: test
+    recall ranks each query within folds of about this many images (COCO's 1k protocol; the
+    folds are the corpus's test images // this, at least 1; None: the whole split).
     """
 
     images: int
@@ -78,18 +81,23 @@ class Plan:
     bootstrap: int = 1000
     read_speakers: int = 4  # training.corpus.READ_SPEAKERS (not imported: torch at start-up)
     preset: str = "tiny"  # the model preset every run of the plan trains
+    test_images: int | None = None
+    recall_fold_images: int | None = None
 
 
 PLANS = {
     # Within 30 minutes on a quiet 2-core machine (docs/reproduction.md): 42 epochs in all
     # (3 x (2 + 4) + 6 x 4) of the 4800 training captions (150 steps of 32), two models at a time
     # at one thread each, and the checkpoints of every second epoch probed on 12 files per speaker
-    # of each ABX set (~120 wavs). The corpus has 1200 images so that the test split (200 images,
-    # 1000 captions) can tell apart differences of a few points of recall; the validation split
-    # that the forgetting curves follow has 40 images. The `compact` preset learns words where
-    # `tiny` barely starts to (docs/model.md).
+    # of each ABX set (~120 wavs). The corpus has 1200 images (960 train, 40 validation: the
+    # forgetting curves follow these) and 1000 test images ranked in 5 folds of 200 (COCO's 1k
+    # protocol): recall@10 on the scale of 200 images, and paired intervals of about +-1.3 points
+    # where 200 test images gave +-2.9. The `compact` preset learns words where `tiny` barely
+    # starts to (docs/model.md).
     "default": Plan(
         images=1200,
+        test_images=1000,
+        recall_fold_images=200,
         stage_a=2,
         stage_b=4,
         variants=VARIANTS,
@@ -100,6 +108,8 @@ PLANS = {
     # A few minutes, for tests: fewer images, epochs and variants (still one per claim).
     "quick": Plan(
         images=24,
+        test_images=8,  # two folds of 4: the default plan's folds, at the quick plan's size
+        recall_fold_images=4,
         stage_a=1,
         stage_b=2,
         variants=(("W2V2", "VGS"), ("VGS", "W2V2"), ("VGS+", "W2V2")),
@@ -240,6 +250,7 @@ def reproduce(
             bootstrap=plan.bootstrap,
             full_set_models=_claim3_models(),
             regions=regions,
+            recall_folds=_recall_folds(corpus, plan),
             client=client,
             progress=progress,
         )
@@ -252,6 +263,15 @@ def reproduce(
             preamble=_preamble(plan, preset, corpus, timer),
         )
     return report
+
+
+def _recall_folds(corpus: Path, plan: Plan) -> int:
+    """Folds of about `plan.recall_fold_images` of the corpus's test images."""
+    from training.data.spokencoco import load_split
+
+    if plan.recall_fold_images is None:
+        return 1
+    return max(1, len(load_split(corpus, "test")) // plan.recall_fold_images)
 
 
 def _claim3_models() -> list[str]:
@@ -379,6 +399,8 @@ def _build_corpus(root: Path, plan: Plan, timer: _Timer, progress: bool) -> Path
     from training.corpus import build_corpus
 
     options = {"images": plan.images, "seed": 0, "read_speakers": plan.read_speakers}
+    if plan.test_images is not None:
+        options["test_images"] = plan.test_images
     if (root / "manifest.json").is_file():
         return build_corpus(root, **options, progress=False)  # a no-op when complete
     with timer.step("corpus", progress):

@@ -9,23 +9,20 @@ owns the checkpoint, so the three variants that share a base share its stage-A m
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
 from analysis.gridding.driver import grids
-from analysis.metric_names import recall_key
 from analysis.paper.evidence import Ranks
+from analysis.paper.recall_records import final_recall, recall_record
 from analysis.paper.tables import best_layer
 from analysis.runs import checkpoints, read_metrics, switch_epoch
-from training.fileio import write_text_atomic
-from training.run.directory import abx_item_file, analysis_cache
+from training.run.directory import abx_item_file
 
 __all__ = [
     "RunSpec",
@@ -220,6 +217,7 @@ def collect(
     paired_conditions: Sequence[str] = PAIRED_CONDITIONS,
     full_set_models: Sequence[str] = (),
     regions: Path | str | None = None,
+    recall_folds: int = 1,
     client: Any = None,
     progress: bool = True,
 ) -> Study:
@@ -235,10 +233,11 @@ def collect(
     comparisons (and Table II's intervals). full_set_models: the models whose runs are also scored,
     at their final epoch and those best layers, on the corpus's full set of each paired condition
     whose grids probe a subset (`full_cells`; claim 3 is decided on it). regions: the region
-    features to read the test images from (default: the corpus's).
+    features to read the test images from (default: the corpus's). recall_folds: rank the test
+    recall in this many folds of the test images (COCO's 1k protocol; 1: the whole split).
     """
     study = Study(runs={spec.name: spec for spec in runs})
-    study.material = material_of(runs, corpus, sets, item_files)
+    study.material = material_of(runs, corpus, sets, item_files, recall_folds)
     specs = abx_conditions(corpus, sets, item_files=item_files, **(abx_options or {}))
     if bootstrap:  # each grid cell gets its speaker-bootstrap interval (coords low, high)
         specs = {name: {**spec, "bootstrap": bootstrap} for name, spec in specs.items()}
@@ -258,7 +257,9 @@ def collect(
         for condition in specs:
             grid = stitch_grid(base.get(condition), own[condition], spec)
             study.abx.setdefault(condition, {})[spec.name] = grid
-        record = recall_record(spec.path, corpus, regions=regions, progress=progress)
+        record = recall_record(
+            spec.path, corpus, regions=regions, folds=recall_folds, progress=progress
+        )
         study.recall[spec.name] = record["recall"]
         study.recall_intervals[spec.name] = {
             key: (record["low"][key], record["high"][key]) for key in record["low"]
@@ -291,11 +292,12 @@ def material_of(
     corpus: Path | str,
     sets: Sequence[str] = ABX_SETS,
     item_files: Mapping[str, Path] | None = None,
+    recall_folds: int = 1,
 ) -> dict[str, Any]:
     """The splits and ABX sets a study measures on, with their sizes (`analysis.paper.material`):
-    the test split, the validation split the runs log recall on (their config's ``eval_split``)
-    and each ABX set's probed item file beside the corpus's full one. A split or set the corpus
-    lacks is left out."""
+    the test split (ranked in `recall_folds` folds), the validation split the runs log recall on
+    (their config's ``eval_split``) and each ABX set's probed item file beside the corpus's full
+    one. A split or set the corpus lacks is left out."""
     from analysis.paper.material import item_material, split_material
     from training.run.directory import read_config
 
@@ -305,7 +307,7 @@ def material_of(
         splits["validation"] = read_config(runs[0].path).get("train", {}).get("eval_split", "val")
     for role, split in splits.items():
         try:
-            out[role] = split_material(corpus, split)
+            out[role] = split_material(corpus, split, recall_folds if role == "test" else 1)
         except (FileNotFoundError, ValueError):
             continue
     for name in sets:
@@ -380,73 +382,3 @@ def _collect_sharing(study: Study, pairs, every: int, client: Any, progress: boo
             **cka,
         )
         study.drift[name] = stitch_grid(before, after, spec)
-
-
-RECALL_VERSION = 2  # bump when what the recall cache holds changes
-
-
-def final_recall(
-    run: Path | str,
-    corpus: Path | str,
-    split: str = "test",
-    *,
-    regions: Path | str | None = None,
-    progress: bool = True,
-) -> dict[str, float]:
-    """Recall@1/5/10 both ways of the run's last checkpoint on `split`, as {"speech_to_image_r1": ...,
-    "images": n, "captions": n} (see `recall_record` for its intervals and ranks)."""
-    return recall_record(run, corpus, split, regions=regions, progress=progress)["recall"]
-
-
-def recall_record(
-    run: Path | str,
-    corpus: Path | str,
-    split: str = "test",
-    *,
-    bootstrap: int = 1000,
-    confidence: float = 0.95,
-    regions: Path | str | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """The run's last checkpoint on `split`: {"recall": {key: value, "images", "captions"}, "low":
-    {key: value}, "high": {...} (the image bootstrap's percentile interval), "ranks": the ranks of
-    every query (`Ranks.to_json`), for paired comparisons}. Cached in RUN/analysis/recall-<split>.json,
-    keyed by the checkpoint's checksum and the bootstrap's settings."""
-    import training
-    from training.retrieval import recall_at_k, retrieval_ranks
-
-    last = list(checkpoints(run).values())[-1]
-    key = {"checkpoint": training.checkpoint_id(last), "version": RECALL_VERSION,
-           "bootstrap": bootstrap, "confidence": confidence}  # fmt: skip
-    cache = analysis_cache(run) / f"recall-{split}.json"
-    if cache.is_file():
-        stored = json.loads(cache.read_text())
-        if {k: stored.get(k) for k in key} == key:
-            return stored["record"]
-    images, audio, owner = _embed(last, split, corpus, regions, progress)
-    result = recall_at_k(images, audio, owner, (1, 5, 10), bootstrap=bootstrap,
-                         confidence=confidence)  # fmt: skip
-    speech, image = retrieval_ranks(images, audio, owner)
-    record: dict[str, Any] = {"recall": {}, "low": {}, "high": {}}
-    for direction in result.direction.values:
-        for k in result.k.values:
-            cell = result.sel(direction=direction, k=k)
-            name = recall_key(str(direction), int(k))
-            record["recall"][name] = float(cell)
-            record["low"][name], record["high"][name] = float(cell.low), float(cell.high)
-    record["recall"].update(images=float(len(image)), captions=float(len(speech)))
-    record["ranks"] = Ranks(speech, image, np.asarray(owner)).to_json()
-    write_text_atomic(cache, json.dumps({**key, "record": record}))
-    return record
-
-
-def _embed(checkpoint: Path, split: str, corpus, regions, progress: bool):
-    import probes
-
-    extra = (
-        {"regions": regions} if regions is not None else {}
-    )  # a regions source other than the corpus's
-    images, audio, owner, _, _ = probes.embed_split(
-        checkpoint, split, corpus, progress=progress, **extra
-    )
-    return images, audio, owner
