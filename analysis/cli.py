@@ -251,7 +251,7 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help="speakers of the corpus's `read` ABX set, the units of claim 3's interval (default: "
-        "4; more narrow it, docs/reproduction.md); not with --corpus",
+        "the plan's, 12; --quick 4; more narrow it, docs/reproduction.md); not with --corpus",
     )
     parser.add_argument("--device", default="cpu", help="torch device for training and probing")
     parser.add_argument("--workers", type=int, default=0, help="dask worker processes for probing")

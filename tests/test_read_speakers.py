@@ -22,8 +22,9 @@ from training.data import read_alignment, read_items
 # sha256 over (relative path, sha256 of the bytes) of every file of build_corpus(out, images=3,
 # captions_per_image=2, seed=5) (natural, the default), made before the read set had a size knob
 # (commit 93871eb) and made again when the natural variation's rooms and noise were made milder
-# (2026-12-07, docs/corpus.md): the default must keep reproducing it.
-DEFAULT_NATURAL_TREE = "8cbbedb864a547c8bb25af86cae718fe332e0afb607971a1a859819859e116c2"
+# (2026-12-07, docs/corpus.md), and again when each utterance got its channel (a4ce4b9): the
+# default must keep reproducing it.
+DEFAULT_NATURAL_TREE = "b9731ce2a7a452baaa4f1f8956d3ae1b245351d23f770e3316a04fa513fa6ae0"
 DEFAULT_NATURAL_FILES = 228
 SMALL = {"images": 3, "captions_per_image": 2, "seed": 5, "progress": False}
 WIDE = {"read_speakers": 12, "read_sentences_per_speaker": 3}
@@ -202,14 +203,44 @@ def test_reproduce_builds_its_corpus_with_the_read_speakers_asked_for(
     with pytest.raises(Stop):
         main(["reproduce", str(tmp_path / "again"), "--quick", "--no-progress"])
     assert asked[1]["read_speakers"] == 4
+    # the default plan: 12 read speakers (claim 3's units) and 1000 test images (claims 1 and 2)
+    with pytest.raises(Stop):
+        main(["reproduce", str(tmp_path / "default"), "--no-progress"])
+    assert asked[2]["read_speakers"] == 12 and asked[2]["test_images"] == 1000
+    with pytest.raises(Stop):
+        main(["reproduce", str(tmp_path / "more"), "--test-images", "400", "--no-progress"])
+    assert asked[3]["test_images"] == 400
     assert (
         main(["reproduce", str(tmp_path / "x"), "--corpus", str(tmp_path), "--read-speakers", "8"])
         == 2
     )
     assert "--read-speakers" in capsys.readouterr().err
+    assert (
+        main(["reproduce", str(tmp_path / "y"), "--corpus", str(tmp_path), "--test-images", "8"])
+        == 2
+    )
+    assert "--test-images" in capsys.readouterr().err
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "manifest.json").write_text(json.dumps({"counts": {"speakers": {"read": 12}}}))
     timer = reproduction._Timer(tmp_path / "timings.json")
     preamble = reproduction._preamble(reproduction.PLANS["quick"], "tiny", corpus, timer)
     assert "12 read-set speakers" in preamble
+
+
+def test_a_plan_probes_its_own_number_of_files_per_speaker_of_each_set(
+    wide: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from analysis.paper.material import item_material
+    from analysis.paper.reproduction import PLANS, _item_files
+
+    plan = dataclasses.replace(PLANS["quick"], abx_sets=("read", "captions"),
+                               abx_files_per_speaker=(("read", 2),))  # fmt: skip
+    files = _item_files(tmp_path, wide, plan)
+    assert set(files) == {"read"}  # captions: the corpus's full set
+    material = item_material(files["read"])
+    assert material["files_per_speaker"] == (2, 2) and material["speakers"] == 12
+    both = _item_files(tmp_path / "both", wide, dataclasses.replace(plan, abx_files_per_speaker=1))
+    assert set(both) == {"read", "captions"}
