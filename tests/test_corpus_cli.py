@@ -71,16 +71,16 @@ def test_a_full_disk_names_the_file_being_written(
 ) -> None:
     import errno
 
-    import training.corpus.build as corpus_module
+    import training.corpus.speech as speech_module
 
-    real = corpus_module.write_bytes_atomic
+    real = speech_module.write_bytes_atomic
 
     def full_disk(path, *parts, **kwargs):
         if str(path).endswith(".wav"):
             raise OSError(errno.ENOSPC, "No space left on device")  # as a failing write() says it
         return real(path, *parts, **kwargs)
 
-    monkeypatch.setattr(corpus_module, "write_bytes_atomic", full_disk)
+    monkeypatch.setattr(speech_module, "write_bytes_atomic", full_disk)
     out = tmp_path / "corpus"
     assert main(["corpus", str(out), "--images", "3", "--no-progress"]) == 2
     error = capsys.readouterr().err.strip()
