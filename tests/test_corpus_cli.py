@@ -82,7 +82,7 @@ def test_a_full_disk_names_the_file_being_written(
 
     monkeypatch.setattr(speech_module, "write_bytes_atomic", full_disk)
     out = tmp_path / "corpus"
-    assert main(["corpus", str(out), "--images", "3", "--no-progress"]) == 2
+    assert main(["corpus", str(out), "--images", "3", "--no-progress", "--workers", "1"]) == 2
     error = capsys.readouterr().err.strip()
     assert "No space left on device" in error and len(error.splitlines()) == 1
     assert str(out / "wavs" / "train" / "scene_00000_0.wav") in error
