@@ -95,3 +95,11 @@ def test_variation_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
         assert main(["corpus", str(out), "--images", "3", "--no-progress", *bad]) == 2
         assert says in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_workers_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "c"
+    assert main(["corpus", str(out), "--images", "3", "--no-progress", "--workers", "0"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "workers must be at least 1, got 0" in error and len(error.splitlines()) == 1
+    assert not out.exists()
