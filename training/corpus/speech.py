@@ -53,10 +53,10 @@ __all__ = [
 ]
 
 SAMPLE_RATE = 16000
-CHUNK = 32  # utterances per task handed to a worker: the progress bar moves every ~0.5 s per worker
+CHUNK = 32  # utterances per task handed to a worker: the progress bar moves about every second
 MAX_DEFAULT_WORKERS = 4
 # Starting a worker costs a few CPU-seconds (a fresh interpreter importing numpy, scipy and torch);
-# an utterance about 20 ms: the default gives a worker no fewer than this many utterances.
+# an utterance about 25 CPU-ms: the default gives a worker no fewer than this many utterances.
 UTTERANCES_PER_WORKER = 256
 
 
