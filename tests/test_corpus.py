@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import training.corpus.build as corpus_module
+import training.corpus.speech as speech_module
 from training.corpus import build_corpus, split_sizes
 from training.corpus.espeak import SILENCE
 from training.data import load_split, read_alignment, read_items
@@ -52,7 +52,7 @@ def test_another_seed_gives_another_corpus(tiny_corpus: Path, tmp_path: Path) ->
 def test_an_interrupted_build_resumes_to_the_same_bytes(
     tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_speak, calls = corpus_module._speak, []
+    real_speak, calls = speech_module.speak, []
 
     def speak_then_die(*args, **kwargs):
         if len(calls) == 7:
@@ -60,13 +60,13 @@ def test_an_interrupted_build_resumes_to_the_same_bytes(
         calls.append(args)
         return real_speak(*args, **kwargs)
 
-    monkeypatch.setattr(corpus_module, "_speak", speak_then_die)
+    monkeypatch.setattr(speech_module, "speak", speak_then_die)
     out = tmp_path / "resumed"
-    with pytest.raises(KeyboardInterrupt):
-        build_corpus(out, images=TINY, seed=3, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # in this process: the patch reaches no worker
+        build_corpus(out, images=TINY, seed=3, progress=False, workers=1)
     assert not (out / "manifest.json").exists()
     assert len(list(out.glob("wavs/*/*.wav"))) == 7
-    monkeypatch.setattr(corpus_module, "_speak", real_speak)
+    monkeypatch.setattr(speech_module, "speak", real_speak)
     (out / "wavs" / "train" / ".scene_00000_4.wav.x1y2.tmp").write_bytes(b"half a wav")  # a kill -9
     build_corpus(out, images=TINY, seed=3, progress=False)
     assert _tree(out) == _tree(tiny_corpus)

@@ -71,18 +71,18 @@ def test_a_full_disk_names_the_file_being_written(
 ) -> None:
     import errno
 
-    import training.corpus.build as corpus_module
+    import training.corpus.speech as speech_module
 
-    real = corpus_module.write_bytes_atomic
+    real = speech_module.write_bytes_atomic
 
     def full_disk(path, *parts, **kwargs):
         if str(path).endswith(".wav"):
             raise OSError(errno.ENOSPC, "No space left on device")  # as a failing write() says it
         return real(path, *parts, **kwargs)
 
-    monkeypatch.setattr(corpus_module, "write_bytes_atomic", full_disk)
+    monkeypatch.setattr(speech_module, "write_bytes_atomic", full_disk)
     out = tmp_path / "corpus"
-    assert main(["corpus", str(out), "--images", "3", "--no-progress"]) == 2
+    assert main(["corpus", str(out), "--images", "3", "--no-progress", "--workers", "1"]) == 2
     error = capsys.readouterr().err.strip()
     assert "No space left on device" in error and len(error.splitlines()) == 1
     assert str(out / "wavs" / "train" / "scene_00000_0.wav") in error
@@ -94,4 +94,12 @@ def test_variation_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
                       (["--clean", "--snr", "5,10"], "no noise")):  # fmt: skip
         assert main(["corpus", str(out), "--images", "3", "--no-progress", *bad]) == 2
         assert says in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_workers_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "c"
+    assert main(["corpus", str(out), "--images", "3", "--no-progress", "--workers", "0"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "workers must be at least 1, got 0" in error and len(error.splitlines()) == 1
     assert not out.exists()

@@ -107,6 +107,14 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="wait at most this long for another build of OUT (default: until it ends; 0: refuse)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes that synthesise the speech (default: one per core, at most 4 and at most "
+        "one per 256 utterances to make; 1: in this process). Same bytes whatever N",
+    )
     add_progress_flag(parser)
     parser.set_defaults(func=_corpus)
 
@@ -147,6 +155,7 @@ def _corpus(args: argparse.Namespace) -> int:
         test_images=args.test_images,
         wait=args.wait,
         progress=not args.no_progress,
+        workers=args.workers,
     )
     counts = json.loads((root / "manifest.json").read_text())["counts"]
     captions = ", ".join(f"{split} {n}" for split, n in counts["captions"].items())

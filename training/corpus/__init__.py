@@ -2,7 +2,8 @@
 
 `build_corpus` (build.py) writes the corpus; plan.py draws it, scenes.py and grammar.py make the
 images and sentences, speakers.py and espeak.py the voices, variation.py each utterance's
-realisation, abx_sets.py the ABX item files. Names load on first use (lazy_loader, SPEC 1).
+realisation, speech.py each utterance's audio (in several worker processes), abx_sets.py the ABX
+item files. Names load on first use (lazy_loader, SPEC 1).
 """
 
 import lazy_loader as _lazy

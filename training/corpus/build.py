@@ -12,25 +12,24 @@ Reproducible and resumable: everything is planned up front from the seed, each i
 utterance draws from its own random stream and every file is written atomically, so a build that was
 interrupted picks up where it stopped and ends with the same bytes as one that was not. One build at a
 time writes a folder (a lock beside it, `OUT.lock`); a second waits for it, or refuses with `wait=0`.
+The speech is made in several worker processes (`workers`, training/corpus/speech.py), with the same
+bytes as in one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import json
 import os
 import shutil
 import sys
-import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from training.corpus.abx_sets import abx_items, write_abx_items
-from training.corpus.espeak import ESPEAK_SAMPLE_RATE, Synthesis, Synthesizer, Voice
+from training.corpus.espeak import Voice
 from training.corpus.plan import (
     READ_SENTENCES_PER_SPEAKER,
     READ_SPEAKERS,
@@ -40,16 +39,15 @@ from training.corpus.plan import (
     split_sizes,
 )
 from training.corpus.scenes import RegionEncoder, render_scene
-from training.corpus.variation import (
-    VARIATIONS,
-    Realisation,
-    Variation,
-    draw_realisation,
-    realise,
-    to_rate,
+from training.corpus.speech import (
+    SAMPLE_RATE,
+    SpeechJob,
+    realisation,
+    refuse_in_a_starting_worker,
+    speak_all,
+    writing,
 )
-from training.data.alignments import write_alignment
-from training.data.audio import wav_bytes
+from training.corpus.variation import VARIATIONS, Variation
 from training.fileio import exclusive, write_bytes_atomic, write_npz, write_text_atomic
 from training.progress import progress_bar as tqdm
 
@@ -69,7 +67,6 @@ __all__ = [
 DEFAULT_IMAGES = 300  # ~1200 training captions, 50 test images: the demo's budget on 2 cores
 DEFAULT_REGION_DIM = 256
 PAPER_REGION_DIM = 2048  # LXMERT's
-SAMPLE_RATE = 16000
 IMAGE_SIZE = 224
 GENERATOR_VERSION = 1
 SETTINGS_FILE = ".build-settings.json"  # written first; a resumed build must match it
@@ -77,69 +74,17 @@ SPLITS = ("train", "val", "test")
 VARIATION_TABLE = "variation.tsv"  # each utterance's realisation (natural corpora only)
 
 
-@contextlib.contextmanager
-def _writing(path: Path) -> Iterator[None]:
-    """Name `path` in an OSError that names no file (a full disk: "[Errno 28] No space left")."""
-    try:
-        yield
-    except OSError as error:
-        if error.filename is None and error.errno is not None:
-            raise OSError(
-                error.errno, f"{error.strerror} (writing the corpus)", str(path)
-            ) from None
-        raise
-
-
-def _streams(seed: int, utt: Utterance) -> tuple[np.random.Generator, np.random.Generator]:
-    """The utterance's own streams: one for its realisation's parameters, one for its signals."""
-    key = zlib.crc32(utt.uttid.encode())
-    return np.random.default_rng([seed, 4, key, 0]), np.random.default_rng([seed, 4, key, 1])
-
-
-def _realisation(seed: int, utt: Utterance, voice: Voice, variation: Variation) -> Realisation:
-    return draw_realisation(_streams(seed, utt)[0], voice, variation, ESPEAK_SAMPLE_RATE)
-
-
-def _to_corpus_rate(synthesis: Synthesis) -> tuple[np.ndarray, list[int]]:
-    """int16 samples at 16 kHz and the phone bounds (len(phones) + 1, first 0, last T) moved along."""
-    audio, bounds = to_rate(synthesis.samples, synthesis.starts, synthesis.sample_rate, SAMPLE_RATE)
-    return np.clip(np.rint(audio), -32768, 32767).astype(np.int16), bounds
-
-
-def _speak(
-    synthesizer: Synthesizer, root: Path, utt: Utterance, voice: Voice, *,
-    seed: int = 0, variation: Variation | None = None,
-) -> None:  # fmt: skip
-    """Synthesise `utt` (realised under `variation`, or clean) and write its wav and alignment."""
-    if variation is None:
-        synthesis = synthesizer(utt.text, voice)
-        samples, bounds = _to_corpus_rate(synthesis)
-    else:
-        realisation = _realisation(seed, utt, voice, variation)
-        synthesis = synthesizer(utt.text, realisation.voice)
-        audio, bounds = to_rate(
-            synthesis.samples, synthesis.starts, realisation.source_rate, SAMPLE_RATE
-        )
-        samples = realise(audio, realisation, _streams(seed, utt)[1], SAMPLE_RATE)
-    if any(b >= e for b, e in zip(bounds[:-1], bounds[1:], strict=True)):
-        raise RuntimeError(f"a phone of {utt.uttid} ({utt.text!r}) vanished when resampling")
-    with _writing(root / utt.wav):
-        write_bytes_atomic(root / utt.wav, wav_bytes(samples, SAMPLE_RATE))
-    with _writing(root / utt.alignment):
-        write_alignment(root / utt.alignment, bounds, list(synthesis.phones), SAMPLE_RATE)
-
-
 def _write_scene(root: Path, scene: Scene, encoder: RegionEncoder, seed: int, index: int) -> None:
     png = root / "images" / f"{scene.key}.png"
     if not png.exists():
         buffer = io.BytesIO()
         render_scene(scene.objects, IMAGE_SIZE).save(buffer, format="PNG")  # no time or text chunks
-        with _writing(png):
+        with writing(png):
             write_bytes_atomic(png, buffer.getvalue())
     regions = root / "regions" / f"{scene.key}.npz"
     if not regions.exists():
         feats, boxes = encoder(scene.objects, np.random.default_rng([seed, 2, index]))
-        with _writing(regions):
+        with writing(regions):
             write_npz(regions, feats=feats, boxes=boxes)
 
 
@@ -163,7 +108,7 @@ def _copy_into_abx(root: Path, utt: Utterance) -> Utterance:
     target = f"abx/captions/wavs/{utt.uttid}.wav"
     if not (root / target).exists():
         tmp = root / f"abx/captions/wavs/.{utt.uttid}.tmp"
-        with _writing(root / target):
+        with writing(root / target):
             _link_or_copy(root / utt.wav, tmp, root / target)
     return Utterance(utt.uttid, utt.split, utt.text, utt.speaker, target)
 
@@ -244,6 +189,7 @@ def build_corpus(
     test_images: int | None = None,
     wait: float | None = None,
     progress: bool = True,
+    workers: int | None = None,
 ) -> Path:
     """Build (or finish building) the spoken-scenes corpus in `out`; returns its path.
 
@@ -256,13 +202,20 @@ def build_corpus(
     splits of `images` stay the same scenes (`training.corpus.plan.split_sizes`).
     wait: seconds to wait for another build of the same folder (None: as long as it takes, 0:
     refuse at once with `training.fileio.LockedError`).
+    workers: processes that speak the utterances not yet on disk. None: one per core this process
+    may use, at most 4, and at most one per 256 utterances to speak (starting one costs a few
+    seconds; `training.corpus.speech.default_workers`); 1: in this process, no pool. The bytes are
+    the same whatever the number.
 
     Same arguments, same bytes. A folder that holds a partial build with the same arguments is
     completed; one with other arguments, or unrelated files, is refused (ValueError).
     """
+    refuse_in_a_starting_worker()
     root = Path(out)
     if captions_per_image < 1:
         raise ValueError(f"captions_per_image must be at least 1, got {captions_per_image}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     if read_speakers < 2 or read_sentences_per_speaker < 1:
         raise ValueError(
             "the read set needs read_speakers >= 2 (across-speaker ABX) and "
@@ -291,7 +244,7 @@ def build_corpus(
     say = functools.partial(print, file=sys.stderr)
     with exclusive(root, what="the corpus build", wait=wait, notify=say):
         _check_settings(root, settings)
-        _build(root, scenes, read, pools, settings, variation, progress)
+        _build(root, scenes, read, pools, settings, variation, progress, workers)
     return root
 
 
@@ -303,6 +256,7 @@ def _build(
     settings: dict,
     variation: Variation | None,
     progress: bool,
+    workers: int | None,
 ) -> None:
     seed = settings["seed"]
     for stale in root.rglob(".*.tmp"):  # half-written files of a build that was killed
@@ -315,23 +269,22 @@ def _build(
         for index, scene in enumerate(scenes):
             _write_scene(root, scene, encoder, seed, index)
             bar.update()
-        with Synthesizer() as synthesizer:
-            for utt in utterances:
-                if not ((root / utt.wav).exists() and (root / utt.alignment).exists()):
-                    voice = voices[utt.speaker]
-                    _speak(synthesizer, root, utt, voice, seed=seed, variation=variation)
-                bar.update()
+        todo = [
+            u for u in utterances if not ((root / u.wav).exists() and (root / u.alignment).exists())
+        ]
+        bar.update(len(utterances) - len(todo))
+        speak_all(SpeechJob(root, voices, seed, variation), todo, workers, bar.update)
     texts = {f"spokencoco_{split}.json": _split_json(scenes, split) for split in SPLITS}
     if variation is not None:
         texts[VARIATION_TABLE] = _variation_table(utterances, voices, seed, variation)
     for name, text in texts.items():
-        with _writing(root / name):
+        with writing(root / name):
             write_text_atomic(root / name, text)
     test = [_copy_into_abx(root, u) for s in scenes if s.split == "test" for u in s.captions]
     abx_counts = {}
     for name, members in (("captions", test), ("read", read)):
         table = abx_items(root, members)
-        with _writing(root / "abx" / name / "items.item"):
+        with writing(root / "abx" / name / "items.item"):
             write_abx_items(root / "abx" / name / "items.item", table)
         abx_counts[name] = {
             "files": len(members),
@@ -339,7 +292,7 @@ def _build(
             "phones": int(table["phone"].nunique()),
         }
     manifest = _manifest(settings, scenes, read, pools, abx_counts)
-    with _writing(root / "manifest.json"):
+    with writing(root / "manifest.json"):
         write_text_atomic(
             root / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False) + "\n"
         )
@@ -351,7 +304,7 @@ def _variation_table(
     """Tab-separated: each utterance's id, speaker and realisation (`Realisation.row`)."""
     lines = []
     for utt in utterances:
-        row = _realisation(seed, utt, voices[utt.speaker], variation).row()
+        row = realisation(seed, utt, voices[utt.speaker], variation).row()
         if not lines:
             lines.append("\t".join(["uttid", "speaker", *row]))
         lines.append("\t".join([utt.uttid, utt.speaker, *(str(v) for v in row.values())]))
