@@ -184,3 +184,23 @@ def test_frame_counts_and_missing_files_are_checked_for_feature_files(tmp_path):
         prepared.score(open_feature_dir(features, ["f0", "f1", "f2"]))
     with pytest.raises(FileNotFoundError, match="no features for file 'f2'"):
         prepared.score(open_feature_dir(features, ["f0", "f1"]))
+
+
+def test_large_frames_get_their_own_mapping_and_the_same_bits(tmp_path, monkeypatch):
+    import mmap
+
+    from probes.abx_engine import gather
+
+    features, item = write_set(tmp_path)
+    items = read_items(item)
+    files = open_feature_dir(features, items["file"].unique().tolist())
+    prepared = prepare(items, files)
+    expected = prepared.frames(files)
+    monkeypatch.setattr(gather, "LARGE_FRAMES", 0)  # every array is large
+    frames = prepared.frames(files)
+    base = frames
+    while isinstance(base, np.ndarray):
+        base = base.base
+    assert isinstance(getattr(base, "obj", base), mmap.mmap)
+    np.testing.assert_array_equal(frames, expected)
+    pd.testing.assert_frame_equal(prepared.score(files).cells, score(dict(files), items).cells)

@@ -9,6 +9,7 @@ rows: one pass over the used frames, no index over the whole set, no check of fr
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from probes.abx_engine.ragged import Ragged
 
 __all__ = ["FramePlan"]
+
+LARGE_FRAMES = 1 << 26  # bytes from which the frames get their own mapping (64 MiB)
 
 
 class FramePlan:
@@ -63,7 +66,7 @@ class FramePlan:
         Raises FeatureFileError naming the first file (in file order) whose used frames hold a NaN or
         an Inf, and the first such frame in it.
         """
-        out = np.empty((self.n_frames, source.dim), np.float32)
+        out = _fresh_frames(self.n_frames, source.dim)
         for i in range(len(self.bounds) - 1):
             a, b = int(self.bounds[i]), int(self.bounds[i + 1])
             if a == b:
@@ -76,6 +79,22 @@ class FramePlan:
             _check_finite(frames, src, names[i])
             out[self.dst[a:b]] = frames
         return out
+
+
+def _fresh_frames(n: int, dim: int) -> np.ndarray:
+    """An uninitialised [n, dim] float32 array; a large one on pages the kernel need not compact for.
+
+    numpy asks for transparent huge pages on large arrays (madvise), and with the kernel's default
+    ``defrag = madvise`` each 2 MB page fault may then stop to compact memory: on a machine whose
+    memory is fragmented (a page cache full of features, other jobs) that cost 3 to 6 CPU s for
+    the 2.5 GB of dev-clean's frames, against about 1 s for ordinary pages (docs/performance.md).
+    An anonymous mapping without the advice gets huge pages only where they are free.
+    """
+    size = n * dim * 4
+    if size < LARGE_FRAMES or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.empty((n, dim), np.float32)
+    buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buffer, np.float32).reshape(n, dim)  # unmapped with the last view
 
 
 def _check_finite(frames: np.ndarray, src: np.ndarray, name: str) -> None:
