@@ -32,7 +32,8 @@ class FeatureFiles(Mapping[str, np.ndarray]):
 
     ``names`` [n] the files' item-file stems; ``lengths`` [n] their frame counts; ``dim`` D.
     ``block(i, lo, hi)`` -> ``[hi - lo, D]`` frames ``lo:hi`` of file ``i`` (a view of a reused
-    buffer, valid until the next call); ``features[name]`` reads the whole file as a new array.
+    buffer, valid until the next call: one reader at a time); ``features[name]`` reads the whole
+    file as a new array.
     """
 
     def __init__(self, names: Sequence[str], paths: Sequence[Path], sources: Sequence):
