@@ -17,7 +17,7 @@ items, 768-d as wav2vec 2.0 base) is
     --files 2703 --items-per-file 70 --speakers 40 --phones 40 --dim 768     # 189,210 items
 
 (about 2.5 GB of .npy features). --timings whole skips the after-import runs (each condition then
-runs once per tool), for sizes where fastabx takes long. Each (tool, condition) runs in its own subprocess, so the
+runs once per tool), for sizes where fastabx takes long; --no-fastabx times sslvgs alone. Each (tool, condition) runs in its own subprocess, so the
 peak resident memory reported is that run's (ru_maxrss; "+N" is the growth after the imports: fastabx's
 import loads torch, sslvgs's reader of item files does not), and both tools get the same thread
 count. Times are end to end after the imports: item file + feature directory in, score out (feature
@@ -86,12 +86,12 @@ def build_set(
 
 SSLVGS_RUN = """
 import json, resource, sys, time
-from probes.abx_engine import load_feature_dir, score
+from probes.abx_engine import open_feature_dir, score
 from training.data import read_item_columns
 base_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # after imports
 t0, c0 = time.perf_counter(), time.process_time()
 items = read_item_columns(sys.argv[1])  # as `sslvgs abx` reads them: numpy columns, no pandas
-features = load_feature_dir(sys.argv[2], list(dict.fromkeys(items["file"].tolist())))
+features = open_feature_dir(sys.argv[2], list(dict.fromkeys(items["file"].tolist())))
 result = score(features, items, speaker=sys.argv[3], context=sys.argv[4])
 seconds = time.perf_counter() - t0
 usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -177,12 +177,12 @@ def sgemm_rate(threads: int, n: int = 2048, dim: int = 256, repeats: int = 5) ->
 
 def frame_pairs(item: Path, features: Path, speaker: str, context: str) -> tuple[int, int]:
     """(frame pairs the condition's cells need, each pair of items once; feature dim)."""
-    from probes.abx_engine import load_feature_dir, prepare
+    from probes.abx_engine import open_feature_dir, prepare
     from training.data import read_items
 
     items = read_items(item)
-    ragged = load_feature_dir(features, items["file"].unique().tolist())
-    prepared = prepare(items, ragged, speaker=speaker, context=context)
+    files = open_feature_dir(features, items["file"].unique().tolist())  # headers only
+    prepared = prepare(items, files, speaker=speaker, context=context)
     layout, offsets = prepared.layout, prepared.offsets
     group_frames = np.diff(offsets[layout.group_start]).astype(np.int64)
     total = 0
@@ -195,7 +195,7 @@ def frame_pairs(item: Path, features: Path, speaker: str, context: str) -> tuple
         else:  # items of two groups that may meet (across values all differ), each pair once
             allowed = np.triu(layout.allowed(np.arange(h0, h1), np.arange(h0, h1)), 1)
             total += int(frames @ allowed @ frames)
-    return total, ragged.dim
+    return total, files.dim
 
 
 def run(python: str, code: str, args: list[str], threads: int, cwd: Path | None = None) -> dict:
@@ -225,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fastabx-python", default=os.environ.get("FASTABX_PYTHON", default_fastabx)
     )
+    parser.add_argument(
+        "--no-fastabx", action="store_true", help="time sslvgs only (quick iterations)"
+    )
     parser.add_argument("--files", type=int, default=400)
     parser.add_argument("--items-per-file", type=int, default=50)
     parser.add_argument("--speakers", type=int, default=20)
@@ -245,8 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{n_items} items in {args.files} files, {args.speakers} speakers, {args.phones} "
               f"phones, dim {args.dim}; {args.threads} thread(s)")  # fmt: skip
         features = out / "features"
-        have_fastabx = Path(args.fastabx_python).exists()
-        if not have_fastabx:
+        have_fastabx = Path(args.fastabx_python).exists() and not args.no_fastabx
+        if args.no_fastabx:
+            print("note: --no-fastabx: timing sslvgs only")
+        elif not have_fastabx:
             print(
                 f"note: fastabx not found at {args.fastabx_python}: timing sslvgs only (see --fastabx-python)"
             )

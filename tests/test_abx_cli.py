@@ -86,9 +86,13 @@ def test_slice_out_of_range_names_the_line(abx_dir, capsys):
 
 def test_nan_features_are_named(abx_dir, capsys):
     array = np.load(abx_dir / "features" / "f1.npy")
-    array[3, 1] = np.nan
+    array[3, 1] = np.nan  # frame 3 is in no item: it does not count
     np.save(abx_dir / "features" / "f1.npy", array)
-    assert "'f1'" in error_of(capsys, abx_dir / "features", abx_dir / "items.item")
+    assert run(capsys, abx_dir / "features", abx_dir / "items.item")[0] == 0
+    array[5, 1] = np.nan
+    np.save(abx_dir / "features" / "f1.npy", array)
+    err = error_of(capsys, abx_dir / "features", abx_dir / "items.item")
+    assert "'f1'" in err and "first at frame 5" in err
 
 
 def test_dimension_mismatch_is_named(abx_dir, capsys):

@@ -1,7 +1,8 @@
 """The ABX discrimination engine: ZeroSpeech semantics, exact against fastabx and zrc-abx2.
 
-``score(features, items, ...)`` scores features given as ``{file: [T, D]}`` or a :class:`Ragged`
-against a ZeroSpeech item file; ``sslvgs abx FEATURES ITEM`` is its command line. The rules it
+``score(features, items, ...)`` scores features given as ``{file: [T, D]}``, a :class:`Ragged` or a
+:class:`FeatureFiles` (``open_feature_dir``: a folder whose files are read when scored, only the frames
+items use) against a ZeroSpeech item file; ``sslvgs abx FEATURES ITEM`` is its command line. The rules it
 implements are in docs/abx.md. ``probes.abx(model, layers)`` is the model-level entry point built on it.
 ``prepare(items, ...)`` builds everything that does not depend on the features once, so that many
 feature sets (every layer of every checkpoint) are scored on it at the cost of their frame products and

@@ -9,6 +9,8 @@ from .conditions import Condition as Condition
 from .conditions import zerospeech_condition as zerospeech_condition
 from .engine import NoValidCellError as NoValidCellError
 from .engine import score as score
+from .featurefiles import FeatureFiles as FeatureFiles
+from .featurefiles import open_feature_dir as open_feature_dir
 from .paired import paired_difference as paired_difference
 from .prepared import Prepared as Prepared
 from .prepared import prepare as prepare

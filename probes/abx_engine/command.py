@@ -67,13 +67,14 @@ def register_abx(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
 def run_abx(args: argparse.Namespace) -> int:
     """Handler of ``sslvgs abx``: exit 0 and the score on stdout; bad input raises (main prints it)."""
     from probes.abx_engine.engine import score
-    from probes.abx_engine.ragged import load_feature_dir
+    from probes.abx_engine.featurefiles import open_feature_dir
     from training.data.items import read_item_columns
 
     if args.features is None:
         raise ValueError("give FEATURES (a directory of per-file features) before ITEM")
     items = read_item_columns(args.item)  # numpy columns: no pandas in this process
-    features = load_feature_dir(args.features, list(dict.fromkeys(items["file"].tolist())))
+    # headers only: scoring reads each file's used frames straight into their places
+    features = open_feature_dir(args.features, list(dict.fromkeys(items["file"].tolist())))
     result = score(
         features,
         items,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from probes.abx_engine.conditions import make_condition
+from probes.abx_engine.featurefiles import FeatureFiles
 from probes.abx_engine.prepared import NoValidCellError, prepare, prepare_items
 from probes.abx_engine.ragged import Ragged
 from probes.abx_engine.result import AbxResult
@@ -29,15 +30,17 @@ if TYPE_CHECKING:
 __all__ = ["score", "NoValidCellError", "prepare_items", "make_condition"]
 
 
-def _features(features: Mapping[str, np.ndarray] | Ragged, names: list[str]) -> Ragged:
-    if isinstance(features, Ragged):
+def _features(
+    features: Mapping[str, np.ndarray] | Ragged | FeatureFiles, names: list[str]
+) -> Ragged | FeatureFiles:
+    if isinstance(features, (Ragged, FeatureFiles)):
         return features
     present = [n for n in names if n in features]
     return Ragged.from_mapping(features, present)
 
 
 def score(
-    features: Mapping[str, np.ndarray] | Ragged,
+    features: Mapping[str, np.ndarray] | Ragged | FeatureFiles,
     items: pd.DataFrame | ItemColumns | str | os.PathLike,
     *,
     frequency: float = 50.0,
@@ -57,7 +60,7 @@ def score(
 ) -> AbxResult:
     """ABX error of ``features`` on ``items`` (docs/abx.md).
 
-    features: {file stem: [T, D] array} or a Ragged; items: an item file path or ``read_items`` table.
+    features: {file stem: [T, D] array}, a Ragged or a FeatureFiles (``open_feature_dir``); items: an item file path or ``read_items`` table.
     speaker within|across, context within|any|across name the conditions; or give ``on`` (and ``by``,
     ``across``, ``levels``) for the general form. distance angular|cosine|euclidean; pooling None (DTW
     over frames) or "mean"; compat None or "librilight" (slicing and zero frames as libri-light);

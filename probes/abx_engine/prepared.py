@@ -21,9 +21,11 @@ from probes.abx_engine import small
 from probes.abx_engine.cells import build_layout, cell_table
 from probes.abx_engine.conditions import Subsampling, make_condition
 from probes.abx_engine.distances import DISTANCES, POOLINGS, prepare_frames
+from probes.abx_engine.featurefiles import FeatureFiles
+from probes.abx_engine.gather import FramePlan
 from probes.abx_engine.ragged import FeatureFileError, Ragged
 from probes.abx_engine.result import AbxResult
-from probes.abx_engine.slicing import check_finite, slice_items
+from probes.abx_engine.slicing import slice_items
 from probes.vocabulary import Compat, Context, Distance, Pooling, Speaker
 from training.data.items import ItemColumns
 
@@ -43,7 +45,7 @@ class NoValidCellError(ValueError):
 
 
 def _lengths(features) -> dict[str, int]:
-    if isinstance(features, Ragged):
+    if isinstance(features, (Ragged, FeatureFiles)):
         return dict(zip(features.names, features.lengths.tolist(), strict=True))
     if isinstance(features, Mapping):
         return {str(k): int(v if np.ndim(v) == 0 else len(v)) for k, v in features.items()}
@@ -109,6 +111,8 @@ class Prepared:
         offsets = np.concatenate([[0], np.cumsum(self.item_length)]).astype(np.int64)
         self.offsets_raw = offsets  # [n + 1] item frame offsets in processing order, before pooling
         self.offsets = np.arange(len(offsets), dtype=np.int64) if pooling == "mean" else offsets
+        self.gather = FramePlan(len(self.files), self.item_file, self.item_start,
+                                self.item_length, offsets)  # fmt: skip
         self.cost_dtype = np.float32 if compat == "librilight" else np.float64  # zrc-abx2: float32
         if small.eligible(layout, self.offsets, distance, sampling.active):  # numpy: no Numba
             self.plan = small.SmallPlan(layout, self.offsets, self.item_file)
@@ -123,38 +127,42 @@ class Prepared:
     def n_items(self) -> int:
         return self.layout.n_items
 
-    def frames(self, features: Mapping[str, np.ndarray] | Ragged) -> np.ndarray:
-        """The items' frames in processing order, ready for the dot products: [frames, D] float32."""
-        ragged = features if isinstance(features, Ragged) else Ragged.from_mapping(
-            features, [n for n in self.files if n in features]
-        )  # fmt: skip
+    def frames(self, features: Mapping[str, np.ndarray] | Ragged | FeatureFiles) -> np.ndarray:
+        """The items' frames in processing order, ready for the dot products: [frames, D] float32.
+
+        Only the frames some item uses are read (from a FeatureFiles: straight from its files) and
+        checked for NaN and Inf.
+        """
+        if isinstance(features, (Ragged, FeatureFiles)):
+            source = features
+        else:
+            source = Ragged.from_mapping(features, [n for n in self.files if n in features])
         positions = np.empty(len(self.files), np.int64)
         for k, name in enumerate(self.files):
-            if name not in ragged:
+            if name not in source:
                 raise FileNotFoundError(f"{self.where}: no features for file {name!r}")
-            positions[k] = ragged.position(name)
-            if ragged.lengths[positions[k]] != self.lengths[name]:
+            positions[k] = source.position(name)
+            if source.lengths[positions[k]] != self.lengths[name]:
                 raise ValueError(
-                    f"features for {name!r} have {ragged.lengths[positions[k]]} frames, not the "
+                    f"features for {name!r} have {source.lengths[positions[k]]} frames, not the "
                     f"{self.lengths[name]} this preparation was built for"
                 )
-        if ragged.dim == 0:
+        if source.dim == 0:
             raise FeatureFileError("features have dimension 0")
-        check_finite(ragged, self.files)
-        start = ragged.offsets[positions[self.item_file]] + self.item_start
-        index = np.repeat(start - self.offsets_raw[:-1], self.item_length) + np.arange(
-            self.offsets_raw[-1]
-        )
-        frames = np.ascontiguousarray(ragged.data[index], dtype=np.float32)
+        frames = self.gather.run(source, positions, self.files)
         frames, _ = prepare_frames(
             frames, self.offsets_raw, self.distance, self.pooling, self.compat == "librilight"
         )
         return frames
 
     def score(
-        self, features: Mapping[str, np.ndarray] | Ragged, *, progress: bool = False
+        self,
+        features: Mapping[str, np.ndarray] | Ragged | FeatureFiles,
+        *,
+        progress: bool = False,
     ) -> AbxResult:
-        """The ABX result of ``features`` ({file: [T, D]} or a Ragged with the prepared frame counts)."""
+        """The ABX result of ``features`` ({file: [T, D]}, a Ragged or FeatureFiles with the prepared
+        frame counts)."""
         frames = self.frames(features)
         if isinstance(self.plan, small.SmallPlan):
             records, pieces = self.plan.run(frames, self.distance, self.cost_dtype)

@@ -106,6 +106,10 @@ class Ragged(Mapping[str, np.ndarray]):
         """Index of ``name`` in ``names``."""
         return self._index[name]
 
+    def block(self, i: int, lo: int, hi: int) -> np.ndarray:
+        """Frames ``lo:hi`` of sequence ``i``: a ``[hi - lo, D]`` view (as FeatureFiles.block)."""
+        return self.data[self.offsets[i] + lo : self.offsets[i] + hi]
+
     def __repr__(self) -> str:
         return f"Ragged({len(self)} sequences, {len(self.data)} frames, dim {self.dim})"
 
