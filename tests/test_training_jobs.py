@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,33 @@ def test_a_failed_job_in_a_worker_process_raises_here_and_its_dependants_never_s
                           progress=False)  # fmt: skip
     assert recorded == []
     assert not (tmp_path / "v").exists()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_job_that_asks_caches_its_test_recall_where_collect_finds_it(
+    small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int
+):
+    """In this process or in worker processes (where a variant waiting for VGS trains before
+    VGS's recall is embedded), each job's test recall is cached in its run."""
+    import analysis.paper.recall_records as recall_records
+
+    run = tmp_path / "vgs"
+    options = {"preset": "tiny", "progress": False, "threads": 1}
+    job = TrainJob("VGS", run, "vgs", 1, options, recall={"folds": 2})
+    variant = TrainJob("(VGS,W2V2)", tmp_path / "v", "w2v2", 1,
+                       {**options, "init_from": run / "checkpoints" / "epoch_0001.pt"},
+                       after="VGS", recall={"folds": 2})  # fmt: skip
+    recorded: dict[str, float] = {}
+    run_training_jobs(small_corpus, [job, variant], processes=processes,
+                      record=recorded.__setitem__, progress=False)  # fmt: skip
+    assert set(recorded) == {f"{step} {name}" for step in ("train", "test recall")
+                             for name in ("VGS", "(VGS,W2V2)")}  # fmt: skip
+    assert (tmp_path / "v" / "analysis" / "recall-test.json").is_file()
+    cached = json.loads((run / "analysis" / "recall-test.json").read_text())
+    assert cached["folds"] == 2
+    # the report's pass (the same options) reads the record and embeds nothing
+    monkeypatch.setattr(recall_records, "_embed", lambda *a: pytest.fail("embedded again"))
+    assert recall_records.recall_record(run, small_corpus, folds=2) == cached["record"]
 
 
 def test_threads_default_to_half_the_cores_and_are_restored_after_the_block():

@@ -238,7 +238,8 @@ def reproduce(
     corpus = (
         Path(corpus) if corpus is not None else _build_corpus(out / "corpus", plan, timer, progress)
     )
-    runs = _train_all(out, corpus, plan, timer, jobs, threads, progress,
+    recall = {"folds": _recall_folds(corpus, plan), "regions": regions}
+    runs = _train_all(out, corpus, plan, timer, jobs, threads, progress, recall,
                       preset=preset, device=device, regions=regions)  # fmt: skip
     item_files = _item_files(out, corpus, plan)
     with timer.step("probe", progress):
@@ -254,7 +255,7 @@ def reproduce(
             bootstrap=plan.bootstrap,
             full_set_models=_claim3_models(),
             regions=regions,
-            recall_folds=_recall_folds(corpus, plan),
+            recall_folds=recall["folds"],
             client=client,
             progress=progress,
         )
@@ -294,9 +295,12 @@ def _train_all(
     jobs: int | None,
     threads: int | None,
     progress: bool,
+    recall: dict[str, Any],
     **options: Any,
 ):
-    """Train (or resume, or skip) every model of every seed; their RunSpecs by study name."""
+    """Train (or resume, or skip) every model of every seed; their RunSpecs by study name. On the
+    CPU with several jobs, each job also caches its run's test recall (`recall`: recall_record's
+    options) in its own process, beside the other jobs (analysis/paper/training_jobs.py)."""
     from analysis.paper.training_jobs import run_training_jobs
     from training.threads import default_jobs, default_threads
 
@@ -310,10 +314,12 @@ def _train_all(
         seed_runs, seed_jobs = _seed_jobs(out, plan, seed, {**options, "seed": seed})
         runs.update(seed_runs)
         todo += seed_jobs
+    if jobs > 1:  # in parallel with training; with one job, collect's own pass costs the same
+        recall = {k: v for k, v in recall.items() if v is not None}
+        todo = [dataclasses.replace(job, recall=recall) for job in todo]
     if todo:
-        record = lambda name, seconds: timer.record(f"train {name}", seconds)  # noqa: E731
         with timer.step("train", progress):
-            run_training_jobs(corpus, todo, processes=jobs, record=record, progress=progress)
+            run_training_jobs(corpus, todo, processes=jobs, record=timer.record, progress=progress)
     return runs
 
 

@@ -5,6 +5,12 @@ switch, so it waits for A's run; everything else is independent. On the CPU the 
 `jobs` processes of `threads` torch threads each (by default half the cores per process and two
 processes on two cores: a step at one thread barely notices a neighbour, where a two-thread step
 stalls; training/threads.py). On a GPU, or with jobs=1, they run one after another in this process.
+
+A job may also ask for its run's test recall (`TrainJob.recall`): once the model is trained, a worker
+embeds the test split and caches the record in the run (`recall_record`), so the embedding, the
+largest part of the report's probing for a 1000-image test split, runs beside the other training
+jobs, one model per process at their thread count, instead of after all of them. A recall task
+never delays a training job that has become ready.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ class TrainJob:
     """One model to train: `train(corpus, run, schedule=..., stage_epochs=(epochs,), **options)`.
 
     after: the name of the job whose run must be finished first (a variant's base model), or None.
+    recall: options for `analysis.paper.recall_records.recall_record` (e.g. folds, regions) to
+    cache the trained run's test recall in the same process, or None for none.
     """
 
     name: str
@@ -34,6 +42,7 @@ class TrainJob:
     epochs: int
     options: dict[str, Any] = field(default_factory=dict)
     after: str | None = None
+    recall: dict[str, Any] | None = None
 
 
 def _train_one(corpus: Path, job: TrainJob) -> float:
@@ -46,15 +55,28 @@ def _train_one(corpus: Path, job: TrainJob) -> float:
     return time.perf_counter() - started
 
 
+def _recall_one(corpus: Path, job: TrainJob) -> float:
+    """Cache the trained run's test recall (`job.recall`: recall_record's options); returns its
+    wall-clock seconds. Runs in a worker process, after `_train_one` of the same job."""
+    from analysis.paper.recall_records import recall_record
+    from training.threads import cpu_threads, default_threads
+
+    started = time.perf_counter()
+    with cpu_threads(job.options.get("threads") or default_threads()):  # as its training had
+        recall_record(job.run, corpus, **(job.recall or {}), progress=False)
+    return time.perf_counter() - started
+
+
 def run_training_jobs(
     corpus: Path,
     jobs: list[TrainJob],
     *,
     processes: int = 1,
-    record: Callable[[str, float], None] = lambda name, seconds: None,
+    record: Callable[[str, float], None] = lambda step, seconds: None,
     progress: bool = True,
 ) -> None:
-    """Train every job, each after the job it names in `after`; `record(name, seconds)` as each ends.
+    """Train every job, each after the job it names in `after`; `record(step, seconds)` for each
+    step of a job as it ends ("train <name>", and "test recall <name>" if the job asks for it).
 
     processes > 1 trains that many jobs at once in fresh processes (spawned: no torch state is
     shared); a failed job raises its error here once the jobs already running have ended.
@@ -66,7 +88,9 @@ def run_training_jobs(
     if processes <= 1:
         for job in _ordered(jobs):
             _say(progress, f"train {job.name} ...")
-            record(job.name, _train_one(corpus, job))
+            record(f"train {job.name}", _train_one(corpus, job))
+            if job.recall is not None:
+                record(f"test recall {job.name}", _recall_one(corpus, job))
         return
     _say(progress, f"training {len(jobs)} models, {processes} at a time")
     context = multiprocessing.get_context("spawn")
@@ -95,28 +119,37 @@ def _ready(pending: list[TrainJob], done: set[str]) -> list[TrainJob]:
 
 
 def _run_pool(pool, corpus: Path, jobs: list[TrainJob], record, progress: bool) -> None:
+    """Submit each job once the job it waits for is trained, and each job's test recall once it is
+    trained, after the trainings that became ready (a recall never holds up a waiting variant)."""
     pending = list(jobs)
-    running: dict[Future, TrainJob] = {}
+    running: dict[Future, tuple[str, TrainJob]] = {}
     done: set[str] = set()
     failure: BaseException | None = None
-    while pending or running:
+    recalls: list[TrainJob] = []
+    while pending or running or (recalls and failure is None):
         if failure is None:
             for job in _ready(pending, done):
-                running[pool.submit(_train_one, corpus, job)] = job
+                running[pool.submit(_train_one, corpus, job)] = ("train", job)
                 pending.remove(job)
+            for job in recalls:
+                running[pool.submit(_recall_one, corpus, job)] = ("test recall", job)
+            recalls.clear()
         if not running:
             break
         finished, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in finished:
-            job = running.pop(future)
+            step, job = running.pop(future)
             error = future.exception()
             if error is not None:
                 failure = failure or error
                 continue
             seconds = future.result()
-            done.add(job.name)
-            record(job.name, seconds)
-            _say(progress, f"train {job.name}: {seconds:.0f} s")
+            record(f"{step} {job.name}", seconds)
+            _say(progress, f"{step} {job.name}: {seconds:.0f} s")
+            if step == "train":
+                done.add(job.name)
+                if job.recall is not None:
+                    recalls.append(job)
     if failure is not None:
         raise failure
 
