@@ -428,3 +428,22 @@ def test_a_validation_split_at_chance_is_flagged() -> None:
     assert "1 image, 5 captions" in text and "cannot show forgetting" in text
     many = {"split": "val", "images": 40, "captions": 200, "captions_per_image": [5] * 40}
     assert "cannot show forgetting" not in material_markdown(None, many, {})
+
+
+@pytest.mark.parametrize(
+    "low, high, precise",
+    [(-0.019, 0.005, True), (-0.016, 0.014, True), (-0.03, 0.01, False), (0.005, 0.02, False)],
+)
+def test_an_undecided_claim_with_a_narrow_interval_says_smaller_than_1_5_points(low, high, precise):
+    """Undecided with a half-width of at most 1.5 points: the report says the run could have seen
+    any difference larger than that; a decided claim or a wider interval says nothing of the kind."""
+    from analysis.paper.claims import comparison_text
+    from analysis.paper.evidence import Comparison
+
+    c = Comparison(measure="mean test recall", a="A", b="B", value_a=0.15, value_b=0.16,
+                   difference=(low + high) / 2, low=low, high=high, higher_is_better=True,
+                   unit="images", units=1000)  # fmt: skip
+    text = comparison_text(c)
+    assert ("smaller than 1.5 points" in text) is precise, text
+    if precise:
+        assert f"half-width of {100 * (high - low) / 2:.2f} points" in text

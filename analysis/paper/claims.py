@@ -23,6 +23,7 @@ import pandas as pd
 from analysis.metric_names import METRICS, TABLE_RECALLS
 from analysis.paper.evidence import (
     SPEAKERS_AND_FILES,
+    VERDICTS,
     Comparison,
     combine_conditions,
     combine_seeds,
@@ -197,6 +198,11 @@ def _points(value: float) -> str:
     return f"{100 * value:.1f}" if math.isfinite(value) else "–"
 
 
+# An undecided claim whose interval is at most this wide on each side (in points) is reported as
+# precise: the models differ by less than the run could have seen, not by an unmeasured amount.
+PRECISE_HALF_WIDTH = 1.5
+
+
 def comparison_text(c: Comparison) -> str:
     """One sentence: values, the difference with its interval, the verdict, the detectable size."""
     direction = "higher" if c.higher_is_better else "lower"
@@ -206,6 +212,12 @@ def comparison_text(c: Comparison) -> str:
             f"The smallest difference this run could detect: about {100 * c.half_width:.1f} "
             "points (the interval's half-width)."
         )
+        if c.verdict == VERDICTS[2] and 100 * c.half_width <= PRECISE_HALF_WIDTH:
+            detectable += (
+                f" Undecided with a half-width of {100 * c.half_width:.2f} points, smaller than "
+                f"{PRECISE_HALF_WIDTH} points: whatever the two differ by, the run puts it within "
+                f"[{100 * c.low:+.1f}, {100 * c.high:+.1f}] points ({100 * c.confidence:.0f}%)."
+            )
     elif c.difference == 0:
         detectable = (
             "Every resample gives a difference of 0 (e.g. errors of 0 for both models): this "
