@@ -87,13 +87,14 @@ class Plan:
 
 
 PLANS = {
-    # Within 30 minutes on a quiet 2-core machine (docs/reproduction.md): 42 epochs in all
+    # About 34 minutes on a quiet 2-core machine (docs/reproduction.md; 29 with 200 test images
+    # and 4 read speakers, `--test-images 200 --read-speakers 4`): 42 epochs in all
     # (3 x (2 + 4) + 6 x 4) of the 4800 training captions (150 steps of 32), two models at a time
     # at one thread each, and the checkpoints of every second epoch probed on 12 files per speaker
     # of the `captions` set and 4 of each of the `read` set's 12 speakers (120 wavs). Claim 3 is
     # decided on the full read set (12 x 25 files): speakers are its interval's units, and with 4
-    # its half-width was 2.2 points (seed 11). The corpus has 1200 images (960 train, 40 validation: the
-    # forgetting curves follow these) and 1000 test images ranked in 5 folds of 200 (COCO's 1k
+    # its half-width was 2.2 points (seed 11). The corpus has 1200 images (960 train, 40
+    # validation: the forgetting curves follow these) and 1000 test images ranked in 5 folds of 200 (COCO's 1k
     # protocol): recall@10 on the scale of 200 images, and paired intervals of about +-1.3 points
     # where 200 test images gave +-2.9. The `compact` preset learns words where `tiny` barely
     # starts to (docs/model.md).
