@@ -214,7 +214,9 @@ def test_contrastive_loss_matches_cosine_similarity_with_repeated_targets(m, k, 
     F.cosine_similarity formulation on quantised-like targets with many equal rows."""
     g = torch.Generator().manual_seed(seed)
     pred = torch.randn(m, d, generator=g, dtype=torch.float64, requires_grad=True)
-    targets = torch.randint(0, 2, (m, d), generator=g).double().requires_grad_(True)
+    # entries 1 or 2: many equal rows, as quantised targets have, and never a zero vector, whose
+    # cosine similarity is undefined (the two formulations clamp its norm differently)
+    targets = torch.randint(1, 3, (m, d), generator=g).double().requires_grad_(True)
     negatives = torch.randint(0, m, (m, k), generator=g)
     candidates = torch.cat([targets[:, None, :], targets[negatives]], dim=1)
     logits = torch.nn.functional.cosine_similarity(pred[:, None, :], candidates, dim=-1) / 0.1

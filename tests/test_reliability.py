@@ -100,6 +100,7 @@ SUGGESTED_OPTIONS = {
     "--snr": ("corpus",),
     "--corpus": ("reproduce",),
     "--read-speakers": ("reproduce",),
+    "--test-images": ("reproduce", "corpus"),
     "--set": ("train",),
     "--probe": ("grid",),
     "--items": ("grid",),

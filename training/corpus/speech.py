@@ -205,7 +205,7 @@ def speak_all(
         initargs=(job,),
     )
     try:
-        with _sigint_ignored():  # the workers start (on the first submits) with Ctrl-C ignored
+        with _sigint_held():  # the workers start (on the first submits) with Ctrl-C blocked
             futures = [pool.submit(_speak_chunk, chunk) for chunk in chunks]
         for future in as_completed(futures):
             advance(future.result())
@@ -222,20 +222,19 @@ def speak_all(
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored in this process for the block: a process started meanwhile starts with it
-    ignored (dispositions survive exec) and Python then raises no KeyboardInterrupt in it, so a
-    Ctrl-C while a worker imports its modules cannot kill it with a traceback. Only the main thread
-    may set it; elsewhere the block runs as it is (the workers then ignore it once started)."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
-        yield  # not the main thread, or a handler installed outside Python (not restorable)
+def _sigint_held() -> Iterator[None]:
+    """SIGINT blocked in this thread for the block. Processes and threads started meanwhile inherit
+    the blocked mask (it survives fork and exec), so a worker never gets a KeyboardInterrupt while it
+    imports its modules; and a Ctrl-C that arrives meanwhile stays pending and is delivered here as
+    the block ends (a KeyboardInterrupt then), not lost as it would be if SIGINT were ignored."""
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX: the workers ignore it once started
+        yield
         return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 # In a worker process: its Synthesizer and the job, set by `_start_worker`.
