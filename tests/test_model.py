@@ -152,6 +152,31 @@ def test_a_zero_weighted_loss_sends_no_gradient(alpha_zero_branch):
     assert model.shared_layers[0].attention.q_proj.weight.grad is not None
 
 
+@pytest.mark.parametrize("mask_vgs_input", [True, False])
+@pytest.mark.parametrize("skipped", ["av", "aud"])
+def test_an_objective_not_asked_for_is_not_computed_and_changes_nothing_else(
+    skipped, mask_vgs_input
+):
+    model = tiny_model(mask_vgs_input=mask_vgs_input).train()
+    b = batch([16000, 16000, 12000, 12000])
+    args = (b["wav"], b["wav_lengths"], b["feats"], b["boxes"], [1, 2, 3, 4])
+    full = model(*args)
+    part = model(*args, av=skipped != "av", aud=skipped != "aud")
+    av_fields = ["audio_embedding", "image_embedding"]
+    aud_fields = ["contrastive_sum", "masked_count", "prob_sum", "quantized_count",
+                  "feature_square_sum", "feature_count"]  # fmt: skip
+    skipped_fields = av_fields if skipped == "av" else aud_fields
+    for name in av_fields + aud_fields:
+        if name in skipped_fields:
+            assert getattr(part, name) is None, name
+        else:
+            assert torch.equal(getattr(part, name), getattr(full, name)), name
+    loss_av, loss_aud = objective(model, part, b["image_index"])
+    assert (loss_av is None) == (skipped == "av") and (loss_aud is None) == (skipped == "aud")
+    with pytest.raises(ValueError, match="at least one objective"):
+        model(*args, av=False, aud=False)
+
+
 def test_training_randomness_is_keyed_by_sample_seed():
     model = tiny_model().train()
     b = batch([16000, 12000])

@@ -246,3 +246,42 @@ def test_init_from_numbers_epochs_on_and_a_zero_weight_leaves_its_branch_untouch
         before["ssl_decoder.0.attention.q_proj.weight"],
         after["ssl_decoder.0.attention.q_proj.weight"],
     )
+
+
+@pytest.mark.parametrize("schedule, inactive", [("w2v2", "loss_av"), ("vgs", "loss_aud")])
+def test_a_zero_weight_loss_is_logged_from_every_nth_batch_and_training_does_not_change(
+    small_corpus, tmp_path, monkeypatch, schedule, inactive
+):
+    import training.trainer as trainer
+
+    per_batch, losses = [], trainer._losses
+
+    def recording(*args, **kwargs):
+        out = losses(*args, **kwargs)
+        per_batch.append({"loss_av": out[0], "loss_aud": out[1]})
+        return out
+
+    monkeypatch.setattr(trainer, "_losses", recording)
+    options = dict(QUICK, train_subset=112, schedule=schedule, stage_epochs=1, epochs_per_eval=9)
+    every_batch = train(small_corpus, tmp_path / "every", inactive_loss_every=1, **options)
+    assert len(per_batch) == 7 and all(row[inactive] is not None for row in per_batch)
+    logged = [float(row[inactive]) for row in per_batch]
+    per_batch.clear()
+    every_third = train(small_corpus, tmp_path / "third", inactive_loss_every=3, **options)
+    # Batches 0, 3 and 6 computed the zero-weight loss; the others did not compute it at all.
+    assert [row[inactive] is not None for row in per_batch] == [i % 3 == 0 for i in range(7)]
+    active = "loss_aud" if inactive == "loss_av" else "loss_av"
+    first, third = metrics(every_batch)[0], metrics(every_third)[0]
+    assert first[active] == third[active]
+    assert first[inactive] == pytest.approx(sum(logged) / 7, rel=1e-6)
+    assert third[inactive] == pytest.approx(sum(logged[::3]) / 3, rel=1e-6)
+    a, b = final_weights(every_batch), final_weights(every_third)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_inactive_loss_every_must_be_positive():
+    from training.run.config import TrainConfig
+
+    with pytest.raises(ValueError, match="inactive_loss_every"):
+        TrainConfig(inactive_loss_every=0)

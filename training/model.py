@@ -142,16 +142,26 @@ class TrainOutputs:
     """What one training forward returns: retrieval embeddings and the wav2vec 2.0 loss's partial sums.
 
     Sums rather than means, so the trainer can normalise over the global batch (see losses.py).
+    VGS fields are None when the forward was asked for no VGS outputs (`av=False`), wav2vec 2.0
+    fields None when asked for none of its (`aud=False`).
     """
 
-    audio_embedding: Tensor  # [B, E]
-    image_embedding: Tensor  # [B, E]
-    contrastive_sum: Tensor  # scalar, summed over masked frames
-    masked_count: Tensor  # scalar: frames in the contrastive sum
-    prob_sum: Tensor  # [G, V]: soft codebook assignments summed over masked frames
-    quantized_count: Tensor  # scalar: frames in prob_sum
-    feature_square_sum: Tensor  # scalar: sum of squared front-end features over valid frames
-    feature_count: Tensor  # scalar: valid frames x channels
+    audio_embedding: Tensor | None  # [B, E]
+    image_embedding: Tensor | None  # [B, E]
+    contrastive_sum: Tensor | None  # scalar, summed over masked frames
+    masked_count: Tensor | None  # scalar: frames in the contrastive sum
+    prob_sum: Tensor | None  # [G, V]: soft codebook assignments summed over masked frames
+    quantized_count: Tensor | None  # scalar: frames in prob_sum
+    feature_square_sum: Tensor | None  # scalar: sum of squared front-end features over valid frames
+    feature_count: Tensor | None  # scalar: valid frames x channels
+
+    @property
+    def has_av(self) -> bool:
+        return self.audio_embedding is not None
+
+    @property
+    def has_aud(self) -> bool:
+        return self.contrastive_sum is not None
 
 
 class SSLVGS(nn.Module):
@@ -301,61 +311,79 @@ class SSLVGS(nn.Module):
         sample_seeds: list[int],
         av_grad: bool = True,
         aud_grad: bool = True,
+        *,
+        av: bool = True,
+        aud: bool = True,
     ) -> TrainOutputs:
-        """One training pass over a batch; both objectives are computed, each with gradient only if asked.
+        """One training pass over a batch: the outputs of each objective asked for (`av`: VGS,
+        `aud`: wav2vec 2.0; both by default), each with gradient only if asked (`av_grad`, `aud_grad`).
 
-        The input is span-masked for both objectives (the paper's code: the VGS branch sees the masked
-        input too). All randomness (masks, distractors, Gumbel noise) comes from `sample_seeds` [B], one
-        seed per caption, so a caption is treated the same way whatever batch or process it lands in.
+        The input is span-masked for the wav2vec 2.0 objective; the VGS branch sees the masked input
+        too when `cfg.mask_vgs_input` (the paper's code), else a second, unmasked pass. All
+        randomness (masks, distractors, Gumbel noise) comes from `sample_seeds` [B], one seed per
+        caption, so a caption is treated the same way whatever batch or process it lands in.
+        An objective not asked for is not computed at all: its TrainOutputs fields are None.
         """
+        if not (av or aud):
+            raise ValueError("forward needs at least one objective (av or aud)")
         cfg = self.cfg
+        av_grad, aud_grad = av_grad and av, aud_grad and aud
         features, lengths = self.features(wav, wav_lengths)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and aud_grad):
-            valid = padding_mask(lengths, features.shape[1])
-            feature_square_sum = (features.float() ** 2 * valid[..., None]).sum()
-            feature_count = valid.sum() * features.shape[-1]
+        valid = padding_mask(lengths, features.shape[1])
+        feature_square_sum = feature_count = None
+        if aud:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and aud_grad):
+                feature_square_sum = (features.float() ** 2 * valid[..., None]).sum()
+                feature_count = (valid.sum() * features.shape[-1]).to(torch.float32)
         normed = self.feature_projection.layer_norm(features)
         x = self.feature_projection.dropout(self.feature_projection.projection(normed))
-
-        rngs = [np.random.default_rng(seed) for seed in sample_seeds]
-        mask_np = np.zeros(tuple(valid.shape), dtype=bool)
-        for b, (rng, n) in enumerate(zip(rngs, lengths.tolist(), strict=True)):
-            mask_np[b, :n] = span_mask(n, cfg.mask_prob, cfg.mask_length, rng)
-        mask = torch.from_numpy(mask_np).to(x.device)
-
         unmasked = x
-        x, key_mask = self._transformer_input(
-            torch.where(mask[..., None], self.mask_emb.to(x.dtype), x), lengths
-        )
-        with torch.set_grad_enabled(torch.is_grad_enabled() and (av_grad or aud_grad)):
-            for layer in self.shared_layers:
-                x = layer(x, key_mask)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and av_grad):
-            if cfg.mask_vgs_input:
-                audio_embedding = self._vgs_audio(x, lengths)
-            else:  # a second, unmasked pass through the shared layers for the VGS branch
-                y, _ = self._transformer_input(unmasked, lengths)
-                for layer in self.shared_layers:
-                    y = layer(y, key_mask)
-                audio_embedding = self._vgs_audio(y, lengths)
-            image_embedding = self.image_branch(feats, boxes)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and aud_grad):
-            for layer in self.ssl_decoder:
-                x = layer(x, key_mask)
-            predictions = self.final_proj(self._drop_cls(x)[mask])
-            negative_index, noise = self._draw_distractors(rngs, mask_np, x.device)
-            codevectors, prob_sum, quantized_count = self.quantizer(normed[mask], noise)
-            targets = self.project_q(codevectors)
-            keep = (
-                negative_index[:, 0] >= 0
-            )  # frames of utterances with a single masked frame have no negatives
-            contrastive_sum = contrastive_loss_sum(
-                predictions[keep], targets, negative_index[keep], cfg.logit_temperature
+
+        # The masked pass through the shared layers: wav2vec 2.0's input, and the VGS branch's
+        # when it reads the masked input.
+        masked_pass = aud or cfg.mask_vgs_input
+        if masked_pass:
+            rngs = [np.random.default_rng(seed) for seed in sample_seeds]
+            mask_np = np.zeros(tuple(valid.shape), dtype=bool)
+            for b, (rng, n) in enumerate(zip(rngs, lengths.tolist(), strict=True)):
+                mask_np[b, :n] = span_mask(n, cfg.mask_prob, cfg.mask_length, rng)
+            mask = torch.from_numpy(mask_np).to(x.device)
+            x, key_mask = self._transformer_input(
+                torch.where(mask[..., None], self.mask_emb.to(x.dtype), x), lengths
             )
-        masked_count = keep.sum().to(torch.float32)
+            masked_grad = aud_grad or (av_grad and cfg.mask_vgs_input)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and masked_grad):
+                for layer in self.shared_layers:
+                    x = layer(x, key_mask)
+        audio_embedding = image_embedding = None
+        if av:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and av_grad):
+                if cfg.mask_vgs_input:
+                    audio_embedding = self._vgs_audio(x, lengths)
+                else:  # a second, unmasked pass through the shared layers for the VGS branch
+                    y, key_mask = self._transformer_input(unmasked, lengths)
+                    for layer in self.shared_layers:
+                        y = layer(y, key_mask)
+                    audio_embedding = self._vgs_audio(y, lengths)
+                image_embedding = self.image_branch(feats, boxes)
+        contrastive_sum = masked_count = prob_sum = quantized_count = None
+        if aud:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and aud_grad):
+                for layer in self.ssl_decoder:
+                    x = layer(x, key_mask)
+                predictions = self.final_proj(self._drop_cls(x)[mask])
+                negative_index, noise = self._draw_distractors(rngs, mask_np, x.device)
+                codevectors, prob_sum, quantized_count = self.quantizer(normed[mask], noise)
+                targets = self.project_q(codevectors)
+                # frames of utterances with a single masked frame have no negatives
+                keep = negative_index[:, 0] >= 0
+                contrastive_sum = contrastive_loss_sum(
+                    predictions[keep], targets, negative_index[keep], cfg.logit_temperature
+                )
+            masked_count = keep.sum().to(torch.float32)
         return TrainOutputs(
             audio_embedding, image_embedding, contrastive_sum, masked_count, prob_sum, quantized_count,
-            feature_square_sum, feature_count.to(torch.float32),
+            feature_square_sum, feature_count,
         )  # fmt: skip
 
     def _draw_distractors(

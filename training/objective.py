@@ -26,8 +26,9 @@ def objective(
     image_index: Tensor,
     global_sum: Callable[[Tensor], Tensor] = _identity,
     gather: Callable[[Tensor], Tensor] = _identity,
-) -> tuple[Tensor, Tensor]:
-    """(loss_av, loss_aud) of the global batch from one process's `TrainOutputs`.
+) -> tuple[Tensor | None, Tensor | None]:
+    """(loss_av, loss_aud) of the global batch from one process's `TrainOutputs` (None for an
+    objective the forward did not compute).
 
     loss_aud = contrastive / masked frames + diversity_weight * diversity + penalty_weight * mean
     squared feature; loss_av = masked margin softmax over all captions of the global batch.
@@ -36,18 +37,23 @@ def objective(
     world_size that their backward passes introduce.
     """
     cfg = model.cfg
-    masked = global_sum(out.masked_count.detach())
-    contrastive = global_sum(out.contrastive_sum) / masked.clamp(min=1.0)
-    diversity = model.quantizer.diversity_loss(
-        global_sum(out.prob_sum), global_sum(out.quantized_count)
-    )
-    penalty = global_sum(out.feature_square_sum) / global_sum(out.feature_count.detach())
-    loss_aud = contrastive + cfg.diversity_weight * diversity + cfg.feature_penalty_weight * penalty
-    loss_av = masked_margin_softmax(
-        gather(out.image_embedding),
-        gather(out.audio_embedding),
-        gather(image_index),
-        cfg.margin,
-        cfg.score,
-    )
+    loss_av = loss_aud = None
+    if out.has_aud:
+        masked = global_sum(out.masked_count.detach())
+        contrastive = global_sum(out.contrastive_sum) / masked.clamp(min=1.0)
+        diversity = model.quantizer.diversity_loss(
+            global_sum(out.prob_sum), global_sum(out.quantized_count)
+        )
+        penalty = global_sum(out.feature_square_sum) / global_sum(out.feature_count.detach())
+        loss_aud = (
+            contrastive + cfg.diversity_weight * diversity + cfg.feature_penalty_weight * penalty
+        )
+    if out.has_av:
+        loss_av = masked_margin_softmax(
+            gather(out.image_embedding),
+            gather(out.audio_embedding),
+            gather(image_index),
+            cfg.margin,
+            cfg.score,
+        )
     return loss_av, loss_aud

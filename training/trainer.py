@@ -259,15 +259,17 @@ def _train_epoch(loop: _Loop, optim: _Optim, stage: Stage, epoch: int, step: int
         num_workers=cfg.extra.get("num_workers", 0),
     )
     w_av, w_aud = stage.weights
-    totals, done = {"loss_av": 0.0, "loss_aud": 0.0}, 0
+    totals, counts, done = {"loss_av": 0.0, "loss_aud": 0.0}, {"loss_av": 0, "loss_aud": 0}, 0
     loop.net.train()
     bar = tqdm(loader, desc=f"epoch {epoch} ({stage.name})", leave=False,
                disable=not loop.progress or D.rank() != 0)  # fmt: skip
     for batch in bar:
         model.set_num_updates(step + done)
+        # A loss of weight 0 is computed (and logged) without a graph, so it sends no gradient,
+        # and only on every `inactive_loss_every`-th batch (the same batches on every rank).
+        logs_inactive = done % cfg.inactive_loss_every == 0
         with _autocast(loop.device, cfg.precision):
-            loss_av, loss_aud = _losses(loop, batch, stage)
-        # A loss of weight 0 is computed (and logged) without a graph, so it sends no gradient.
+            loss_av, loss_aud = _losses(loop, batch, stage, logs_inactive)
         loss = sum(w * loss for w, loss in ((w_av, loss_av), (w_aud, loss_aud)) if w > 0)
         optim.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -275,10 +277,12 @@ def _train_epoch(loop: _Loop, optim: _Optim, stage: Stage, epoch: int, step: int
         optim.optimizer.step()
         optim.scheduler.step()
         done += 1
-        totals["loss_av"] += float(loss_av.detach())
-        totals["loss_aud"] += float(loss_aud.detach())
-        bar.set_postfix({k: f"{v / done:.3f}" for k, v in totals.items()})
-    loss_av, loss_aud = (totals[k] / max(1, len(batches)) for k in ("loss_av", "loss_aud"))
+        for key, value in (("loss_av", loss_av), ("loss_aud", loss_aud)):
+            if value is not None:
+                totals[key] += float(value.detach())
+                counts[key] += 1
+        bar.set_postfix({k: f"{v / max(1, counts[k]):.3f}" for k, v in totals.items()})
+    loss_av, loss_aud = (totals[k] / max(1, counts[k]) for k in ("loss_av", "loss_aud"))
     return {
         "epoch": epoch,
         "stage": optim.stage_index,
@@ -304,13 +308,15 @@ def _epoch_batches(loop: _Loop, epoch: int) -> list[list[int]]:
     )
 
 
-def _losses(loop: _Loop, batch: dict, stage: Stage):
-    """(loss_av, loss_aud) of one batch over the global batch; only weighted losses keep a graph."""
+def _losses(loop: _Loop, batch: dict, stage: Stage, logs_inactive: bool = True):
+    """(loss_av, loss_aud) of one batch over the global batch; only weighted losses keep a graph,
+    and a loss of weight 0 is None (not computed) unless `logs_inactive`."""
     w_av, w_aud = stage.weights
     device = loop.device
     out = loop.net(
         batch["wav"].to(device), batch["wav_lengths"].to(device), batch["feats"].to(device),
         batch["boxes"].to(device), batch["sample_seed"], av_grad=w_av > 0, aud_grad=w_aud > 0,
+        av=w_av > 0 or logs_inactive, aud=w_aud > 0 or logs_inactive,
     )  # fmt: skip
     index = batch["image_index"].to(device)
     return objective(loop.model, out, index, D.global_sum, D.gather)
