@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.data.captions import collate_captions
+from training.data.captions import pad_wavs
 from training.progress import progress_bar as tqdm
 
 __all__ = ["embed_captions"]
@@ -45,8 +45,8 @@ def embed_captions(
         for start in tqdm(range(0, len(order), batch_size), desc=f"captions {dataset.split}",
                           unit="batch", disable=not progress):  # fmt: skip
             chosen = order[start : start + batch_size]
-            batch = collate_captions([dataset[int(i)] for i in chosen])
-            emb = model.encode_audio(batch["wav"].to(device), batch["wav_lengths"].to(device))
+            wav, lengths = pad_wavs([dataset.wav(int(i)) for i in chosen])
+            emb = model.encode_audio(wav.to(device), lengths.to(device))
             _check_finite(emb, [dataset.caption_wav(int(i)) for i in chosen], "caption")
             if audio is None:
                 audio = np.empty((len(dataset), emb.shape[1]), dtype=np.float32)

@@ -12,7 +12,7 @@ from training.data.audio import MIN_SAMPLES, check_samples, read_wav, wav_second
 from training.data.regions import RegionError, RegionFeatures, open_regions
 from training.data.spokencoco import caption_where, load_split, split_path
 
-__all__ = ["CaptionDataset", "collate_captions"]
+__all__ = ["CaptionDataset", "collate_captions", "pad_wavs"]
 
 
 class CaptionDataset(Dataset):
@@ -72,12 +72,7 @@ class CaptionDataset(Dataset):
         image_index, k = self.captions[index]
         entry = self.entries[image_index]
         caption = entry["captions"][k]
-        try:
-            wav = read_wav(caption["wav"], self.sample_rate, resample_audio=self.resample)
-            check_samples(caption["wav"], len(wav), self.min_samples, self.sample_rate)
-        except (OSError, ValueError) as error:
-            where = f"{self.split_file}: {caption_where(caption)}"
-            raise type(error)(f"{where}: {error}") from error
+        wav = self.wav(index)
         feats, boxes = self.regions[entry["key"]]
         return {
             "wav": wav,
@@ -89,6 +84,19 @@ class CaptionDataset(Dataset):
             "feats": feats,
             "boxes": boxes,
         }
+
+    def wav(self, index: int) -> torch.Tensor:
+        """Caption `index`'s samples [T] at the dataset's rate, checked, without its image's region
+        features (retrieval embeds captions and images apart)."""
+        image_index, k = self.captions[index]
+        caption = self.entries[image_index]["captions"][k]
+        try:
+            wav = read_wav(caption["wav"], self.sample_rate, resample_audio=self.resample)
+            check_samples(caption["wav"], len(wav), self.min_samples, self.sample_rate)
+        except (OSError, ValueError) as error:
+            where = f"{self.split_file}: {caption_where(caption)}"
+            raise type(error)(f"{where}: {error}") from error
+        return wav
 
     def caption_wav(self, index: int) -> Path:
         """The wav file of caption `index` (for messages)."""
@@ -122,10 +130,7 @@ def collate_captions(items: list[dict]) -> dict:
     """Batch items of CaptionDataset: wav [B, Tmax] (zero-padded), wav_lengths long [B],
     feats [B, 36, D], boxes [B, 36, 4], image_index long [B], plus the lists image_key, uttid,
     speaker and text."""
-    lengths = torch.tensor([item["wav"].shape[0] for item in items], dtype=torch.long)
-    wav = torch.zeros(len(items), int(lengths.max()), dtype=torch.float32)
-    for row, item in enumerate(items):
-        wav[row, : item["wav"].shape[0]] = item["wav"]
+    wav, lengths = pad_wavs([item["wav"] for item in items])
     batch = {
         "wav": wav,
         "wav_lengths": lengths,
@@ -136,3 +141,12 @@ def collate_captions(items: list[dict]) -> dict:
     for name in ("image_key", "uttid", "speaker", "text"):
         batch[name] = [item[name] for item in items]
     return batch
+
+
+def pad_wavs(wavs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Waveforms [T_i] -> (wav [B, Tmax] zero-padded float32, lengths long [B])."""
+    lengths = torch.tensor([w.shape[0] for w in wavs], dtype=torch.long)
+    wav = torch.zeros(len(wavs), int(lengths.max()), dtype=torch.float32)
+    for row, samples in enumerate(wavs):
+        wav[row, : samples.shape[0]] = samples
+    return wav, lengths
