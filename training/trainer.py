@@ -152,9 +152,13 @@ def _run_lock(run_dir: Path):
     return exclusive(run_dir.resolve(), what="the run", wait=0)
 
 
+REGION_CACHE_BYTES = 512 * 2**20  # decoded region features a training process keeps
+
+
 def _open_data(run: Run, **audio_options: bool):
     """(training captions, validation captions) of the run's corpus with its region features."""
     from training.data import CaptionDataset
+    from training.data.region_features import NUM_REGIONS
     from training.data.regions import open_regions
 
     paths = run.regions
@@ -163,6 +167,14 @@ def _open_data(run: Run, **audio_options: bool):
     )
     train_set = CaptionDataset(run.corpus, "train", regions=regions, **audio_options)
     val_set = CaptionDataset(run.corpus, run.train.eval_split, regions=regions, **audio_options)
+    # Keep every training and validation image decoded for the whole run when they fit in
+    # REGION_CACHE_BYTES (the default corpus's 1000 images take 295 MB): otherwise each step
+    # re-reads and re-checks a batch of region files, 22 ms of a 380 ms `compact` step.
+    if regions.dim:
+        images = len(train_set.image_keys) + len(val_set.image_keys)
+        image_bytes = NUM_REGIONS * (regions.dim + 4) * 4
+        fit = min(images, REGION_CACHE_BYTES // image_bytes)
+        regions.cache_size = max(regions.cache_size, fit)
     if run.train.train_subset:
         subset = range(min(run.train.train_subset, len(train_set)))
         train_set = torch.utils.data.Subset(train_set, subset)
