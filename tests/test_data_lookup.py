@@ -174,3 +174,29 @@ def test_item_file_errors_name_the_file_and_line(tmp_path: Path) -> None:
         read_items(path)
     path.write_text(f"{HEADER} extra\nx 0.1 0.2 a b c s q\n")
     assert read_items(path)["extra"].tolist() == ["q"]  # other extra columns are kept
+
+
+def test_the_index_is_kept_until_a_folder_under_the_root_changes(tmp_path, monkeypatch):
+    import training.data.lookup as lookup
+    from training.data.lookup import AUDIO_SUFFIXES
+
+    (tmp_path / "19" / "198").mkdir(parents=True)
+    (tmp_path / "19" / "198" / "19-198-0000.flac").write_bytes(b"")
+    walks = []
+    walk = os.walk
+    monkeypatch.setattr(lookup.os, "walk", lambda root: walks.append(root) or walk(root))
+    first = lookup.stem_index(tmp_path, AUDIO_SUFFIXES)
+    assert lookup.stem_index(tmp_path, AUDIO_SUFFIXES) == first and len(walks) == 1
+    # A file added two folders down (the root's own stamp does not change) is seen.
+    (tmp_path / "19" / "198" / "19-198-0001.wav").write_bytes(b"")
+    again = lookup.stem_index(tmp_path, AUDIO_SUFFIXES)
+    assert set(again) == {"19-198-0000", "19-198-0001"} and len(walks) == 2
+    # As is a new speaker folder, and a removed file.
+    (tmp_path / "84").mkdir()
+    (tmp_path / "84" / "84-1-0000.wav").write_bytes(b"")
+    (tmp_path / "19" / "198" / "19-198-0000.flac").unlink()
+    assert set(lookup.stem_index(tmp_path, AUDIO_SUFFIXES)) == {"19-198-0001", "84-1-0000"}
+    # The caller's copy is its own.
+    mine = lookup.stem_index(tmp_path, AUDIO_SUFFIXES)
+    mine.clear()
+    assert lookup.stem_index(tmp_path, AUDIO_SUFFIXES)

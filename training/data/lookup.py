@@ -25,17 +25,49 @@ class AmbiguousFileError(ValueError):
     """Two files answer to one name; the message names both."""
 
 
+# (root, suffixes) -> (every walked folder's modification stamp, the index): a probe asks for the same
+# ABX set's audio once per checkpoint, and walking a folder of 5000 wavs took 90 ms each time.
+_INDEXES: dict[
+    tuple[str, str, tuple[str, ...]], tuple[dict[str, tuple], dict[str, list[Path]]]
+] = {}
+_INDEXES_KEPT = 16
+
+
 def stem_index(root: str | os.PathLike, suffixes: Iterable[str]) -> dict[str, list[Path]]:
-    """stem -> every file under `root` (any depth, sorted) whose suffix is one of `suffixes`."""
-    suffixes = tuple(suffixes)
+    """stem -> every file under `root` (any depth, sorted) whose suffix is one of `suffixes`.
+
+    Kept per process and walked again when any folder under `root` changed (a file added, removed
+    or renamed changes its folder's modification stamp; only the folders are stat'ed to check).
+    """
+    # Paths are built on `root` as given (relative stays relative), so the key holds both.
+    key = (os.path.abspath(root), os.fspath(root), tuple(suffixes))
+    cached = _INDEXES.get(key)
+    if cached is not None and all(_stamp(folder) == stamp for folder, stamp in cached[0].items()):
+        return dict(cached[1])
+    stamps: dict[str, tuple] = {}
     index: dict[str, list[Path]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(key[1]):
+        stamps[dirpath] = _stamp(dirpath)
         dirnames.sort()
         for filename in sorted(filenames):
             stem, suffix = os.path.splitext(filename)
-            if suffix in suffixes:
+            if suffix in key[2]:
                 index.setdefault(stem, []).append(Path(dirpath) / filename)
-    return index
+    if stamps:  # a missing root is not kept: it may appear
+        _INDEXES.pop(key, None)
+        _INDEXES[key] = (stamps, index)
+        while len(_INDEXES) > _INDEXES_KEPT:
+            del _INDEXES[next(iter(_INDEXES))]
+    return dict(index)
+
+
+def _stamp(folder: str) -> tuple | None:
+    """What changes when a folder's entries change: its inode and modification time (ns)."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_mtime_ns)
 
 
 def _at_path(root: Path, name: str, suffixes: tuple[str, ...], where: str, allow_outside: bool):
