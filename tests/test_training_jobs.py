@@ -46,16 +46,20 @@ def test_a_failed_job_in_a_worker_process_raises_here_and_its_dependants_never_s
 
 
 @pytest.mark.parametrize("processes", [1, 2])
-def test_a_job_that_asks_caches_its_test_recall_where_collect_finds_it(
+def test_a_job_that_asks_caches_its_test_recall_and_grids_where_collect_finds_them(
     small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int
 ):
     """In this process or in worker processes (where a variant waiting for VGS trains before
-    VGS's recall is embedded), each job's test recall is cached in its run."""
+    VGS's recall is embedded), each job's test recall and ABX grids are cached in its run."""
+    import analysis.gridding.driver as driver
     import analysis.paper.recall_records as recall_records
+    from analysis.paper.study import abx_conditions
 
     run = tmp_path / "vgs"
     options = {"preset": "tiny", "progress": False, "threads": 1}
-    job = TrainJob("VGS", run, "vgs", 1, options, recall={"folds": 2})
+    specs = abx_conditions(small_corpus, ("read",), {"within": {"speaker": "within"}})
+    asks = {"recall": {"folds": 2}, "grids": {"specs": specs, "every": 2, "keep": [1]}}
+    job = TrainJob("VGS", run, "vgs", 2, options, **asks)
     variant = TrainJob("(VGS,W2V2)", tmp_path / "v", "w2v2", 1,
                        {**options, "init_from": run / "checkpoints" / "epoch_0001.pt"},
                        after="VGS", recall={"folds": 2})  # fmt: skip
@@ -63,13 +67,17 @@ def test_a_job_that_asks_caches_its_test_recall_where_collect_finds_it(
     run_training_jobs(small_corpus, [job, variant], processes=processes,
                       record=recorded.__setitem__, progress=False)  # fmt: skip
     assert set(recorded) == {f"{step} {name}" for step in ("train", "test recall")
-                             for name in ("VGS", "(VGS,W2V2)")}  # fmt: skip
+                             for name in ("VGS", "(VGS,W2V2)")} | {"abx grids VGS"}  # fmt: skip
     assert (tmp_path / "v" / "analysis" / "recall-test.json").is_file()
     cached = json.loads((run / "analysis" / "recall-test.json").read_text())
     assert cached["folds"] == 2
-    # the report's pass (the same options) reads the record and embeds nothing
+    # the report's pass (the same options) reads the record and the grids and computes nothing
     monkeypatch.setattr(recall_records, "_embed", lambda *a: pytest.fail("embedded again"))
     assert recall_records.recall_record(run, small_corpus, folds=2) == cached["record"]
+    monkeypatch.setattr(driver, "measure_checkpoint", lambda *a: pytest.fail("probed again"))
+    # epochs 1 (kept: the switch) and 2 (the last), every layer
+    grid = driver.grids(run, specs, [1, 2], "all", progress=False)["read, within"]
+    assert grid.sizes["epoch"] == 2 and grid.notnull().all()
 
 
 def test_threads_default_to_half_the_cores_and_are_restored_after_the_block():

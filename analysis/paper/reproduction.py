@@ -240,9 +240,10 @@ def reproduce(
         Path(corpus) if corpus is not None else _build_corpus(out / "corpus", plan, timer, progress)
     )
     recall = {"folds": _recall_folds(corpus, plan), "regions": regions}
-    runs = _train_all(out, corpus, plan, timer, jobs, threads, progress, recall,
-                      preset=preset, device=device, regions=regions)  # fmt: skip
     item_files = _item_files(out, corpus, plan)
+    grid_specs = _grid_specs(corpus, plan, item_files)
+    runs = _train_all(out, corpus, plan, timer, jobs, threads, progress, recall, grid_specs,
+                      preset=preset, device=device, regions=regions)  # fmt: skip
     with timer.step("probe", progress):
         study = collect(
             list(runs.values()),
@@ -297,11 +298,13 @@ def _train_all(
     threads: int | None,
     progress: bool,
     recall: dict[str, Any],
+    grid_specs: dict[str, dict[str, Any]],
     **options: Any,
 ):
     """Train (or resume, or skip) every model of every seed; their RunSpecs by study name. On the
     CPU with several jobs, each job also caches its run's test recall (`recall`: recall_record's
-    options) in its own process, beside the other jobs (analysis/paper/training_jobs.py)."""
+    options) and ABX grids (`grid_specs`, as `collect` asks for them) in its own process, beside
+    the other jobs (analysis/paper/training_jobs.py)."""
     from analysis.paper.training_jobs import run_training_jobs
     from training.threads import default_jobs, default_threads
 
@@ -317,7 +320,20 @@ def _train_all(
         todo += seed_jobs
     if jobs > 1:  # in parallel with training; with one job, collect's own pass costs the same
         recall = {k: v for k, v in recall.items() if v is not None}
-        todo = [dataclasses.replace(job, recall=recall) for job in todo]
+        # A base run keeps the switch epoch its variants start from (epochs_to_probe's rule).
+        keep = {runs[v].base.resolve() for v in runs if runs[v].base is not None}
+        todo = [
+            dataclasses.replace(
+                job,
+                recall=recall,
+                grids={
+                    "specs": grid_specs,
+                    "every": plan.every,
+                    "keep": [plan.stage_a] if job.run.resolve() in keep else [],
+                },
+            )  # fmt: skip
+            for job in todo
+        ]
     if todo:
         with timer.step("train", progress):
             run_training_jobs(corpus, todo, processes=jobs, record=timer.record, progress=progress)
@@ -352,6 +368,16 @@ def _seed_jobs(out: Path, plan: Plan, seed: int, options: dict):
     return runs, jobs
 
 
+def _grid_specs(corpus: Path, plan: Plan, item_files: dict[str, Path]) -> dict[str, dict]:
+    """The ABX grid specs `collect` probes every run with (same options: same cache)."""
+    from analysis.paper.study import abx_conditions
+
+    specs = abx_conditions(corpus, plan.abx_sets, item_files=item_files, **dict(plan.abx_options))
+    if plan.bootstrap:
+        specs = {name: {**spec, "bootstrap": plan.bootstrap} for name, spec in specs.items()}
+    return specs
+
+
 def _item_files(out: Path, corpus: Path, plan: Plan) -> dict[str, Path]:
     """The ABX item files that replace the corpus's when the plan probes a subset of each set."""
     from analysis.paper.study import subset_items
@@ -372,7 +398,7 @@ def _write_settings(
     """OUT/reproduction.json: what was trained and how each grid was probed, so that a notebook can
     ask `analysis.grid` for exactly the cached cells (same probe options, same epochs)."""
     from analysis.paper.settings import SETTINGS, store_paths
-    from analysis.paper.study import abx_conditions, epochs_to_probe
+    from analysis.paper.study import epochs_to_probe
 
     epochs = epochs_to_probe(list(runs.values()), plan.every)
     settings = {
@@ -390,12 +416,8 @@ def _write_settings(
             }
             for name, spec in runs.items()
         },
-        "abx": {  # the grids' options exactly as `collect` asked them, so they key the same cache
-            name: {**spec, "bootstrap": plan.bootstrap} if plan.bootstrap else spec
-            for name, spec in abx_conditions(
-                corpus, plan.abx_sets, item_files=item_files, **dict(plan.abx_options)
-            ).items()
-        },
+        # The grids' options exactly as `collect` asked them, so they key the same cache.
+        "abx": _grid_specs(corpus, plan, item_files),
     }
     # Paths relative to OUT (analysis.paper.settings): the folder works wherever it is moved.
     settings = store_paths(settings, out)

@@ -6,11 +6,12 @@ switch, so it waits for A's run; everything else is independent. On the CPU the 
 processes on two cores: a step at one thread barely notices a neighbour, where a two-thread step
 stalls; training/threads.py). On a GPU, or with jobs=1, they run one after another in this process.
 
-A job may also ask for its run's test recall (`TrainJob.recall`): once the model is trained, a worker
-embeds the test split and caches the record in the run (`recall_record`), so the embedding, the
-largest part of the report's probing for a 1000-image test split, runs beside the other training
-jobs, one model per process at their thread count, instead of after all of them. A recall task
-never delays a training job that has become ready.
+A job may also ask for its run's test recall (`TrainJob.recall`) and its ABX grids (`TrainJob.grids`):
+once the model is trained, a worker embeds the test split and caches the record in the run
+(`recall_record`), then probes the run's checkpoints and caches the grids exactly as the report's
+`collect` asks for them. That work, the largest part of the report's probing, then runs beside the
+other training jobs, one model per process at their thread count, instead of after all of them in
+one process. Such a task never delays a training job that has become ready.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class TrainJob:
     after: the name of the job whose run must be finished first (a variant's base model), or None.
     recall: options for `analysis.paper.recall_records.recall_record` (e.g. folds, regions) to
     cache the trained run's test recall in the same process, or None for none.
+    grids: {"specs": grid probe specs by name, "every": N, "keep": [epochs]} to cache the run's
+    grids at `probe_epochs(its checkpoints, every, keep)` and every layer (`analysis.grids`), or None.
     """
 
     name: str
@@ -43,6 +46,7 @@ class TrainJob:
     options: dict[str, Any] = field(default_factory=dict)
     after: str | None = None
     recall: dict[str, Any] | None = None
+    grids: dict[str, Any] | None = None
 
 
 def _train_one(corpus: Path, job: TrainJob) -> float:
@@ -67,6 +71,28 @@ def _recall_one(corpus: Path, job: TrainJob) -> float:
     return time.perf_counter() - started
 
 
+def _grids_one(corpus: Path, job: TrainJob) -> float:
+    """Cache the trained run's grids (`job.grids`); returns its wall-clock seconds. Runs in a
+    worker process, after `_train_one` of the same job."""
+    from analysis.gridding.driver import grids
+    from analysis.paper.study import probe_epochs
+    from analysis.runs import checkpoints
+    from training.threads import cpu_threads, default_threads
+
+    started = time.perf_counter()
+    ask = job.grids or {}
+    with cpu_threads(job.options.get("threads") or default_threads()):
+        epochs = probe_epochs(list(checkpoints(job.run)), ask["every"], ask.get("keep", ()))
+        grids(job.run, ask["specs"], epochs, "all", None, progress=False)
+    return time.perf_counter() - started
+
+
+def _follow_ups(job: TrainJob) -> list[tuple[str, Callable[[Path, TrainJob], float]]]:
+    """The steps a trained job asks for, in order: its test recall, then its grids."""
+    steps = [("test recall", _recall_one)] if job.recall is not None else []
+    return steps + ([("abx grids", _grids_one)] if job.grids is not None else [])
+
+
 def run_training_jobs(
     corpus: Path,
     jobs: list[TrainJob],
@@ -76,7 +102,8 @@ def run_training_jobs(
     progress: bool = True,
 ) -> None:
     """Train every job, each after the job it names in `after`; `record(step, seconds)` for each
-    step of a job as it ends ("train <name>", and "test recall <name>" if the job asks for it).
+    step of a job as it ends ("train <name>", and "test recall <name>" and "abx grids <name>" if
+    the job asks for them).
 
     processes > 1 trains that many jobs at once in fresh processes (spawned: no torch state is
     shared); a failed job raises its error here once the jobs already running have ended.
@@ -89,8 +116,8 @@ def run_training_jobs(
         for job in _ordered(jobs):
             _say(progress, f"train {job.name} ...")
             record(f"train {job.name}", _train_one(corpus, job))
-            if job.recall is not None:
-                record(f"test recall {job.name}", _recall_one(corpus, job))
+            for step, run_step in _follow_ups(job):
+                record(f"{step} {job.name}", run_step(corpus, job))
         return
     _say(progress, f"training {len(jobs)} models, {processes} at a time")
     context = multiprocessing.get_context("spawn")
@@ -119,21 +146,22 @@ def _ready(pending: list[TrainJob], done: set[str]) -> list[TrainJob]:
 
 
 def _run_pool(pool, corpus: Path, jobs: list[TrainJob], record, progress: bool) -> None:
-    """Submit each job once the job it waits for is trained, and each job's test recall once it is
-    trained, after the trainings that became ready (a recall never holds up a waiting variant)."""
+    """Submit each job once the job it waits for is trained, and each job's follow-up steps (test
+    recall, grids) once it is trained, after the trainings that became ready (a follow-up never
+    holds up a waiting variant)."""
     pending = list(jobs)
     running: dict[Future, tuple[str, TrainJob]] = {}
     done: set[str] = set()
     failure: BaseException | None = None
-    recalls: list[TrainJob] = []
-    while pending or running or (recalls and failure is None):
+    follow_ups: list[tuple[str, Callable[[Path, TrainJob], float], TrainJob]] = []
+    while pending or running or (follow_ups and failure is None):
         if failure is None:
             for job in _ready(pending, done):
                 running[pool.submit(_train_one, corpus, job)] = ("train", job)
                 pending.remove(job)
-            for job in recalls:
-                running[pool.submit(_recall_one, corpus, job)] = ("test recall", job)
-            recalls.clear()
+            for step, run_step, job in follow_ups:
+                running[pool.submit(run_step, corpus, job)] = (step, job)
+            follow_ups.clear()
         if not running:
             break
         finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -148,8 +176,7 @@ def _run_pool(pool, corpus: Path, jobs: list[TrainJob], record, progress: bool) 
             _say(progress, f"{step} {job.name}: {seconds:.0f} s")
             if step == "train":
                 done.add(job.name)
-                if job.recall is not None:
-                    recalls.append(job)
+                follow_ups += [(name, run_step, job) for name, run_step in _follow_ups(job)]
     if failure is not None:
         raise failure
 
