@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from analysis.cli import main
+from analysis.paper.step_timer import StepTimer
 from training.corpus import build_corpus, plan_corpus
 from training.corpus.espeak import SILENCE, Synthesizer, Voice, text_to_phones
 from training.corpus.grammar import read_sentence
@@ -223,7 +224,7 @@ def test_reproduce_builds_its_corpus_with_the_read_speakers_asked_for(
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "manifest.json").write_text(json.dumps({"counts": {"speakers": {"read": 12}}}))
-    timer = reproduction._Timer(tmp_path / "timings.json")
+    timer = StepTimer(tmp_path / "timings.json")
     preamble = reproduction._preamble(reproduction.PLANS["quick"], "tiny", corpus, timer)
     assert "12 read-set speakers" in preamble
 
