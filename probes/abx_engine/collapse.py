@@ -391,10 +391,6 @@ def _draws(n_labels: int, n_boot: int, seed: int) -> np.ndarray:
     return draws
 
 
-def _bootstrap(evaluate, n_labels: int, n_boot: int, seed: int) -> np.ndarray:
-    return np.array([evaluate(m) for m in _draws(n_labels, n_boot, seed)], np.float64)
-
-
 def _interval(estimate: float, samples: np.ndarray, confidence: float, unit: str) -> Interval:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
