@@ -228,9 +228,9 @@ def collapse_cases(draw):
 @given(
     case=collapse_cases(),
     chunk=st.sampled_from([(1, 1), (7, 3), (2**16, 16)]),
-    max_ranks=st.sampled_from([0, 1, 64]),
+    cells_per_rank=st.sampled_from([0, 32, 10**9]),
 )
-def test_evaluate_many_is_evaluate_per_resample_bit_for_bit(case, chunk, max_ranks) -> None:
+def test_evaluate_many_is_evaluate_per_resample_bit_for_bit(case, chunk, cells_per_rank) -> None:
     """The vectorised bootstrap (every resample at once, in chunks; groups summed by ranks or by a
     bincount) gives each resample's ``evaluate`` exactly: the same floats, NaN where all weight
     is 0."""
@@ -247,7 +247,7 @@ def test_evaluate_many_is_evaluate_per_resample_bit_for_bit(case, chunk, max_ran
         plan.evaluate(row(values, k), m, dtype, row(present, k))
         for k, m in enumerate(multiplicities)
     ])  # fmt: skip
-    options = dict(_CHUNK_FLOATS=chunk[0], _MIN_ROWS=chunk[1], _MAX_RANKS=max_ranks)
+    options = dict(_CHUNK_FLOATS=chunk[0], _MIN_ROWS=chunk[1], _CELLS_PER_RANK=cells_per_rank)
     with mock.patch.multiple(collapse, **options):
         got = plan.evaluate_many(values, multiplicities, dtype, present)
     assert got.shape == expected.shape and got.dtype == np.float64

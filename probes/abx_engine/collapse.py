@@ -5,7 +5,8 @@ Collapsing (fastabx's semantics): the cell table's label columns are the on-valu
 of columns) is averaged out in turn: rows are grouped by the remaining label columns (the ``*_x`` columns
 are never kept, so they are averaged with the first level) and their errors are averaged, unweighted;
 what is left (the phone pairs) is averaged last. ``CollapsePlan`` precomputes the groupings once for a
-cell table; ``evaluate`` weights them by resampled labels' multiplicities (``result.AbxResult.bootstrap``,
+cell table; ``evaluate`` weights them by resampled labels' multiplicities, and ``evaluate_many`` does so
+for every bootstrap resample at once, to the same floats (``result.AbxResult.bootstrap``,
 ``hierarchical``).
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
+    from numpy.typing import DTypeLike
 
 __all__ = ["Interval", "CollapsePlan"]
 
@@ -117,7 +119,7 @@ class CollapsePlan:
         return float((w * v).sum() / w.sum()) if w.sum() > 0 else float("nan")
 
     def evaluate_many(
-        self, values: np.ndarray, multiplicities: np.ndarray, dtype=np.float64,
+        self, values: np.ndarray, multiplicities: np.ndarray, dtype: DTypeLike = np.float64,
         present: np.ndarray | None = None,
     ) -> np.ndarray:  # fmt: skip
         """[n_boot] ``evaluate(values[k], multiplicities[k], dtype, present[k])`` for every row k,
@@ -146,8 +148,8 @@ class CollapsePlan:
         return out
 
     def _evaluate_columns(
-        self, values: np.ndarray, multiplicities: np.ndarray, dtype, present: np.ndarray,
-        space: _Workspace,
+        self, values: np.ndarray, multiplicities: np.ndarray, dtype: DTypeLike,
+        present: np.ndarray, space: _Workspace,
     ) -> np.ndarray:  # fmt: skip
         """[b] ``evaluate`` of b resamples at once, one per column: values and present [cells, 1]
         (shared) or [cells, b]; multiplicities [n unit labels, b].
@@ -208,9 +210,10 @@ def chunk_rows(n_cells: int) -> int:
     return max(1, min(max(_MIN_ROWS, _CHUNK_FLOATS // n_cells), _MAX_FLOATS // n_cells))
 
 
-# Up to this many cells in a group, a step sums its groups by slices of cells of one rank (one
-# numpy add per rank); beyond, by one bincount (fewer Python calls, a scattered add per entry).
-_MAX_RANKS = 64
+# A step sums its groups by slices of cells of one rank (one numpy add per rank) when its ranks hold
+# this many cells on average; else (a few large groups: many ranks of a few cells) by one bincount,
+# where a Python call per rank would cost more than its adds (measured).
+_CELLS_PER_RANK = 32
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,7 @@ class _StepLayout:
         """``out`` [groups, b] := the sums of ``entries`` [cells, b] (in this layout's order) per
         group."""
         b, n = entries.shape[1], len(self.position)
-        if len(self.bounds) - 1 > _MAX_RANKS:
+        if len(self.take) < _CELLS_PER_RANK * (len(self.bounds) - 1):
             # bincount adds each bin's entries in index order: the cells' order again.
             flat = (self.group[:, None] * b + np.arange(b)).ravel()
             out[...] = np.bincount(flat, entries.ravel(), minlength=n * b).reshape(n, b)
@@ -318,7 +321,7 @@ def _column_weights(
     return w
 
 
-def _round_in_place(values: np.ndarray, dtype, space: _Workspace) -> None:
+def _round_in_place(values: np.ndarray, dtype: DTypeLike, space: _Workspace) -> None:
     """``_round`` into ``values`` itself."""
     if np.dtype(dtype) != np.float64:
         rounded = space.get("rounded", values.shape, dtype)
