@@ -189,3 +189,68 @@ def test_label_codes_and_groups_equal_the_sorting_reference(labels, others) -> N
     assert count == len(uniq)
     assert ids.tolist() == ids_ref.reshape(-1).tolist()
     assert first_rows.tolist() == first_ref.tolist()
+
+
+@st.composite
+def collapse_cases(draw):
+    """A collapse plan on random cells (0-30, labels of a few codes) and levels, and the arguments
+    of ``evaluate_many``: values and present shared by every resample or one row each, present
+    None, multiplicities 0-3 with rows of zeros (every group drops out: NaN), either dtype."""
+    from probes.abx_engine.collapse import CollapsePlan
+
+    labels = draw(st.sampled_from([
+        ["phone", "phone_b", "context", "speaker", "speaker_x"],
+        ["phone", "phone_b", "context", "speaker"],
+        ["phone", "speaker", "speaker_x"],
+    ]))  # fmt: skip
+    n_cells = draw(st.integers(0, 30))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    cells = {c: rng.integers(0, draw(st.integers(1, 4)), n_cells) for c in labels}
+    # Levels never average "phone" out: what is left last (as in every condition).
+    names = [c for c in labels if not c.endswith("_x") and c != "phone"]
+    level = st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True).map(tuple)
+    plan = CollapsePlan(cells, labels, draw(st.lists(level, max_size=3)), "speaker")
+    n_boot = draw(st.integers(1, 12))
+    units = len(plan.unit_labels)
+    multiplicities = rng.integers(0, 4, (n_boot, units)) * (rng.random((n_boot, units)) < 0.7)
+    multiplicities[rng.random(n_boot) < 0.2] = 0
+    shape = draw(st.sampled_from([(n_cells,), (n_boot, n_cells)]))
+    present = draw(st.sampled_from([None, (n_cells,), (n_boot, n_cells)]))
+    present = None if present is None else rng.random(present) < 0.7
+    values = rng.random(shape)
+    if present is not None and draw(st.booleans()):  # an absent cell's value is never read
+        values = np.where(present, values, np.nan)
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    return plan, values, multiplicities.astype(np.float64), dtype, present
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    case=collapse_cases(),
+    chunk=st.sampled_from([(1, 1), (7, 3), (2**16, 16)]),
+    cells_per_rank=st.sampled_from([0, 32, 10**9]),
+)
+def test_evaluate_many_is_evaluate_per_resample_bit_for_bit(case, chunk, cells_per_rank) -> None:
+    """The vectorised bootstrap (every resample at once, in chunks; groups summed by ranks or by a
+    bincount) gives each resample's ``evaluate`` exactly: the same floats, NaN where all weight
+    is 0."""
+    from unittest import mock
+
+    from probes.abx_engine import collapse
+
+    plan, values, multiplicities, dtype, present = case
+
+    def row(a, k):
+        return a if a is None or a.ndim == 1 else a[k]
+
+    expected = np.array([
+        plan.evaluate(row(values, k), m, dtype, row(present, k))
+        for k, m in enumerate(multiplicities)
+    ])  # fmt: skip
+    options = dict(_CHUNK_FLOATS=chunk[0], _MIN_ROWS=chunk[1], _CELLS_PER_RANK=cells_per_rank)
+    with mock.patch.multiple(collapse, **options):
+        got = plan.evaluate_many(values, multiplicities, dtype, present)
+    assert got.shape == expected.shape and got.dtype == np.float64
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got[~nan].view(np.int64), expected[~nan].view(np.int64))

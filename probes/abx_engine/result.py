@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from probes.abx_engine.collapse import CollapsePlan, Interval, _bootstrap, _draws, _interval
+from probes.abx_engine.collapse import CollapsePlan, Interval, _draws, _interval
 from probes.abx_engine.conditions import Condition
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class AbxResult:
         if key not in self._plans:  # the resampling plan: the same draws for every shared result
             self._plans[key] = _draws(len(plan.unit_labels), n_boot, seed)
         errors = self._columns["error"]
-        samples = np.array([plan.evaluate(errors, m) for m in self._plans[key]], np.float64)
+        samples = plan.evaluate_many(errors, self._plans[key])
         return _interval(self.collapse(levels), samples, confidence, unit)
 
     def summary(self) -> dict:
@@ -219,11 +219,8 @@ def paired_interval(
     if plan.unit_labels is None:
         raise ValueError(f"cannot resample {unit!r}: the cell labels are {labels}")
     ea, eb = merged["error_a"].to_numpy(), merged["error_b"].to_numpy()
-
-    def difference(m):
-        return plan.evaluate(ea, m) - plan.evaluate(eb, m)
-
-    samples = _bootstrap(difference, len(plan.unit_labels), n_boot, seed)
+    draws = _draws(len(plan.unit_labels), n_boot, seed)
+    samples = plan.evaluate_many(ea, draws) - plan.evaluate_many(eb, draws)
     return PairedDifference(
         a, b, _interval(plan.evaluate(ea) - plan.evaluate(eb), samples, confidence, unit)
     )
