@@ -245,3 +245,31 @@ def test_a_plan_probes_its_own_number_of_files_per_speaker_of_each_set(
     assert material["files_per_speaker"] == (2, 2) and material["speakers"] == 12
     both = _item_files(tmp_path / "both", wide, dataclasses.replace(plan, abx_files_per_speaker=1))
     assert set(both) == {"read", "captions"}
+
+
+def test_cka_compares_the_models_on_the_plans_first_files_of_each_captions_speaker(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    from analysis.paper.material import item_material
+    from analysis.paper.reproduction import PLANS, _cka_items, _preamble
+
+    corpus = tmp_path / "corpus"
+    captions = corpus / "abx" / "captions" / "items.item"  # the corpus layout
+    captions.parent.mkdir(parents=True)
+    rows = [f"s{k}_{f} 0.1 0.2 a b c s{k}" for k in range(3) for f in range(4)]
+    captions.write_text("#file onset offset #phone prev-phone next-phone speaker\n"
+                        + "\n".join(rows) + "\n")  # fmt: skip
+    plan = dataclasses.replace(PLANS["default"], cka_files_per_speaker=2)
+    material = item_material(_cka_items(tmp_path, corpus, plan), captions)
+    assert material["speakers"] == 3 and material["files_per_speaker"] == (2, 2)
+    timer = StepTimer(tmp_path / "timings.json")
+    assert "CKA on 4000 frames of the first 2 captions of each speaker" in _preamble(
+        plan, "compact", corpus, timer
+    )
+    # Without a captions set (the quick plan), or with None, CKA takes its default audio.
+    assert _cka_items(tmp_path, corpus, PLANS["quick"]) is None
+    assert (
+        _cka_items(tmp_path, corpus, dataclasses.replace(plan, cka_files_per_speaker=None)) is None
+    )

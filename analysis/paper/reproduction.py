@@ -49,7 +49,9 @@ class Plan:
     last); abx_sets: the corpus ABX sets probed; abx_options: passed to the ABX engine (subsampling);
     abx_files_per_speaker: probe only the first N files of each speaker of each ABX set (None: all),
     or ((set, N), ...) for a number per set (a set not named: all);
-    cka_frames: frames CKA is computed on; similarity_pairs: base models compared by CKA at each
+    cka_frames: frames CKA is computed on; cka_files_per_speaker: CKA compares the models on the
+    first N files of each speaker of the `captions` set (None: the files its grids probe);
+    similarity_pairs: base models compared by CKA at each
     probed epoch; overrides: trainer config overrides; seeds: how many seeds of every model (seed k
     trains with `seed=k`); bootstrap: resamples for the grids' per-cell intervals (0: none);
     read_speakers: speakers of the `read` ABX set of the corpus that `reproduce` builds (not of a
@@ -69,6 +71,10 @@ class Plan:
     abx_options: tuple[tuple[str, Any], ...] = ()
     abx_files_per_speaker: int | tuple[tuple[str, int], ...] | None = None
     cka_frames: int = 4000
+    # 5 files of each of the captions set's 6 speakers hold about 5000 frames, more than
+    # cka_frames: extracting the grids' 12 per speaker at every probed checkpoint cost 2.4 times
+    # as much for a seeded 4000 frames of them (CKA and drift were most of the probe step).
+    cka_files_per_speaker: int | None = 5
     similarity_pairs: tuple[tuple[str, str], ...] = (
         ("VGS", "W2V2"),
         ("VGS+", "W2V2"),
@@ -192,6 +198,7 @@ def reproduce(
             item_files=item_files,
             similarity_pairs=plan.similarity_pairs,
             cka_frames=plan.cka_frames,
+            cka_items=_cka_items(out, corpus, plan),
             bootstrap=plan.bootstrap,
             full_set_models=_claim3_models(),
             regions=regions,
@@ -306,6 +313,16 @@ def _seed_jobs(out: Path, plan: Plan, seed: int, options: dict):
     return runs, jobs
 
 
+def _cka_items(out: Path, corpus: Path, plan: Plan) -> Path | None:
+    """The item file of the captions CKA compares the models on, when the plan takes a subset."""
+    from analysis.paper.study import subset_items
+
+    if "captions" not in plan.abx_sets or plan.cka_files_per_speaker is None:
+        return None
+    captions = abx_item_file("captions", corpus)
+    return subset_items(captions, out / "abx" / "cka.item", plan.cka_files_per_speaker)
+
+
 def _grid_specs(corpus: Path, plan: Plan, item_files: dict[str, Path]) -> dict[str, dict]:
     """The ABX grid specs `collect` probes every run with (same options: same cache)."""
     from analysis.paper.study import abx_conditions
@@ -402,6 +419,12 @@ def _preamble(plan: Plan, preset: str, corpus: Path, timer: StepTimer) -> str:
         f"{plan.stage_a} (the switch; stage lengths {plan.stage_a}:{plan.stage_b}, the paper's "
         f"20:50). Probed every {plan.every} epoch(s) (and at the switch and the last epoch), at "
         f"every layer. ABX options: {dict(plan.abx_options) or 'exhaustive'}; CKA on "
-        f"{plan.cka_frames} frames; grid intervals from {plan.bootstrap or 'no'} resamples.\n\n"
+        f"{plan.cka_frames} frames{_cka_where(plan)}; grid intervals from {plan.bootstrap or 'no'} resamples.\n\n"
         + timer.summary()
     )
+
+
+def _cka_where(plan: Plan) -> str:
+    if "captions" not in plan.abx_sets or plan.cka_files_per_speaker is None:
+        return ""
+    return f" of the first {plan.cka_files_per_speaker} captions of each speaker"

@@ -216,6 +216,7 @@ def collect(
     bootstrap: int = 0,
     paired_conditions: Sequence[str] = PAIRED_CONDITIONS,
     full_set_models: Sequence[str] = (),
+    cka_items: Path | str | None = None,
     regions: Path | str | None = None,
     recall_folds: int = 1,
     client: Any = None,
@@ -232,7 +233,9 @@ def collect(
     conditions whose per-cell results at each run's best final layer are kept for paired
     comparisons (and Table II's intervals). full_set_models: the models whose runs are also scored,
     at their final epoch and those best layers, on the corpus's full set of each paired condition
-    whose grids probe a subset (`full_cells`; claim 3 is decided on it). regions: the region
+    whose grids probe a subset (`full_cells`; claim 3 is decided on it). cka_items: an item file
+    of the corpus's captions set whose audio CKA compares on (default: the captions grids' item
+    file when it is a subset, else the whole set). regions: the region
     features to read the test images from (default: the corpus's). recall_folds: rank the test
     recall in this many folds of the test images (COCO's 1k protocol; 1: the whole split).
     """
@@ -277,7 +280,10 @@ def collect(
             _full_set_cells(study, name, full, progress)
     cka = {"max_frames": cka_frames} if cka_frames else {}
     captions = next((spec for name, spec in specs.items() if name.startswith("captions,")), None)
-    if captions is not None and "wavs" in captions:
+    if cka_items is not None:
+        cka["source"] = str(Path(cka_items).resolve())
+        cka["wavs"] = str((Path(corpus) / "abx" / "captions" / "wavs").resolve())
+    elif captions is not None and "wavs" in captions:
         # The ABX grids' captions subset: CKA keeps only cka_frames frames anyway, and extracting
         # the corpus's whole captions set (14 times the audio in the default plan) at every probed
         # checkpoint made the CKA grids most of the probing time.
