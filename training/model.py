@@ -361,9 +361,9 @@ class SSLVGS(nn.Module):
                 if cfg.mask_vgs_input:
                     audio_embedding = self._vgs_audio(x, lengths)
                 else:  # a second, unmasked pass through the shared layers for the VGS branch
-                    y, key_mask = self._transformer_input(unmasked, lengths)
+                    y, y_mask = self._transformer_input(unmasked, lengths)
                     for layer in self.shared_layers:
-                        y = layer(y, key_mask)
+                        y = layer(y, y_mask)
                     audio_embedding = self._vgs_audio(y, lengths)
                 image_embedding = self.image_branch(feats, boxes)
         contrastive_sum = masked_count = prob_sum = quantized_count = None
