@@ -90,8 +90,9 @@ class Plan:
 
 
 PLANS = {
-    # 28.3 minutes on a quiet 2-core machine (seed 19, docs/reproduction.md; less with 200 test
-    # images and 4 read speakers, `--test-images 200 --read-speakers 4`): 42 epochs in all
+    # 28.3 and 28.8 minutes on a quiet 2-core machine (seeds 19 and 23, docs/reproduction.md;
+    # less with 200 test images and 4 read speakers, `--test-images 200 --read-speakers 4`):
+    # 42 epochs in all
     # (3 x (2 + 4) + 6 x 4) of the 4800 training captions (150 steps of 32), two models at a time
     # at one thread each, and the checkpoints of every second epoch probed on 12 files per speaker
     # of the `captions` set and 4 of each of the `read` set's 12 speakers (120 wavs). Claim 3 is
