@@ -277,7 +277,7 @@ def _train_all(
                     "every": plan.every,
                     "keep": [plan.stage_a] if job.run.resolve() in keep else [],
                 },
-            )  # fmt: skip
+            )
             for job in todo
         ]
     if todo:
