@@ -80,7 +80,8 @@ def _grids_one(corpus: Path, job: TrainJob) -> float:
     from training.threads import cpu_threads, default_threads
 
     started = time.perf_counter()
-    ask = job.grids or {}
+    ask = job.grids
+    assert ask is not None, "_grids_one runs only for a job that asks for grids"
     with cpu_threads(job.options.get("threads") or default_threads()):
         epochs = probe_epochs(list(checkpoints(job.run)), ask["every"], ask.get("keep", ()))
         grids(job.run, ask["specs"], epochs, "all", None, progress=False)
