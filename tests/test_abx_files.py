@@ -269,3 +269,28 @@ def test_paired_two_level_difference_uses_the_same_draws_for_both():
     assert same.interval.low == same.interval.high == 0
     with pytest.raises(ValueError, match="same cells and files"):
         paired_difference(a, score(features, items.iloc[:-5], **options), n_boot=5, files=True)
+
+
+def test_zrc_ties_never_read_the_distances_a_block_leaves_uncomputed(monkeypatch, tmp_path):
+    """A within-type block computes only its groups' own distances; the rest of its array is
+    uninitialised memory, which may hold NaN. The ties must come out the same (once it hid them
+    all: `dist.max()` over the whole block was NaN, so the suite failed now and then)."""
+    from test_abx_zrc import write_set
+
+    from probes.abx_engine import blocks, load_feature_dir
+    from training.data import read_items
+
+    items = read_items(write_set(tmp_path))
+    features = load_feature_dir(tmp_path / "features", items["file"].unique().tolist())
+    options = dict(speaker="within", context="any", distance="euclidean", compat="librilight",
+                   frequency=50.0)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DroppedItemsWarning)
+        expected = score(features, items, **options)
+        empty = np.empty
+        monkeypatch.setattr(
+            blocks.np, "empty", lambda *a, **k: np.full_like(empty(*a, **k), np.nan)
+        )
+        garbage = score(features, items, **options)
+    np.testing.assert_array_equal(garbage.cells["correct2"], expected.cells["correct2"])
+    assert garbage.error == expected.error

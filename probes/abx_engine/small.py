@@ -300,8 +300,15 @@ def zrc_diagonal_ties(layout: Layout, block, dist: np.ndarray, x_run, b_run, per
     """
     extra = np.zeros(len(x_run), np.int64)
     found: list[tuple[int, int, int]] = []
-    if dist.size and dist.max() >= 2**23:  # below, M + 1 is exact in float32: no such tie
-        first = layout.group_start[block.r0]
+    first = layout.group_start[block.r0]
+    # Below 2**23, M + 1 is exact in float32: no such tie. A cheap test before the loop over cells,
+    # on the groups' own squares only, ignoring NaN: a block never computes its distances between
+    # groups nor d(x, x), which stay uninitialised memory (NaN made `dist.max()` NaN and hid every
+    # tie, now and then). Another stray value can only send it through the loop, whose cells read
+    # computed distances only.
+    bounds = layout.group_start[block.r0 : block.r1 + 1] - first
+    squares = zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+    if any(np.fmax.reduce(dist[a:b, a:b], axis=None) >= 2**23 for a, b in squares if b > a):
         starts = layout.run_start - first
         for k, (x, b) in enumerate(zip(x_run.tolist(), b_run.tolist(), strict=True)):
             sub = dist[starts[x] : starts[x + 1], starts[b] : starts[b + 1]]
