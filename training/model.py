@@ -91,7 +91,7 @@ class AudioBranch(nn.Module):
         # The paper's code projects the CLS output linearly (`trm2_proj`): without it the embedding
         # is a LayerNorm output of fixed norm, and the dot-product scores start large and collapse.
         self.out_proj = nn.Linear(e, e)
-        nn.init.normal_(self.out_proj.weight, std=0.02)
+        nn.init.normal_(self.out_proj.weight, std=cfg.head_init_std)
         nn.init.zeros_(self.out_proj.bias)
 
     def forward(self, frames: Tensor, cls: Tensor, lengths: Tensor) -> Tensor:
@@ -125,7 +125,7 @@ class ImageBranch(nn.Module):
         self.head = nn.Sequential(nn.Linear(e, 2 * e), nn.GELU(), nn.Linear(2 * e, e))
         # Start with small image embeddings: dot-product scores near 0, so the retrieval softmax
         # starts unsaturated (at chance) instead of confidently wrong.
-        nn.init.normal_(self.head[-1].weight, std=0.02)
+        nn.init.normal_(self.head[-1].weight, std=cfg.head_init_std)
         nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, feats: Tensor, boxes: Tensor) -> Tensor:
