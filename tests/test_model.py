@@ -95,6 +95,37 @@ def reference_margin_softmax(image, audio, image_index, margin):
     return total
 
 
+def initial_score_spread(corpus, name: str, **overrides) -> float:
+    """Std of a fresh model's retrieval scores (image @ audio.T) on 8 captions of the corpus and
+    their images: how far from a flat softmax the margin loss starts."""
+    from training.data import CaptionDataset
+    from training.embedding import pad_wavs
+
+    captions = CaptionDataset(corpus, "train")
+    items = [captions[i] for i in range(8)]
+    wav, lengths = pad_wavs([torch.as_tensor(item["wav"]) for item in items])
+    feats = torch.stack([torch.as_tensor(item["feats"]) for item in items]).float()
+    boxes = torch.stack([torch.as_tensor(item["boxes"]) for item in items]).float()
+    torch.manual_seed(0)
+    cfg, _ = preset(name, region_dim=feats.shape[-1], **overrides)
+    model = SSLVGS(cfg).eval()
+    with torch.no_grad():
+        scores = model.encode_image(feats, boxes) @ model.encode_audio(wav, lengths).T
+    return float(scores.std())
+
+
+def test_compact_heads_start_at_the_paper_presets_score_spread(small_corpus):
+    """The heads' last layers start small (std 0.02 in the paper's code). At width 768 that gives a
+    batch's scores a spread near 2; the same std at compact's width 128 gave about 0.1, and the
+    margin softmax sat at chance for epochs (docs/model.md). `head_init_std` scales compact back."""
+    paper = initial_score_spread(small_corpus, "paper")
+    compact = initial_score_spread(small_corpus, "compact")
+    narrow = initial_score_spread(small_corpus, "compact", head_init_std=0.02)
+    print(f"initial score spread: paper {paper:.3f}, compact {compact:.3f} (0.02: {narrow:.3f})")
+    assert 0.5 * paper < compact < 2 * paper
+    assert narrow < paper / 8
+
+
 def test_masked_margin_softmax_matches_the_slow_reference():
     g = torch.Generator().manual_seed(1)
     image, audio = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
