@@ -202,9 +202,9 @@ def build_corpus(
     splits of `images` stay the same scenes (`training.corpus.plan.split_sizes`).
     wait: seconds to wait for another build of the same folder (None: as long as it takes, 0:
     refuse at once with `training.fileio.LockedError`).
-    workers: processes that speak the utterances not yet on disk. None: one per core this process
-    may use, at most 4, and at most one per 256 utterances to speak (starting one costs a few
-    seconds; `training.corpus.speech.default_workers`); 1: in this process, no pool. The bytes are
+    workers: processes that speak the utterances not yet on disk. None: one more than the cores
+    this process may use, at most 4, and at most one per 256 utterances to speak (starting one
+    costs a few seconds; `training.corpus.speech.default_workers`); 1: in this process, no pool. The bytes are
     the same whatever the number.
 
     Same arguments, same bytes. A folder that holds a partial build with the same arguments is

@@ -168,10 +168,15 @@ def _cores() -> int:
 
 
 def default_workers(todo: int) -> int:
-    """Worker processes for `todo` utterances when none are asked for: one per core this process
-    may run on, at most MAX_DEFAULT_WORKERS, and at most one per UTTERANCES_PER_WORKER utterances
-    (a small build is quicker in this process than with workers to start); at least one."""
-    return max(1, min(_cores(), MAX_DEFAULT_WORKERS, todo // UTTERANCES_PER_WORKER))
+    """Worker processes for `todo` utterances when none are asked for: one more than the cores this
+    process may run on, at most MAX_DEFAULT_WORKERS, and at most one per UTTERANCES_PER_WORKER
+    utterances (a small build is quicker in this process than with workers to start); at least one.
+
+    One more than the cores: a worker and its espeak-ng helper take turns (a request, a fork, an
+    answer through pipes), so one worker keeps a core busy only most of the time. The default
+    corpus (10,300 utterances, 2 cores, load 0.6 before): 136.8 s with 2 workers, 126.7 s with 3.
+    """
+    return max(1, min(_cores() + 1, MAX_DEFAULT_WORKERS, todo // UTTERANCES_PER_WORKER))
 
 
 def speak_all(
