@@ -20,7 +20,7 @@ def embed_split(
     split: str,
     corpus: str | Path | None = None,
     *,
-    batch_size: int = 16,
+    batch_size: int = 64,
     device: str | torch.device = "cpu",
     progress: bool = True,
     regions: Any = None,

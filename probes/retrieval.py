@@ -25,7 +25,7 @@ def recall(
     k: Sequence[int] = (1, 5, 10),
     corpus: str | Path | None = None,
     *,
-    batch_size: int = 16,
+    batch_size: int = 64,
     device: str | torch.device = "cpu",
     bootstrap: int = 0,
     confidence: float = 0.95,
