@@ -93,6 +93,29 @@ def test_grid_cache_keys_follow_contents_not_places(tmp_path: Path) -> None:
     assert again.key != one.key
 
 
+def test_a_folder_key_is_remembered_until_a_file_below_it_is_replaced(tmp_path: Path) -> None:
+    # Listing a big folder (a corpus's 2,000 region files) for every grid's key cost seconds, so
+    # the listing is remembered; a file replaced anywhere below, as every writer here does it
+    # (atomically: a new file renamed over the old), must still move the key.
+    from training.fileio import write_bytes_atomic
+
+    nested = tmp_path / "regions" / "part"
+    nested.mkdir(parents=True)
+    write_bytes_atomic(nested / "scene_0.npz", b"12345")
+    items = tmp_path / "items.item"
+    items.write_text(
+        "#file onset offset #phone prev-phone next-phone speaker\na 0.0 0.1 p s s s1\n"
+    )
+
+    def key() -> str:
+        return make_spec("abx", {"items": items, "wavs": tmp_path / "regions"}).key
+
+    first = key()
+    assert key() == first
+    write_bytes_atomic(nested / "scene_0.npz", b"123456")  # another size, one folder down
+    assert key() != first
+
+
 def norm_on(model, layer: int, *, calls: str, items: str) -> float:
     """layer_norm, with an input file as its option (as the ABX probe's items)."""
     return layer_norm(model, layer, calls=calls)
