@@ -24,19 +24,22 @@ def contrastive_loss_sum(
     from other masked frames of the same utterance (distractors). A distractor equal to the target is
     not a negative (logit -inf), as in fairseq.
     """
-    # cosine_similarity's definition (each norm clamped at 1e-8), with every target normalised once
-    # before its K copies are gathered and the logits as one batched product: F.cosine_similarity on
-    # the gathered [M, 1+K, D] took twice as long (33 against 17 ms forward and backward for the
-    # `tiny` step's M=1272, K=20, D=64 on one CPU thread); tests/test_model.py checks both agree.
-    # In float32 under bf16 autocast too, as cosine_similarity was (autocast would run bmm in bf16).
+    # cosine_similarity's definition (each norm clamped at 1e-8), with every row normalised once
+    # before the distractors' K copies are gathered; each logit a product summed over D. Faster than
+    # F.cosine_similarity on the gathered [M, 1+K, D] (33 against 17 ms forward and backward for the
+    # `tiny` step's M=1272, K=20, D=64 on one CPU thread) and than one batched product (bmm), whose
+    # backward is M outer products of 21 x 1 x 64 (compact's M=2404: 19.6 against 12.6 ms; the
+    # paper's M=8000, K=100, D=256: 2.58 against 2.24 s); tests/test_model.py checks they agree.
+    # In float32 under bf16 autocast too, as cosine_similarity was.
     with torch.autocast(predictions.device.type, enabled=False):
         unit_targets = _unit(targets.float())
-        candidates = torch.cat([unit_targets[:, None, :], unit_targets[negative_index]], dim=1)
-        unit_predictions = _unit(predictions.float())[:, :, None]
-        logits = torch.bmm(candidates, unit_predictions).squeeze(-1) / temperature
+        unit_predictions = _unit(predictions.float())
+        positive = (unit_targets * unit_predictions).sum(-1, keepdim=True)  # [M, 1]
+        negative = (unit_targets[negative_index] * unit_predictions[:, None, :]).sum(-1)  # [M, K]
     with torch.no_grad():
         same_as_target = _same_rows(targets, negative_index)
-    logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same_as_target, float("-inf"))], 1)
+    logits = torch.cat([positive, negative.masked_fill(same_as_target, float("-inf"))], 1)
+    logits = logits / temperature
     target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits, target, reduction="sum")
 
