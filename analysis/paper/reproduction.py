@@ -90,7 +90,7 @@ class Plan:
 
 
 PLANS = {
-    # 28.3 to 31.0 minutes on a quiet 2-core machine (seeds 19, 23, 29, 31, docs/reproduction.md;
+    # 28.3 to 31.0 minutes on a quiet 2-core machine (seeds 19 to 39, docs/reproduction.md;
     # less with 200 test images and 4 read speakers, `--test-images 200 --read-speakers 4`):
     # 42 epochs in all
     # (3 x (2 + 4) + 6 x 4) of the 4800 training captions (150 steps of 32), two models at a time
