@@ -93,10 +93,9 @@ def test_grid_cache_keys_follow_contents_not_places(tmp_path: Path) -> None:
     assert again.key != one.key
 
 
-def test_a_folder_key_is_remembered_until_a_file_below_it_is_replaced(tmp_path: Path) -> None:
-    # Listing a big folder (a corpus's 2,000 region files) for every grid's key cost seconds, so
-    # the listing is remembered; a file replaced anywhere below, as every writer here does it
-    # (atomically: a new file renamed over the old), must still move the key.
+def test_a_folder_key_follows_a_file_changed_below_it(tmp_path: Path) -> None:
+    # A folder option is keyed by its listing (names and sizes of every file below it), also one
+    # folder down, and the same listing gives the same key.
     from training.fileio import write_bytes_atomic
 
     nested = tmp_path / "regions" / "part"

@@ -312,25 +312,26 @@ def _path_identity(value: Any) -> Any:
                 return {"run": training.model_identity(list(list_checkpoints(path).values())[0])}
             if (path / "manifest.json").is_file():
                 return {"corpus": _file_hash(path / "manifest.json")}
-            folders = tuple((d, os.stat(d).st_mtime_ns) for d, _, _ in os.walk(path.resolve()))
-            return {"folder": _folder_listing_hash(folders)}
+            return {"folder": _folder_listing_hash(path)}
     except OSError:
         pass
     return _canonical(value)
 
 
-@functools.lru_cache(maxsize=64)
-def _folder_listing_hash(folders: tuple[tuple[str, int], ...]) -> str:
-    """Hash of a folder's listing (every file below it: relative name and size); `folders` is the
-    folder and every folder below it, each with its modification time, so the hash is remembered
-    until a file is added, removed or replaced in any of them (every writer here replaces files
-    atomically). A corpus's regions/ folder (2,000 files) took 47 ms to list against 1.3 ms to
-    walk its folders, and the reproduction's probe step listed it 193 times (8 s of its 55)."""
-    root = Path(folders[0][0])
-    listing = sorted(
-        f"{p.relative_to(root)}|{p.stat().st_size}" for p in root.rglob("*") if p.is_file()
-    )
-    return hashlib.sha256("\n".join(listing).encode()).hexdigest()[:16]
+def _folder_listing_hash(folder: Path) -> str:
+    """Hash of a folder's listing: every file below it, its relative name and size. Walked with
+    os.walk and os.stat rather than Path.rglob: a corpus's regions/ folder (2,000 files) in 7 ms
+    against 34, and the reproduction's probe step keys its grids by it 193 times."""
+    listing = []
+    for directory, _, files in os.walk(folder):
+        relative = os.path.relpath(directory, folder)
+        for name in files:
+            try:
+                size = os.stat(os.path.join(directory, name)).st_size
+            except FileNotFoundError:  # a broken link: not a file
+                continue
+            listing.append(f"{name if relative == '.' else os.path.join(relative, name)}|{size}")
+    return hashlib.sha256("\n".join(sorted(listing)).encode()).hexdigest()[:16]
 
 
 def _file_hash(path: Path) -> str:
