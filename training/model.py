@@ -32,6 +32,7 @@ from training.wav2vec2 import (
     padding_mask,
     receptive_field,
     span_mask,
+    znormalise,
 )
 
 __all__ = ["SSLVGS", "AudioBranch", "ImageBranch", "TrainOutputs"]
@@ -235,16 +236,15 @@ class SSLVGS(nn.Module):
 
     # ---- speech encoder ----------------------------------------------------------------------
     def features(self, wav: Tensor, wav_lengths: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Z-normalised waveform -> front-end frames: wav [B, T] -> ([B, F, C], frame lengths [B])."""
+        """Raw waveform -> front-end frames of each z-normalised utterance: wav [B, T] -> ([B, F, C],
+        frame lengths [B]). The log-mel front end normalises each utterance itself (its spectrograms
+        are memoised per utterance on the CPU); the conv front end gets the normalised batch."""
         if wav_lengths is None:
             wav_lengths = torch.full((len(wav),), wav.shape[1], dtype=torch.long, device=wav.device)
         wav_lengths = wav_lengths.to(wav.device)
-        valid = padding_mask(wav_lengths, wav.shape[1]).to(wav.dtype)
-        count = wav_lengths.clamp(min=1)[:, None].to(wav.dtype)
-        mean = (wav * valid).sum(1, keepdim=True) / count
-        var = ((wav - mean) ** 2 * valid).sum(1, keepdim=True) / count
-        wav = (wav - mean) / torch.sqrt(var + 1e-7) * valid
-        return self.feature_encoder(wav, wav_lengths)
+        if isinstance(self.feature_encoder, LogMelFeatureEncoder):
+            return self.feature_encoder(wav, wav_lengths)
+        return self.feature_encoder(znormalise(wav, wav_lengths), wav_lengths)
 
     def _transformer_input(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Projected frames [B, F, dim] -> (CLS + frames after positional conv and LN, key mask)."""
