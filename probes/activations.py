@@ -11,6 +11,9 @@ A complete store holding a superset of the requested layers is a cache hit (read
 Every check and write of a store holds its lock (`probes.store.locked`), so two processes that
 extract the same activations compute them once; a store that fails its integrity check is reported
 and rebuilt by the same call (docs/caches.md).
+
+The audio checks made before a model runs are in audio_input.py, and the reading of a store as the
+probes read it in store_reading.py; their public names are imported here too.
 """
 
 from __future__ import annotations
@@ -23,10 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile
 import torch
 import xarray as xr
 
+from probes.audio_input import AudioTooLongError as AudioTooLongError
+from probes.audio_input import ShortAudioWarning as ShortAudioWarning
+from probes.audio_input import (
+    audio_length,
+    forward_bytes,
+    load_wav_batch,
+    memory_budget,
+    refuse_too_long,
+    warn_short,
+)
 from probes.models import (
     LayeredModel,
     as_layered_model,
@@ -35,10 +47,11 @@ from probes.models import (
     default_abx_set,
     resolve_layers,
 )
-from probes.sources import Source, Utterance, as_source
+from probes.sources import Source, as_source
 from probes.sources import abx_set as AbxSet
 from probes.store import StoreWriter, discard, locked, say
 from probes.store_check import open_store, read_header, store_problem
+from probes.store_reading import as_store, check_store_layers, layer_features, store_items
 from probes.vocabulary import Layers
 from training.progress import progress_bar as tqdm
 
@@ -289,129 +302,6 @@ def _fill(
     writer.finish()
 
 
-class ShortAudioWarning(UserWarning):
-    """Utterances too short for one frame of the model, stored with no frames; names them."""
-
-
-def warn_short(utterances: list[Utterance], n_samples: list[int], layered: LayeredModel) -> None:
-    """ShortAudioWarning naming the utterances shorter than the model's receptive field."""
-    import warnings
-
-    shown = ", ".join(
-        f"{u.wav} ({n} samples)" for u, n in zip(utterances[:3], n_samples[:3], strict=True)
-    )
-    more = f" and {len(utterances) - 3} more" if len(utterances) > 3 else ""
-    warnings.warn(
-        f"{len(utterances)} utterances are shorter than the {layered.min_samples} samples that "
-        f"{layered.description} needs for one frame and get no frames: {shown}{more}",
-        ShortAudioWarning,
-        stacklevel=4,
-    )
-
-
-# The front end's first convolution (wav2vec 2.0: 512 channels, stride 5) and what it keeps alive
-# (output, norm, activation), and bytes per attention score (float32 scores and softmax).
-_FRONT_CHANNELS, _FRONT_STRIDE, _FRONT_COPIES, _ATTENTION_COPIES = 512, 5, 3, 2
-
-
-def forward_bytes(layered: LayeredModel, n_samples: int) -> int:
-    """About the peak bytes of one utterance of `n_samples` through `layered` alone (float32):
-    the front end's first convolution, one layer's attention scores (frames^2 x heads, heads
-    = dim / 64) and the hidden states of every layer. An estimate to refuse what cannot run, not a
-    measurement: attention grows with the square of the length (10 min of audio at 50 Hz is 30k
-    frames, 43 GB of scores for a base model)."""
-    frames = int(n_samples * layered.frame_rate / layered.sample_rate) + 1
-    heads = max(1, layered.dim // 64)
-    front = (n_samples // _FRONT_STRIDE) * _FRONT_CHANNELS * _FRONT_COPIES
-    attention = frames * frames * heads * _ATTENTION_COPIES
-    states = (layered.num_layers + 1) * frames * layered.dim
-    return 4 * (front + attention + states)
-
-
-def memory_budget(device: str | torch.device = "cpu") -> int:
-    """Bytes a forward pass may take: $SSLVGS_MEMORY_GB if set, else the device's free memory
-    (MemAvailable of /proc/meminfo on the CPU; 16 GiB where it cannot be read)."""
-    import os
-
-    if os.environ.get("SSLVGS_MEMORY_GB"):
-        return int(float(os.environ["SSLVGS_MEMORY_GB"]) * 2**30)
-    device = torch.device(device)
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 16 * 2**30
-
-
-class AudioTooLongError(ValueError):
-    """An utterance whose forward pass would not fit in memory; names it, its length and the need."""
-
-
-def refuse_too_long(
-    layered: LayeredModel, utterances: Sequence[Utterance], n_samples: Sequence[int], device: Any
-) -> None:
-    """AudioTooLongError naming the longest utterance if its forward pass alone needs more than
-    `memory_budget`: refused before the model runs, rather than dying in an allocation error."""
-    if not n_samples:
-        return
-    longest = max(range(len(n_samples)), key=lambda i: n_samples[i])
-    need, budget = forward_bytes(layered, n_samples[longest]), memory_budget(device)
-    if need > budget:
-        seconds = n_samples[longest] / layered.sample_rate
-        raise AudioTooLongError(
-            f"{utterances[longest].wav}: {seconds:.1f} s of audio needs about {need / 2**30:.1f} GiB "
-            f"for one forward pass of {layered.description} (attention over its "
-            f"{int(seconds * layered.frame_rate)} frames grows with their square), more than the "
-            f"{budget / 2**30:.1f} GiB available on {device}; cut it into utterances of a few "
-            "seconds to tens of seconds (as ZeroSpeech and LibriSpeech are), or set the budget "
-            "with the environment variable SSLVGS_MEMORY_GB"
-        )
-
-
-def audio_length(utt: Utterance, sample_rate: int, *, resample: bool = False) -> int:
-    """The number of samples of ``utt``'s wav at ``sample_rate`` (the model's), read from its header.
-
-    Audio at another rate is refused (ValueError naming the file) unless ``resample``: then its
-    length once resampled. ``plan_batches`` takes these lengths.
-    """
-    try:
-        info = soundfile.info(str(utt.wav))
-    except RuntimeError as err:
-        raise ValueError(f"{utt.wav}: not a readable audio file ({err})") from err
-    if info.samplerate == sample_rate:
-        return int(info.frames)
-    if not resample:
-        raise ValueError(
-            f"{utt.wav} is sampled at {info.samplerate} Hz but the model takes {sample_rate} Hz audio; "
-            "pass resample=True (--resample) to resample it"
-        )
-    return int(round(info.frames * sample_rate / info.samplerate))
-
-
-def load_wav_batch(
-    utterances: list[Utterance], sample_rate: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One batch of audio as the model takes it (the batches of ``plan_batches``).
-
-    Returns:
-        waveforms [B, Tmax] float32, mono at ``sample_rate``, zero-padded after each utterance;
-        lengths [B] int64, the samples of each utterance.
-    """
-    from training.data import read_wav
-
-    waves = [read_wav(utt.wav, sample_rate) for utt in utterances]
-    lengths = torch.tensor([len(w) for w in waves])
-    batch = torch.zeros(len(waves), int(lengths.max()))
-    for row, wave in enumerate(waves):
-        batch[row, : len(wave)] = wave
-    return batch, lengths
-
-
 # --- activations as the probes read them ---------------------------------------------------------
 
 
@@ -434,51 +324,3 @@ def activations_for(
     if source is None:
         source = AbxSet(default_abx_set(corpus_of(layered, corpus)))
     return extract(layered, as_source(source), layers, **extract_options)
-
-
-def layer_features(dataset: xr.Dataset, layer: int) -> Any:
-    """One layer of a store as the ABX engine's Ragged features, keyed by utterance id.
-
-    Returns:
-        probes.abx_engine.Ragged over the store's utterances in frame order, data float32 [frames, D].
-    """
-    from probes.abx_engine.ragged import Ragged
-
-    data = dataset.activations.sel(layer=layer).values.astype(np.float32, copy=False)
-    offsets = dataset.offset.values
-    # By offset, then length: an utterance with no frames shares its offset with the next one and
-    # must come first, or it would take that one's frames.
-    order = np.lexsort((dataset.n_frames.values, offsets))
-    bounds = np.append(offsets[order], len(data))
-    names = dataset.utterance.values[order].tolist()
-    return Ragged(data, bounds, names)
-
-
-def as_store(model: Any) -> xr.Dataset | None:
-    """`model` as an activation store if it is one (a Dataset or a store's path), else None."""
-    if isinstance(model, xr.Dataset):
-        return model
-    if isinstance(model, str | Path) and Path(model).is_dir() and read_header(model) is not None:
-        return open_store(model)
-    return None
-
-
-def store_items(dataset: xr.Dataset) -> Path:
-    """The item file a store was extracted from; ValueError for a store of another source."""
-    recorded = dataset.attrs.get("items") or ""
-    if not recorded:
-        raise ValueError(
-            f"the store of {dataset.attrs.get('model', 'a model')} was not extracted from an ABX set; "
-            "pass items=..."
-        )
-    return Path(recorded)
-
-
-def check_store_layers(dataset: xr.Dataset, layer: Any) -> None:
-    """ValueError naming the missing layer if the store lacks one of `layer` ("all": any store fits)."""
-    if isinstance(layer, str):
-        return
-    stored = dataset.layer.values.tolist()
-    for which in [layer] if isinstance(layer, Integral) else list(layer):
-        if which not in stored:
-            raise ValueError(f"layer {which!r} is not in the store (it holds layers {stored})")

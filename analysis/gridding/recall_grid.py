@@ -49,7 +49,7 @@ def recall_grid(
     """
     import probes
     import training
-    from analysis.gridding.registry import _canonical, _path_identity
+    from analysis.gridding.identity import _canonical, _path_identity
     from analysis.runs import run_name
     from training.pretrained.trajectory import trajectory_root
     from training.run.directory import analysis_cache, run_corpus

@@ -7,6 +7,9 @@ checkpoint is probed (for its activations; see `scratch_folder`).
 Built-in probes wrap the `probes` package; a user callable ``f(model, layer, **options) -> float`` is
 wrapped to loop over layers. Each probe also says what a cell's value depends on besides its options
 (`identity`): the checkpoint's checksum, and that of any reference checkpoint it is compared with.
+
+The built-in probes' functions are in builtin_probes.py, and what the cache keys hash (options,
+files, folders, a user's function) in identity.py; this module puts them together.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import functools
 import hashlib
 import inspect
 import json
-import numbers
 import os
 import shutil
 import tempfile
@@ -25,6 +27,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from analysis.gridding.builtin_probes import (
+    _abx,
+    _cka,
+    _cka_run,
+    _drift,
+    _drift_reference,
+    _epoch_of,
+    _phone,
+    _reference_checkpoint,
+)
+from analysis.gridding.identity import _canonical, _file_hash, _function_identity, _path_identity
 
 __all__ = [
     "ProbeSpec",
@@ -253,95 +267,6 @@ def _per_layer(function: Callable[..., float]) -> LayerFunction:
     return per_layer
 
 
-def _function_identity(function: Callable[..., Any]) -> str:
-    """Module, name and a hash of the bytecode: editing a user's probe function invalidates its cache."""
-    function = getattr(function, "wrapped", function)
-    code = getattr(function, "__code__", None)
-    digest = (
-        hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:8] if code else ""
-    )
-    return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}:{digest}"
-
-
-def _canonical(value: Any) -> Any:
-    """A JSON value standing for `value` in the cache key: arrays and tables by content."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, Path):
-        return str(value.resolve())
-    if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in sorted(value.items())}
-    if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return {"array": hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()[:16]}
-    if hasattr(value, "to_csv"):  # a pandas table, e.g. an item table from read_items
-        return {"table": hashlib.sha256(value.to_csv().encode()).hexdigest()[:16]}
-    raise ValueError(
-        f"probe option of type {type(value).__name__} cannot be part of a cache key; pass a path, "
-        "a number, a string, a list, an array or a table"
-    )
-
-
-def _path_identity(value: Any) -> Any:
-    """What a path option stands for in a cache key: a file's content hash, a checkpoint's (or a
-    run's last checkpoint's) checksum, a corpus's manifest hash, another folder's listing (names and
-    sizes); a list element-wise; anything that is not an existing path as `_canonical` gives it."""
-    if isinstance(value, list | tuple):
-        return [_path_identity(v) for v in value]
-    if not isinstance(value, str | os.PathLike):
-        return _canonical(value)
-    path = Path(value)
-    try:
-        if path.is_file():
-            if path.suffix == ".pt":
-                import training
-
-                return {"model": training.model_identity(path)}
-            return {"file": _file_hash(path)}
-        if path.is_dir():
-            from training.run.directory import is_run, list_checkpoints
-
-            if is_run(path) and list_checkpoints(path):
-                import training
-
-                return {"run": training.model_identity(list(list_checkpoints(path).values())[0])}
-            if (path / "manifest.json").is_file():
-                return {"corpus": _file_hash(path / "manifest.json")}
-            return {"folder": _folder_listing_hash(path)}
-    except OSError:
-        pass
-    return _canonical(value)
-
-
-def _folder_listing_hash(folder: Path) -> str:
-    """Hash of a folder's listing: every file below it, its relative name and size. Walked with
-    os.walk and os.stat rather than Path.rglob: a corpus's regions/ folder (2,000 files) in 7 ms
-    against 34, and the reproduction's probe step keys its grids by it 193 times."""
-    listing = []
-    for directory, _, files in os.walk(folder):
-        relative = os.path.relpath(directory, folder)
-        for name in files:
-            try:
-                size = os.stat(os.path.join(directory, name)).st_size
-            except FileNotFoundError:  # a broken link: not a file
-                continue
-            listing.append(f"{name if relative == '.' else os.path.join(relative, name)}|{size}")
-    return hashlib.sha256("\n".join(sorted(listing)).encode()).hexdigest()[:16]
-
-
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 # --- built-in probes ------------------------------------------------------------------------------
 
 
@@ -363,155 +288,6 @@ def _item_file(items: str | Path, corpus: str | Path | None) -> Path:
     from training.run.directory import abx_item_file
 
     return abx_item_file(items, corpus)
-
-
-def _store(scratch: Path, model_id: str, source: str) -> Path:
-    """The scratch activation store of a model on a source: shared by the probes of one checkpoint."""
-    digest = hashlib.sha256(f"{model_id}|{source}".encode()).hexdigest()[:16]
-    return scratch / f"activations-{digest}.zarr"
-
-
-def _abx(model, layers, *, checkpoint, epoch, scratch, items, **options):
-    """ABX error of each layer on an item file (the ABX fast path, abx_fast_path.py): one
-    forward pass serves every layer and condition, the engine's structures are built once per process.
-    Returns the layers' ``LayerCells`` (errors and per-cell counts, from which the grid computes
-    intervals)."""
-    from analysis.gridding.abx_fast_path import abx_layers
-
-    return abx_layers(model, list(layers), checkpoint=checkpoint, items=items, cells=True,
-                      **options)  # fmt: skip
-
-
-def _phone(model, layers, *, checkpoint, epoch, scratch, corpus=None, split="train", **options):
-    """Phone-probe accuracy of each layer (probes.phone_probe; default corpus: the run's)."""
-    import probes
-
-    corpus = corpus if corpus is not None else _run_corpus(checkpoint)
-    result = probes.phone_probe(
-        model, list(layers), corpus=corpus, split=split, progress=False,
-        store=_store(scratch, str(checkpoint), f"{corpus}:{split}"), **options,
-    )  # fmt: skip
-    return [float(result.sel(layer=layer)) for layer in layers]
-
-
-def _run_corpus(checkpoint: Path) -> Path:
-    """The corpus recorded in the config.json of the run that holds `checkpoint`."""
-    from training.run.directory import run_corpus
-
-    corpus = run_corpus(checkpoint, check=True)
-    if corpus is None:
-        raise ValueError(f"{checkpoint}: its run's config.json names no corpus; pass corpus=")
-    return corpus
-
-
-def _cka(
-    model, layers, *, checkpoint, epoch, scratch, reference, source=None, wavs=None, **options
-):
-    """Linear CKA of each layer with the same layer of a reference checkpoint, on the same audio
-    (default: the corpus's captions ABX set; an item file's #files are found in `wavs`, default
-    wavs/ beside it). The fixed reference's activations are cached beside its run
-    (probes.extract's cache), so a drift grid extracts them once, not once per epoch."""
-    reference = _reference_checkpoint(reference)
-    audio = (_cka_source(source, checkpoint), wavs)
-    return _same_layer_cka(model, layers, checkpoint, scratch, reference, None, audio, options)
-
-
-def _same_layer_cka(model, layers, checkpoint, scratch, reference, reference_store, audio, options):
-    """audio: (source, wavs) as probes.extract takes them."""
-    import probes
-
-    if isinstance(reference, Path) and reference.resolve() == Path(checkpoint).resolve():
-        return [1.0] * len(layers)  # a checkpoint against itself (drift at the switch): CKA is 1
-    source, wavs = audio
-    store = _audio_store(scratch, checkpoint, audio)
-    mine = probes.extract(model, source, "all", wavs=wavs, store=store, progress=False)
-    theirs = probes.extract(
-        reference, source, "all", wavs=wavs, store=reference_store, progress=False
-    )
-    return [
-        float(
-            probes.similarity(mine, theirs, [layer], layers_b=[layer], progress=False, **options)[
-                0, 0
-            ]
-        )
-        for layer in layers
-    ]
-
-
-def _audio_store(scratch: Path, checkpoint: Path, audio: tuple[Any, Any]) -> Path:
-    """The scratch store of a checkpoint's activations on (source, wavs)."""
-    source, wavs = audio
-    return _store(scratch, str(checkpoint), f"{source}|{wavs}")
-
-
-def _cka_source(source: Any, checkpoint: Path) -> Any:
-    """The audio CKA compares on: `source`, or the captions ABX set of the run's corpus."""
-    if source is not None:
-        return source
-    return _run_corpus(checkpoint) / "abx" / "captions" / "items.item"
-
-
-def _cka_run(
-    model, layers, *, checkpoint, epoch, scratch, other, source=None, wavs=None, **options
-):
-    """CKA of each layer with the same layer of another run's checkpoint at the same epoch (whose
-    activations, needed once, stay in the scratch folder); source and wavs as for "cka"."""
-    import training
-
-    reference = _epoch_of(other, epoch)
-    audio = (_cka_source(source, checkpoint), wavs)
-    store = _audio_store(scratch, reference, audio)
-    other_model = training.load_pretrained(reference)
-    return _same_layer_cka(model, layers, checkpoint, scratch, other_model, store, audio, options)
-
-
-def _drift(
-    model,
-    layers,
-    *,
-    checkpoint,
-    epoch,
-    scratch,
-    reference_epoch=None,
-    source=None,
-    wavs=None,
-    **options,
-):
-    """CKA of each layer with the same layer of the same run's checkpoint at `reference_epoch`
-    (default: the run's stage switch, `analysis.sharing.switch_checkpoint`); source and wavs as for
-    "cka"."""
-    reference = _drift_reference(checkpoint, reference_epoch)
-    audio = (_cka_source(source, checkpoint), wavs)
-    return _same_layer_cka(model, layers, checkpoint, scratch, reference, None, audio, options)
-
-
-def _drift_reference(checkpoint: Path, reference_epoch: int | None) -> Path:
-    from analysis.runs import checkpoints, read_metrics, switch_epoch
-    from training.run.directory import read_config, recorded_path, run_of
-
-    run = run_of(checkpoint) or Path(checkpoint).parent
-    if reference_epoch is None:
-        # A run started from another run's checkpoint (a variant) switched there.
-        init = read_config(run).get("init_from") if (run / "config.json").is_file() else None
-        if isinstance(init, dict) and init.get("checkpoint"):
-            return recorded_path(init["checkpoint"], run)
-        reference_epoch = switch_epoch(read_metrics(run))
-        if reference_epoch is None or reference_epoch not in checkpoints(run):
-            raise ValueError(f"{run}: no stage switch with a checkpoint; pass reference_epoch=")
-    return _epoch_of(run, int(reference_epoch))
-
-
-def _reference_checkpoint(reference: str | Path) -> Path:
-    """A checkpoint file; a run directory stands for its last checkpoint."""
-    from training.run.directory import resolve_checkpoint
-
-    return resolve_checkpoint(reference)
-
-
-def _epoch_of(run: str | Path, epoch: int) -> Path:
-    from training.run.directory import resolve_checkpoint
-
-    return resolve_checkpoint(run, epoch)
 
 
 BUILTIN_PROBES: dict[str, tuple[LayerFunction, Callable | None]] = {
