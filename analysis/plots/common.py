@@ -49,6 +49,18 @@ def _switch_text(ax: Axes, x: float) -> None:
                       "alpha": 0.9})  # fmt: skip
 
 
+def _legend_below(
+    figure: Figure, handles: list, max_columns: int, title: str | None = None
+) -> None:
+    """One legend for the whole figure under its panels (at most `max_columns` across), and the
+    figure's title if any."""
+    if handles:
+        figure.legend(handles=handles, loc="outside lower center", ncols=min(max_columns, len(handles)),
+                      fontsize="small", frameon=False)  # fmt: skip
+    if title:
+        figure.suptitle(title)
+
+
 def save_figure(figure: Figure, path: Path | str, dpi: int = 120) -> Path:
     """Save `figure` as PNG (atomically) and return the path."""
     return write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))

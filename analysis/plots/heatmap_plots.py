@@ -19,7 +19,14 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from analysis.plots.common import SWITCH_LABEL, SWITCH_STYLE, _axes, _own, _switch_text
+from analysis.plots.common import (
+    SWITCH_LABEL,
+    SWITCH_STYLE,
+    _axes,
+    _legend_below,
+    _own,
+    _switch_text,
+)
 
 __all__ = ["heatmap", "heatmaps", "overlapping_cells", "drift_heatmap"]
 
@@ -86,8 +93,7 @@ def heatmap(
     if colorbar:
         figure.colorbar(mesh, ax=ax, label=label)
     if legend and handles and own_figure:
-        figure.legend(handles=list(handles.values()), loc="outside lower center",
-                      ncols=min(2, len(handles)), fontsize="small", frameon=False)  # fmt: skip
+        _legend_below(figure, list(handles.values()), 2)
     elif legend and handles:
         ax.legend(handles=list(handles.values()), fontsize="x-small", framealpha=0.8)
     return figure
@@ -142,11 +148,7 @@ def heatmaps(
                 ax.set_ylabel("")
     if mesh is not None:
         figure.colorbar(mesh, ax=list(axes[: len(grids)]), label=label, shrink=0.9)
-    if handles:
-        figure.legend(handles=list(handles.values()), loc="outside lower center",
-                      ncols=min(4, len(handles)), fontsize="small", frameon=False)  # fmt: skip
-    if title:
-        figure.suptitle(title)
+    _legend_below(figure, list(handles.values()), 4, title)
     return figure
 
 

@@ -18,7 +18,14 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from analysis.plots.common import SWITCH_LABEL, SWITCH_STYLE, _axes, _own, _switch_line
+from analysis.plots.common import (
+    SWITCH_LABEL,
+    SWITCH_STYLE,
+    _axes,
+    _legend_below,
+    _own,
+    _switch_line,
+)
 
 __all__ = ["abx_by_layer", "best_layer_by_epoch", "by_model", "best_over_layers", "losses"]
 
@@ -114,10 +121,7 @@ def by_model(
         handles.append(Patch(facecolor="0.5", alpha=0.2, edgecolor="0.4", label=band))
     if any(line.get_label() == SWITCH_LABEL for ax in axes for line in ax.get_lines()):
         handles.append(Line2D([], [], **SWITCH_STYLE, label=SWITCH_LABEL))
-    figure.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)),
-                  fontsize="small", frameon=False)  # fmt: skip
-    if title:
-        figure.suptitle(title)
+    _legend_below(figure, handles, 4, title)
     return figure
 
 
@@ -238,9 +242,5 @@ def losses(
         handles[SWITCH_LABEL] = Line2D(
             [], [], **SWITCH_STYLE, label=f"{SWITCH_LABEL} (epoch {switch})"
         )
-    if handles:
-        figure.legend(handles=list(handles.values()), loc="outside lower center",
-                      ncols=min(5, len(handles)), fontsize="small", frameon=False)  # fmt: skip
-    if title:
-        figure.suptitle(title)
+    _legend_below(figure, list(handles.values()), 5, title)
     return figure
