@@ -217,11 +217,33 @@ def test_training_randomness_is_keyed_by_sample_seed():
     assert not torch.equal(first, model(*args, [7, 9]).contrastive_sum)
 
 
+def test_feature_grad_mult_scales_only_the_feature_encoders_gradient():
+    """wav2vec 2.0's feature_grad_mult: the same losses, the front end's gradient times the factor,
+    every other gradient unchanged."""
+    b = batch([16000, 16000, 12000, 12000])
+    args = (b["wav"], b["wav_lengths"], b["feats"], b["boxes"], [1, 2, 3, 4])
+    grads, losses = {}, {}
+    for mult in (1.0, 0.1):
+        model = tiny_model(feature_grad_mult=mult).train()
+        loss_av, loss_aud = objective(model, model(*args), b["image_index"])
+        (loss_av + loss_aud).backward()
+        losses[mult] = (loss_av.item(), loss_aud.item())
+        grads[mult] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert losses[1.0] == losses[0.1]
+    assert grads[1.0].keys() == grads[0.1].keys()
+    for name, g in grads[1.0].items():
+        expected = g * 0.1 if name.startswith("feature_encoder.") else g
+        torch.testing.assert_close(grads[0.1][name], expected, rtol=1e-4, atol=1e-7, msg=name)
+    assert any(n.startswith("feature_encoder.") for n in grads[1.0])
+
+
 def test_config_rejects_inconsistent_shapes():
     with pytest.raises(ValueError, match="layer_use"):
         ModelConfig(layer_use=13)
     with pytest.raises(ValueError, match="front_end"):
         ModelConfig(front_end="mfcc")
+    with pytest.raises(ValueError, match="feature_grad_mult"):
+        ModelConfig(feature_grad_mult=1.5)
     with pytest.raises(ValueError, match="unknown config field"):
         preset("tiny", no_such_field=1)
 

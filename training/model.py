@@ -31,6 +31,7 @@ from training.wav2vec2 import (
     gumbel,
     padding_mask,
     receptive_field,
+    scale_gradient,
     span_mask,
     znormalise,
 )
@@ -329,6 +330,7 @@ class SSLVGS(nn.Module):
         cfg = self.cfg
         av_grad, aud_grad = av_grad and av, aud_grad and aud
         features, lengths = self.features(wav, wav_lengths)
+        features = scale_gradient(features, cfg.feature_grad_mult)
         valid = padding_mask(lengths, features.shape[1])
         feature_square_sum = feature_count = None
         if aud:

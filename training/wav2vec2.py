@@ -30,6 +30,7 @@ __all__ = [
     "gumbel",
     "padding_mask",
     "receptive_field",
+    "scale_gradient",
 ]
 
 
@@ -128,6 +129,23 @@ def znormalise(wav: Tensor, lengths: Tensor) -> Tensor:
     mean = (wav * valid).sum(1, keepdim=True) / count
     var = ((wav - mean) ** 2 * valid).sum(1, keepdim=True) / count
     return (wav - mean) / torch.sqrt(var + 1e-7) * valid
+
+
+class _ScaleGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:
+        ctx.scale = scale
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        return grad * ctx.scale, None
+
+
+def scale_gradient(x: Tensor, scale: float) -> Tensor:
+    """x unchanged forward; its gradient times `scale` backward (fairseq's GradMultiply, with which
+    wav2vec 2.0 slows its feature encoder's learning: `feature_grad_mult` 0.1 in its base recipe)."""
+    return x if scale == 1.0 else _ScaleGradient.apply(x, scale)
 
 
 class LogMelFeatureEncoder(nn.Module):

@@ -31,6 +31,9 @@ class ModelConfig:
     conv_norm: str = (
         "group_norm"  # wav2vec 2.0 base: "group_norm" (first layer); large: "layer_norm"
     )
+    # The feature encoder's gradient is multiplied by this in training (wav2vec 2.0 base: 0.1;
+    # 1.0 here so the paper preset trains as it always has).
+    feature_grad_mult: float = 1.0
     n_mels: int = 80
     logmel_channels: int = 512
     sample_rate: int = 16000
@@ -106,6 +109,8 @@ class ModelConfig:
             )
         if not 1 <= self.layer_use <= self.num_layers:
             problems.append(f"layer_use={self.layer_use} is not a layer of 1..{self.num_layers}")
+        if not 0.0 <= self.feature_grad_mult <= 1.0:
+            problems.append(f"feature_grad_mult must be in [0, 1], not {self.feature_grad_mult}")
         if self.dim % self.num_heads:
             problems.append(f"dim={self.dim} is not divisible by num_heads={self.num_heads}")
         if self.embed_dim % self.branch_heads:
