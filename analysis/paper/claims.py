@@ -10,6 +10,9 @@ own verdict is listed. A claim whose runs were not trained (a --quick study has 
 so instead. When the grids probed a subset of the ABX set and the study scored the corpus's full set
 too (`Study.full_cells`), claim 3 is decided on the full set, and the subset's verdict is given beside
 it with whether the two agree.
+
+The claims as the paper states them (`ClaimSpec`, `CLAIMS`) and its numbers (`PAPER`) are in
+claim_specs.py; they are imported here too.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analysis.metric_names import METRICS, TABLE_RECALLS
+from analysis.paper.claim_specs import CLAIMS, PAPER, ClaimSpec
 from analysis.paper.evidence import (
     SPEAKERS_AND_FILES,
     VERDICTS,
@@ -41,65 +45,6 @@ __all__ = [
     "claims_table",
     "agreement_text",
 ]
-
-# The paper's numbers (Table I: recall in %, Table II: best-layer ABX in %).
-PAPER = {
-    "recall": {
-        "(W2V2,VGS)": (32.3, 74.9, 44.8, 84.8),  # speech->image R@1, R@10, image->speech R@1, R@10
-        "VGS": (28.4, 69.4, 40.1, 81.5),
-        "VGS+": (29.0, 70.1, 40.1, 81.8),
-        "(VGS,W2V2)": (0.0, 0.2, None, None),
-    },
-    "abx": {  # within / across speaker (layer)
-        "(VGS+,VGS)": (4.50, 6.02),
-        "VGS": (4.82, 6.44),
-        "VGS+": (5.09, 6.81),
-        "W2V2": (7.05, 9.53),
-    },
-}
-
-
-@dataclass(frozen=True)
-class ClaimSpec:
-    """A claim: `better` beats `worse` on `measure` ("recall" or "abx")."""
-
-    number: int
-    title: str
-    paper: str
-    better: str
-    worse: str
-    measure: str
-
-
-CLAIMS = (
-    ClaimSpec(
-        1,
-        "Sequential training (W2V2 first, VGS next) retrieves better than simultaneous (VGS+)",
-        "(R@1/R@10, %): (W2V2,VGS) 32.3/74.9 speech→image and 44.8/84.8 image→speech, the best of "
-        "all models; VGS+, the model it is compared with, 29.0/70.1 and 40.1/81.8.",
-        "(W2V2,VGS)",
-        "VGS+",
-        "recall",
-    ),
-    ClaimSpec(
-        2,
-        "Simultaneous training reduces catastrophic forgetting at the switch",
-        "after switching to W2V2, (VGS+,W2V2) keeps much of its recall while (VGS,W2V2) collapses "
-        "to chance (R@1/R@10 speech→image 0.0/0.2).",
-        "(VGS+,W2V2)",
-        "(VGS,W2V2)",
-        "recall",
-    ),
-    ClaimSpec(
-        3,
-        "Phonemic representations learned through VGS generalise better than SSL's",
-        "(best-layer ABX %, LibriSpeech, within/across speaker): (VGS+,VGS) 4.50/6.02, VGS "
-        "4.82/6.44, VGS+ 5.09/6.81, W2V2 7.05/9.53.",
-        "VGS",
-        "W2V2",
-        "abx",
-    ),
-)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Averaging per-cell values level by level, optionally weighted, and bootstrap draws and intervals.
+"""Averaging per-cell values level by level, optionally weighted.
 
 Collapsing (fastabx's semantics): the cell table's label columns are the on-values (``phone``,
 ``phone_b``), the by- and across-values, and X's across-values (``*_x``). Each level (a column or a tuple
@@ -8,6 +8,9 @@ what is left (the phone pairs) is averaged last. ``CollapsePlan`` precomputes th
 cell table; ``evaluate`` weights them by resampled labels' multiplicities, and ``evaluate_many`` does so
 for every bootstrap resample at once, to the same floats (``result.AbxResult.bootstrap``,
 ``hierarchical``).
+
+The bootstrap's draws and intervals (``Interval``, ``_draws``, ``_interval``) are in bootstrap.py;
+they are imported here too.
 """
 
 from __future__ import annotations
@@ -15,32 +18,20 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from probes.abx_engine.bootstrap import Interval
+from probes.abx_engine.bootstrap import _draws as _draws
+from probes.abx_engine.bootstrap import _interval as _interval
 
 if TYPE_CHECKING:
     import pandas as pd
     from numpy.typing import DTypeLike
 
 __all__ = ["Interval", "CollapsePlan"]
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A bootstrap percentile interval around ``estimate`` (all errors in [0, 1])."""
-
-    estimate: float
-    low: float
-    high: float
-    confidence: float
-    n_boot: int
-    unit: str
-    samples: np.ndarray = field(repr=False)
-
-    def __float__(self) -> float:
-        return float(self.estimate)
 
 
 class CollapsePlan:
@@ -383,23 +374,3 @@ def _group(
     stacked = np.stack([codes[c] for c in key], axis=1)
     uniq, first, ids = np.unique(stacked, axis=0, return_index=True, return_inverse=True)
     return ids.reshape(-1), first, len(uniq)
-
-
-def _draws(n_labels: int, n_boot: int, seed: int) -> np.ndarray:
-    """[n_boot, n_labels]: how many times each label is drawn in each resample (seeded)."""
-    rng = np.random.default_rng(seed)
-    draws = np.zeros((n_boot, n_labels))
-    for k in range(n_boot):
-        draws[k] = np.bincount(rng.integers(0, n_labels, n_labels), minlength=n_labels)
-    return draws
-
-
-def _interval(estimate: float, samples: np.ndarray, confidence: float, unit: str) -> Interval:
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    finite = samples[np.isfinite(samples)]
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(finite, [tail, 100 - tail]) if len(finite) else (np.nan, np.nan)
-    return Interval(
-        float(estimate), float(low), float(high), confidence, len(samples), unit, samples
-    )
