@@ -31,7 +31,7 @@ from analysis.metric_names import metric
 from analysis.paper.claims import claims_markdown, claims_table, decide
 from analysis.paper.material import material_markdown, split_text
 from analysis.paper.report_figures import FIG2_CONDITIONS as FIG2_CONDITIONS
-from analysis.paper.report_figures import FIGURES, _slug, _write_figures
+from analysis.paper.report_figures import FIGURES, slug, write_figures
 from analysis.paper.study import RunSpec, Study, collect
 from analysis.paper.tables import (
     best_layer_table,
@@ -52,7 +52,7 @@ def forgetting_tables(study: Study) -> pd.DataFrame:
         switch = study.switch(name)
         if switch is None:
             continue
-        grids = {f"abx_{_slug(c)}": study.abx[c][name] for c in study.abx}  # "abx": lower is better
+        grids = {f"abx_{slug(c)}": study.abx[c][name] for c in study.abx}  # "abx": lower is better
         blocks[name] = forgetting_table(study.metrics[name], grids, switch=switch)
     if not blocks:
         return pd.DataFrame()
@@ -140,7 +140,7 @@ def write_report(
     """Figures, tables and OUT/report.md for `study`; returns the report's path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    figures = _write_figures(study, out)
+    figures = write_figures(study, out)
     decided = decide(study) if claims else None
     tables = _write_tables(study, out, decided)
     sections = [f"# {title}\n", preamble, _material_section(study)]

@@ -1,6 +1,6 @@
 """The report's figures: Fig. 2 and 3, the layer x epoch heatmaps, drift and sharing (PNG files).
 
-`_write_figures` draws every figure of OUT/report.md from a Study (`analysis.plots` does the
+`write_figures` draws every figure of OUT/report.md from a Study (`analysis.plots` does the
 drawing; this module decides which grids go in which figure, one panel per model, seeds stacked).
 They are apart from report.py, which writes the tables and the Markdown around them; `FIGURES`,
 the headline figures' file names, still imports from `analysis.paper.report`.
@@ -21,7 +21,7 @@ from analysis import plots
 from analysis.gridding.driver import stack
 from analysis.paper.study import Study
 
-__all__ = ["FIGURES"]
+__all__ = ["FIGURES", "FIG2_CONDITIONS", "write_figures", "slug"]
 
 FIGURES = ("fig2_abx_by_layer.png", "fig2_best_layer_by_epoch.png", "fig3_losses.png")
 # The paper's Fig. 2 and Table II use within- and across-speaker ABX on the other data set (read speech).
@@ -36,7 +36,7 @@ def _main_condition(study: Study, condition: str = "within speaker") -> str:
     return next(iter(study.abx))
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     """A file-name-safe version of `text`: "read, within speaker" -> "read_within_speaker"."""
     return re.sub(r"[^A-Za-z0-9+]+", "_", text).strip("_").lower()
 
@@ -93,7 +93,7 @@ def _heatmaps(grids: Mapping[str, xr.DataArray], study: Study, path: Path, **opt
     return plots.save_figure(figure, path)
 
 
-def _write_figures(study: Study, out: Path) -> list[Path]:
+def write_figures(study: Study, out: Path) -> list[Path]:
     """All figures of the report; returns their paths."""
     switches = {study.switch(name) for name in study.runs} - {None}
     switch = switches.pop() if len(switches) == 1 else None  # one shared switch epoch is marked
@@ -109,7 +109,7 @@ def _write_figures(study: Study, out: Path) -> list[Path]:
         ),
     ]  # fmt: skip
     for condition, grids in study.abx.items():
-        path = out / f"heatmap_{_slug(condition)}.png"
+        path = out / f"heatmap_{slug(condition)}.png"
         title = f"ABX error (%), {_condition_title(condition)}: layer × epoch"
         written.append(_heatmaps(grids, study, path, title=title))
     if study.drift:
